@@ -1,0 +1,68 @@
+# Self-documenting: `make help` lists every target with the text after its `##`.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+# Never phone home, from any tool the targets start.
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help install run test lint format serve pipeline models validate snapshot lock clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(INSTALLED): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]} at {sys.executable}"'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing locked dependencies into $(VENV) (first time: about a minute)"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check
+	@touch $@
+
+install: $(INSTALLED) ## Create .venv with the exact versions in requirements.lock
+
+run: $(INSTALLED) ## Run the whole lifecycle locally: pipeline, register, deploy, smoke test, summary
+	$(PY) -m amlops run
+
+test: $(INSTALLED) ## Run the whole test suite (installs what it needs first)
+	$(PY) -m pytest
+
+lint: $(INSTALLED) ## Check style with ruff (configured in pyproject.toml)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(INSTALLED) ## Reformat the code with ruff
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+serve: $(INSTALLED) ## Serve the production model on 127.0.0.1 in the foreground until Ctrl-C
+	$(PY) -m amlops serve
+
+pipeline: $(INSTALLED) ## Run only the training pipeline (prep, train, evaluate, register)
+	$(PY) -m amlops pipeline
+
+models: $(INSTALLED) ## List registered model versions and which one is in production
+	$(PY) -m amlops models
+
+validate: $(INSTALLED) ## Data quality check of the snapshot (or DATA=path.csv)
+	$(PY) -m amlops validate $(if $(DATA),--data $(DATA))
+
+snapshot: $(INSTALLED) ## Rewrite data/diabetes.csv and its sha256 from scikit-learn
+	$(PY) -m amlops snapshot
+
+lock: ## Re-resolve requirements.lock from pyproject.toml in a throw-away venv
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet ".[dev]"
+	.lock-venv/bin/pip check
+	{ head -2 requirements.lock; .lock-venv/bin/pip freeze --exclude amlops; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
+
+clean: ## Remove local state: the MLflow store, pipeline outputs, staged deployments (keeps .venv)
+	rm -rf .mlops build mlruns

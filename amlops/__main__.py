@@ -1,0 +1,5 @@
+"""``python -m amlops``."""
+
+from amlops.cli import main
+
+raise SystemExit(main())

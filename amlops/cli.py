@@ -1,0 +1,288 @@
+"""``python -m amlops <command>``: one command per lifecycle stage.
+
+The Makefile, the notebooks and the CI/CD pipelines all call these commands, so every stage can be run
+and tested on a laptop exactly as automation runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from amlops.settings import ProjectSettings
+
+log = logging.getLogger("amlops")
+
+#: Exit codes: 0 success, 1 unexpected failure, 2 bad input (data, config, arguments), 3 smoke test failed.
+EXIT_BAD_INPUT = 2
+EXIT_SMOKE_FAILED = 3
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Progress on stderr, one line per event."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+
+
+def run_step(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a step's ``main`` with logging set up and expected failures turned into clear exit codes."""
+    setup_logging()
+    return guarded(lambda: main(argv))
+
+
+def guarded(action: Callable[[], int]) -> int:
+    """Run ``action``; known failures print their message (no traceback) and return a non-zero code."""
+    from amlops.config import ConfigError
+    from amlops.data import DataValidationError
+    from amlops.serving.client import ScoringError
+    from amlops.serving.local import EndpointError
+    from amlops.serving.smoke import SmokeTestFailure
+
+    try:
+        return action()
+    except (DataValidationError, ConfigError, FileNotFoundError, LookupError) as error:
+        log.error("%s", error)
+        return EXIT_BAD_INPUT
+    except (SmokeTestFailure, ScoringError) as error:
+        log.error("smoke test failed: %s", error)
+        return EXIT_SMOKE_FAILED
+    except EndpointError as error:
+        log.error("%s", error)
+        return 1
+
+
+# --- commands -----------------------------------------------------------------------------------------
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    """Write the data snapshot CSV and its sha256."""
+    from amlops.data import write_snapshot
+
+    path = args.out or ProjectSettings().data_snapshot
+    log.info("wrote %s (sha256 %s)", path, write_snapshot(path))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate a data file against the schema."""
+    from amlops import data
+    from amlops.settings import DataSettings
+
+    path = args.data or ProjectSettings().data_snapshot
+    frame = data.validate(data.load_csv(path), min_rows=DataSettings().min_rows, source=str(path))
+    log.info("%s: %d rows, %d columns, valid (sha256 %s)", path, len(frame), frame.shape[1], data.sha256_file(path))
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """Run prep → train → evaluate → register locally."""
+    from amlops import pipeline
+
+    result = pipeline.run(args.data, promote=args.promote)
+    sys.stdout.write(
+        json.dumps(
+            {
+                "pipeline_run_id": result.run_id,
+                "decision": result.decision.outcome,
+                "reasons": result.decision.reasons,
+                **result.registration,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List registered versions with their metrics and which one is in production."""
+    from amlops.registry import Registry
+
+    registry = Registry()
+    versions = registry.versions()
+    if args.json:
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {"version": v.version, "production": v.in_production, "metrics": v.metrics, "tags": v.tags}
+                    for v in versions
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
+        return 0
+    if not versions:
+        sys.stdout.write(f"no versions of {registry.name} registered yet\n")
+        return 0
+    sys.stdout.write(
+        f"{'version':>7}  {'prod':4}  {'rmse':>8}  {'mae':>8}  {'r2':>7}  {'data sha256':12}  {'git':11}  decision\n"
+    )
+    for v in versions:
+        m = v.metrics
+        sys.stdout.write(
+            f"{v.version:>7}  {'*' if v.in_production else '':4}  {m.get('rmse', float('nan')):8.3f}  "
+            f"{m.get('mae', float('nan')):8.3f}  {m.get('r2', float('nan')):7.4f}  "
+            f"{v.tags.get('data_sha256', '')[:12]:12}  {v.tags.get('git_commit', '')[:11]:11}  "
+            f"{v.tags.get('decision', '')}\n"
+        )
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """Smoke-test the running local endpoint."""
+    from amlops.serving.local import EndpointState
+
+    settings = ProjectSettings()
+    state_file = settings.build_dir / "endpoints" / f"{args.name}.json"
+    if not state_file.is_file():
+        raise LookupError(f"no local endpoint named {args.name!r} is running ({state_file} missing)")
+    state = EndpointState(**json.loads(state_file.read_text()))
+    _smoke(state, settings)
+    return 0
+
+
+def _smoke(state, settings: ProjectSettings):
+    from amlops.serving.client import ScoringClient
+    from amlops.serving.smoke import known_rows, smoke_test
+    from amlops.serving.stage import MODELS_DIR
+
+    model_folder = Path(state.deployment_dir) / MODELS_DIR / state.model_name / state.model_version
+    return smoke_test(
+        ScoringClient(state.scoring_uri),
+        model_folder,
+        known_rows(settings.data_snapshot),
+        state.model_name,
+        state.model_version,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the production model (or --version) in the foreground until Ctrl-C."""
+    from amlops.serving.deploy import local_endpoint
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with local_endpoint(args.version, deployment_config=args.config) as endpoint:
+        state = endpoint.state
+        sys.stdout.write(
+            f"serving {state.model_name} v{state.model_version} at {state.scoring_uri}\n"
+            f"try:\n  {curl_example(state.scoring_uri)}\nCtrl-C stops it.\n"
+        )
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            if endpoint.process.poll() is not None:
+                log.error("the server exited with code %s; see %s", endpoint.process.returncode, state.log_file)
+                return 1
+    return 0
+
+
+def curl_example(scoring_uri: str) -> str:
+    """A copy-pasteable request for the endpoint."""
+    body = json.dumps({"data": [[59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]]})
+    return f"curl -s -X POST {scoring_uri} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The whole local lifecycle: pipeline, deploy production locally, smoke test, summary, stop."""
+    from amlops import pipeline
+    from amlops.serving.deploy import local_endpoint
+
+    settings = ProjectSettings()
+    result = pipeline.run(args.data)
+    # A short-lived endpoint: any free port, so it never collides with a `make serve` left running.
+    with local_endpoint(settings=settings, deployment_config=args.config, port=0) as endpoint:
+        smoke = _smoke(endpoint.state, settings)
+        sys.stdout.write(summary(result, endpoint.state, smoke))
+        sys.stdout.flush()
+    log.info("endpoint stopped")
+    return 0
+
+
+def summary(result, state, smoke) -> str:
+    """What ``make run`` prints at the end."""
+    decision = result.decision
+    registration = result.registration
+    metrics = decision.candidate
+    lines = [
+        "",
+        "=" * 78,
+        f"model        {registration['model_name']}  production version {registration['production_version']}"
+        + (
+            f"  (new: v{registration['registered_version']})" if registration["registered_version"] else "  (unchanged)"
+        ),
+        f"candidate    rmse {metrics['rmse']:.3f}  mae {metrics['mae']:.3f}  r2 {metrics['r2']:.4f}"
+        f"  (holdout, {result.fingerprint['test_rows']} rows)",
+    ]
+    if decision.production:
+        p = decision.production
+        lines.append(
+            f"production   rmse {p['rmse']:.3f}  mae {p['mae']:.3f}  r2 {p['r2']:.4f}"
+            f"  (v{decision.production_version}, same holdout)"
+        )
+    lines += [f"gate         {decision.outcome.upper()}"] + [f"             - {r}" for r in decision.reasons]
+    lines += [
+        f"data         {result.fingerprint['source']}  sha256 {result.fingerprint['sha256'][:16]}…",
+        f"pipeline     MLflow run {result.run_id}  outputs in {result.folder}",
+        f"endpoint     {state.scoring_uri}  (served v{state.model_version}; stopped now)",
+        f"smoke test   passed: {smoke.rows} rows equal the model's predictions (max |error| "
+        f"{smoke.max_abs_error:.1e}); bad request -> HTTP {smoke.bad_request_status}",
+        "",
+        "call it (after `make serve`):",
+        f"  {curl_example(state.scoring_uri)}",
+        f"browse runs and versions:  .venv/bin/mlflow ui --backend-store-uri {ProjectSettings().resolved_tracking_uri}",
+        "=" * 78,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    cli = argparse.ArgumentParser(prog="python -m amlops", description=__doc__.splitlines()[0])
+    cli.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = cli.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    snapshot = command("snapshot", cmd_snapshot, "write data/diabetes.csv and its sha256 from scikit-learn")
+    snapshot.add_argument("--out", type=Path, default=None)
+    validate = command("validate", cmd_validate, "check a data file against the schema (data quality)")
+    validate.add_argument("--data", type=Path, default=None)
+    run_pipeline = command("pipeline", cmd_pipeline, "run prep → train → evaluate → register locally")
+    run_pipeline.add_argument("--data", type=Path, default=None, help="CSV to train on (default: the snapshot)")
+    run_pipeline.add_argument("--no-promote", dest="promote", action="store_false")
+    models = command("models", cmd_models, "list registered versions, their metrics and the production one")
+    models.add_argument("--json", action="store_true")
+    serve = command("serve", cmd_serve, "serve the production model on the local endpoint until Ctrl-C")
+    serve.add_argument("--version", default=None, help="registered version (default: production)")
+    serve.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
+    smoke = command("smoke", cmd_smoke, "smoke-test a running local endpoint")
+    smoke.add_argument("--name", default="local")
+    lifecycle = command("run", cmd_run, "pipeline, local deploy of production, smoke test, summary")
+    lifecycle.add_argument("--data", type=Path, default=None)
+    lifecycle.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m amlops``."""
+    args = parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return guarded(lambda: args.handler(args))

@@ -1,0 +1,125 @@
+"""The model: how it is built, fitted, measured, plotted and saved as an MLflow model folder."""
+
+from __future__ import annotations
+
+from importlib.metadata import version as installed_version
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from amlops.data import FEATURES, features_and_target
+
+#: Metrics logged by training and compared by the gate; lower is better for all but r2.
+METRICS = ("rmse", "mae", "r2")
+#: Packages the scoring side needs to load the saved model (versions are those installed, i.e. the lock's).
+SCORING_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "skops")
+
+
+def build(alpha: float) -> Pipeline:
+    """An unfitted standardise-then-Ridge pipeline."""
+    return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=alpha))])
+
+
+def matrix(frame: pd.DataFrame) -> np.ndarray:
+    """The feature columns of a table as a float matrix in model order."""
+    return frame.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+
+
+def fit(train: pd.DataFrame, alpha: float) -> Pipeline:
+    """Fit the model on a validated training table. Deterministic for the same data and alpha."""
+    features, target = features_and_target(train)
+    return build(alpha).fit(features.to_numpy(dtype=np.float64), target.to_numpy(dtype=np.float64))
+
+
+def predict(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
+    """Predictions for the rows of a table."""
+    return model.predict(matrix(frame))
+
+
+def metrics(model: Pipeline, frame: pd.DataFrame) -> dict[str, float]:
+    """RMSE, MAE and R² of the model on a labelled table."""
+    _, target = features_and_target(frame)
+    predicted = predict(model, frame)
+    return {
+        "rmse": float(np.sqrt(mean_squared_error(target, predicted))),
+        "mae": float(mean_absolute_error(target, predicted)),
+        "r2": float(r2_score(target, predicted)),
+    }
+
+
+def save_plots(model: Pipeline, frame: pd.DataFrame, folder: Path, title: str) -> list[Path]:
+    """Save predicted-vs-actual and residual plots of the model on a labelled table.
+
+    Returns:
+        The PNG files written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _, actual = features_and_target(frame)
+    predicted = predict(model, frame)
+    residuals = actual.to_numpy() - predicted
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    left.scatter(actual, predicted, s=14, alpha=0.7)
+    left.plot([low, high], [low, high], color="black", linewidth=1, linestyle="--", label="perfect")
+    left.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual")
+    left.legend()
+    right.scatter(predicted, residuals, s=14, alpha=0.7)
+    right.axhline(0, color="black", linewidth=1, linestyle="--")
+    right.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals")
+    figure.suptitle(title)
+    figure.tight_layout()
+    path = folder / "predicted_vs_actual_and_residuals.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.hist(residuals, bins=30)
+    axis.set(xlabel="actual - predicted", ylabel="rows", title=f"Residual distribution — {title}")
+    figure.tight_layout()
+    histogram = folder / "residual_histogram.png"
+    figure.savefig(histogram, dpi=110)
+    plt.close(figure)
+    return [path, histogram]
+
+
+def save_mlflow_model(model: Pipeline, example: pd.DataFrame, path: Path) -> Path:
+    """Save the model as an MLflow model folder (skops format, column signature, input example).
+
+    Args:
+        model: The fitted pipeline.
+        example: A few rows of features, in model order, to record as the input example.
+        path: The folder to create; must not exist yet.
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    features = example.loc[:, list(FEATURES)].astype(np.float64)
+    signature = infer_signature(features, model.predict(features.to_numpy()))
+    mlflow.sklearn.save_model(
+        model,
+        path=str(path),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        signature=signature,
+        input_example=features.head(2),
+        pip_requirements=[f"{name}=={installed_version(name)}" for name in SCORING_REQUIREMENTS],
+    )
+    return Path(path)
+
+
+def load_mlflow_model(path: Path) -> Pipeline:
+    """Load a model folder saved by :func:`save_mlflow_model` (the same loader the endpoint uses)."""
+    from amlops.scoring import load_model
+
+    return load_model(Path(path)).estimator

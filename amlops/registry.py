@@ -1,0 +1,141 @@
+"""One interface over the MLflow model registry: versions, lineage tags, the production marker."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from amlops import tracking
+from amlops.settings import PRODUCTION_ALIAS, ProjectSettings
+
+log = logging.getLogger(__name__)
+
+METRIC_TAG_PREFIX = "metric."
+PARAM_TAG_PREFIX = "param."
+
+
+@dataclass(frozen=True)
+class Version:
+    """A registered model version as the rest of the package sees it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    created_ms: int = 0
+
+    @property
+    def in_production(self) -> bool:
+        """Whether this version carries the production marker."""
+        return PRODUCTION_ALIAS in self.aliases
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Holdout metrics recorded as ``metric.<name>`` tags at registration."""
+        return {k[len(METRIC_TAG_PREFIX) :]: float(v) for k, v in self.tags.items() if k.startswith(METRIC_TAG_PREFIX)}
+
+
+class Registry:
+    """The project's model registry (MLflow; a local SQLite file by default)."""
+
+    def __init__(self, settings: ProjectSettings | None = None):
+        import mlflow
+
+        self.settings = settings or ProjectSettings()
+        tracking.configure(self.settings)
+        self.client = mlflow.MlflowClient()
+        self.name = self.settings.model_name
+
+    def _version(self, mv) -> Version:
+        return Version(
+            name=mv.name,
+            version=str(mv.version),
+            run_id=mv.run_id,
+            source=mv.source,
+            tags=dict(mv.tags or {}),
+            aliases=tuple(mv.aliases or ()),
+            created_ms=int(mv.creation_timestamp or 0),
+        )
+
+    def _ensure_model(self) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            try:
+                self.client.create_registered_model(
+                    self.name, description="Ridge regression on scikit-learn's diabetes data, served in real time."
+                )
+            except MlflowException:
+                self.client.get_registered_model(self.name)  # created concurrently by another run
+
+    def production(self) -> Version | None:
+        """The version carrying the production marker, or ``None`` before the first promotion."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._version(self.client.get_model_version_by_alias(self.name, PRODUCTION_ALIAS))
+        except MlflowException:
+            return None
+
+    def get(self, version: str) -> Version:
+        """One version by number."""
+        return self._version(self.client.get_model_version(self.name, str(version)))
+
+    def versions(self) -> list[Version]:
+        """Every version of the model, newest first."""
+        found = self.client.search_model_versions(f"name = '{self.name}'")
+        # search_model_versions does not return aliases; read them from the registered model.
+        aliases: dict[str, list[str]] = {}
+        if found:
+            for alias, version in (self.client.get_registered_model(self.name).aliases or {}).items():
+                aliases.setdefault(str(version), []).append(alias)
+        versions = [self._version(mv) for mv in found]
+        versions = [replace(v, aliases=tuple(aliases.get(v.version, ()))) for v in versions]
+        return sorted(versions, key=lambda v: int(v.version), reverse=True)
+
+    def register(self, source: str, run_id: str | None, tags: dict[str, str], description: str = "") -> Version:
+        """Create a new version from a model folder URI, with lineage and metric tags."""
+        self._ensure_model()
+        mv = self.client.create_model_version(
+            self.name,
+            source=source,
+            run_id=run_id,
+            tags={k: str(v) for k, v in tags.items()},
+            description=description,
+        )
+        log.info("registry: registered %s version %s", self.name, mv.version)
+        return self._version(mv)
+
+    def promote(self, version: str) -> None:
+        """Move the production marker to ``version``, recording the version it replaces."""
+        previous = self.production()
+        self.client.set_registered_model_alias(self.name, PRODUCTION_ALIAS, str(version))
+        if previous and previous.version != str(version):
+            self.client.set_model_version_tag(self.name, str(version), "replaced_version", previous.version)
+        log.info(
+            "registry: %s version %s is now %s (was %s)",
+            self.name,
+            version,
+            PRODUCTION_ALIAS,
+            previous.version if previous else "none",
+        )
+
+    def download(self, version: str, dest: Path) -> Path:
+        """Copy a version's model folder to ``dest`` (replaced if it exists) and return it."""
+        import mlflow.artifacts
+
+        dest = Path(dest)
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        mv = self.client.get_model_version(self.name, str(version))
+        fetched = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dest.parent / ".dl")))
+        shutil.move(str(fetched), dest)
+        shutil.rmtree(dest.parent / ".dl", ignore_errors=True)
+        return dest

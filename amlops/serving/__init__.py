@@ -1,0 +1,1 @@
+"""Serving: stage a deployment, run the local endpoint, call it, smoke-test it."""

@@ -1,0 +1,95 @@
+"""A REST client for the real-time endpoint, as an application would write it.
+
+It sends ``{"data": rows}`` with the endpoint key (when there is one) as a bearer token, retries
+connection failures and 429/502/503/504 answers with back-off, and turns every other error into a
+:class:`ScoringError` carrying the status and the server's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+RETRY_STATUSES = (429, 502, 503, 504)
+
+
+class ScoringError(RuntimeError):
+    """The endpoint refused or failed a request."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class ScoringClient:
+    """Calls one scoring URI.
+
+    Args:
+        scoring_uri: The ``/score`` URL.
+        key: Endpoint key or token; sent as ``Authorization: Bearer <key>`` when given.
+        timeout: Seconds to wait for each answer.
+        retries: Retries for connection errors and retryable statuses.
+    """
+
+    def __init__(self, scoring_uri: str, key: str | None = None, timeout: float = 10.0, retries: int = 3):
+        self.scoring_uri = scoring_uri
+        self.timeout = timeout
+        self.session = requests.Session()
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=0,
+            backoff_factor=0.2,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"GET", "POST"}),
+            raise_on_status=False,
+        )
+        self.session.mount("http://", HTTPAdapter(max_retries=retry))
+        self.session.mount("https://", HTTPAdapter(max_retries=retry))
+        self.session.headers["Content-Type"] = "application/json"
+        if key:
+            self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ScoringClient({self.scoring_uri!r})"
+
+    def post(self, body: bytes | str, content_type: str = "application/json") -> requests.Response:
+        """Send a raw body and return the response whatever its status."""
+        return self.session.post(
+            self.scoring_uri, data=body, timeout=self.timeout, headers={"Content-Type": content_type}
+        )
+
+    def score(self, rows: Sequence[Sequence[float]] | Sequence[dict[str, float]]) -> dict[str, Any]:
+        """Score rows (lists of numbers in column order, or records keyed by column name).
+
+        Returns:
+            The response: ``{"predictions": [...], "model": {"name": ..., "version": ...}}``.
+
+        Raises:
+            ScoringError: for any non-2xx answer, with the server's message.
+        """
+        response = self.session.post(self.scoring_uri, json={"data": list(rows)}, timeout=self.timeout)
+        if not response.ok:
+            raise ScoringError(response.status_code, error_message(response))
+        return response.json()
+
+    def swagger(self, version: str = "2") -> dict[str, Any]:
+        """The service's swagger/OpenAPI document."""
+        base = self.scoring_uri.rsplit("/score", 1)[0]
+        response = self.session.get(f"{base}/swagger.json", params={"version": version}, timeout=self.timeout)
+        if not response.ok:
+            raise ScoringError(response.status_code, error_message(response))
+        return response.json()
+
+
+def error_message(response: requests.Response) -> str:
+    """The ``message`` of a JSON error body, or the raw text."""
+    try:
+        return str(response.json().get("message", response.text))
+    except (ValueError, AttributeError):
+        return response.text[:500]

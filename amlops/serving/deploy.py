@@ -1,0 +1,85 @@
+"""Deploy a registered model version to the local endpoint, from the doc's configuration files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amlops import config
+from amlops.registry import Registry
+from amlops.serving.local import LocalEndpoint
+from amlops.serving.stage import StagedDeployment, stage
+from amlops.settings import ProjectSettings, ScoringSettings
+
+INFERENCE_CONFIG_FILE = "inferenceConfig.yml"
+LOCAL_DEPLOYMENT_CONFIG_FILE = "deploymentConfig.local.yml"
+
+
+def scoring_limits(deployment: config.ServingLimits) -> ScoringSettings:
+    """Request limits: the deployment config's where it sets them, the defaults elsewhere."""
+    overrides = {"max_batch_rows": deployment.maxBatchRows, "max_body_bytes": deployment.maxRequestBytes}
+    return ScoringSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def local_deployment_config(settings: ProjectSettings, path: Path | None = None) -> config.LocalDeploymentConfig:
+    """The local deployment configuration, checked to be ``computeType: local``."""
+    path = path or settings.root / LOCAL_DEPLOYMENT_CONFIG_FILE
+    parsed = config.load_deployment_config(path)
+    if not isinstance(parsed, config.LocalDeploymentConfig):
+        raise config.ConfigError(
+            f"{path}: field 'computeType': is {parsed.computeType!r}; the local endpoint needs 'local'"
+        )
+    return parsed
+
+
+def stage_version(
+    version: str | None = None,
+    *,
+    settings: ProjectSettings | None = None,
+    registry: Registry | None = None,
+    deployment_config: Path | None = None,
+    name: str = "local",
+) -> tuple[StagedDeployment, config.LocalDeploymentConfig]:
+    """Download a registered version (production by default) and stage it under ``build/deploy/<name>``."""
+    settings = settings or ProjectSettings()
+    registry = registry or Registry(settings)
+    if version is None:
+        current = registry.production()
+        if current is None:
+            raise LookupError(f"no version of {registry.name} is in production yet: run the pipeline first")
+        version = current.version
+    deployment = local_deployment_config(settings, deployment_config)
+    inference = config.load_inference_config(settings.root / INFERENCE_CONFIG_FILE)
+    target = settings.build_dir / "deploy" / name
+    downloaded = registry.download(version, settings.build_dir / "downloads" / registry.name / str(version))
+    staged = stage(
+        downloaded, registry.name, str(version), inference, settings.root, target, scoring_limits(deployment)
+    )
+    return staged, deployment
+
+
+def local_endpoint(
+    version: str | None = None,
+    *,
+    settings: ProjectSettings | None = None,
+    registry: Registry | None = None,
+    deployment_config: Path | None = None,
+    name: str = "local",
+    port: int | None = None,
+) -> LocalEndpoint:
+    """An unstarted local endpoint serving ``version`` (production by default).
+
+    Args:
+        version: Registered version; the production one when omitted.
+        settings: Project settings.
+        registry: The model registry.
+        deployment_config: A ``computeType: local`` file; ``deploymentConfig.local.yml`` when omitted.
+        name: Endpoint name (staging folder and state file).
+        port: Overrides the configured port (0 = any free port).
+    """
+    settings = settings or ProjectSettings()
+    staged, deployment = stage_version(
+        version, settings=settings, registry=registry, deployment_config=deployment_config, name=name
+    )
+    if port is not None:
+        deployment = deployment.model_copy(update={"port": port})
+    return LocalEndpoint(staged, deployment, settings.build_dir / "endpoints", name=name)

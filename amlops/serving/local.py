@@ -1,0 +1,228 @@
+"""The local real-time endpoint: gunicorn running the Azure ML inference server app on loopback.
+
+``azmlinfsrv`` always binds 0.0.0.0, so the project runs gunicorn itself with the server's WSGI app and
+an explicit host, which is 127.0.0.1 unless the deployment config says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+
+from amlops.config import LocalDeploymentConfig
+from amlops.serving.stage import StagedDeployment
+
+log = logging.getLogger(__name__)
+
+SERVER_APP = "azureml_inference_server_http.server.entry:app"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class EndpointError(RuntimeError):
+    """The local endpoint could not be started or did not become healthy."""
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """What is recorded about a running local endpoint (``build/endpoints/<name>.json``)."""
+
+    name: str
+    pid: int
+    url: str
+    scoring_uri: str
+    swagger_uri: str
+    model_name: str
+    model_version: str
+    deployment_dir: str
+    log_file: str
+    started_at: float
+
+
+def free_port(host: str) -> int:
+    """A TCP port that is free on ``host`` right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class LocalEndpoint:
+    """Start, health-check and stop one local inference server.
+
+    Use as a context manager to guarantee the server is stopped::
+
+        with LocalEndpoint(staged, config, state_dir) as endpoint:
+            requests.post(endpoint.state.scoring_uri, json={"data": [...]})
+    """
+
+    def __init__(self, staged: StagedDeployment, config: LocalDeploymentConfig, state_dir: Path, name: str = "local"):
+        self.staged = staged
+        self.config = config
+        self.state_dir = Path(state_dir)
+        self.name = name
+        self.process: subprocess.Popen | None = None
+        self.state: EndpointState | None = None
+
+    @property
+    def state_file(self) -> Path:
+        """Where the running endpoint's state is recorded."""
+        return self.state_dir / f"{self.name}.json"
+
+    def command(self, port: int) -> list[str]:
+        """The gunicorn command line."""
+        host = self.config.host
+        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            bind,
+            "--workers",
+            str(self.config.workers),
+            "--timeout",
+            str(int(self.config.scoringTimeoutMs / 1000) + 30),
+            "--no-control-socket",
+            SERVER_APP,
+        ]
+
+    def start(self) -> EndpointState:
+        """Start the server and wait until its liveness probe answers.
+
+        Raises:
+            EndpointError: if the process exits or is not healthy within ``startupTimeoutSeconds``.
+        """
+        host = self.config.host
+        if host not in LOOPBACK:
+            log.warning("endpoint %s binds %s: it is reachable from other machines", self.name, host)
+        port = self.config.port or free_port(host)
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log_file = self.state_dir / f"{self.name}.log"
+        env = (
+            os.environ
+            | self.staged.environment()
+            | {
+                "SCORING_TIMEOUT_MS": str(self.config.scoringTimeoutMs),
+                "PYTHONPATH": str(self.staged.app_dir),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        with log_file.open("wb") as sink:
+            self.process = subprocess.Popen(
+                self.command(port),
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.staged.app_dir,
+                start_new_session=True,
+            )
+        started = time.time()
+        self.state = EndpointState(
+            name=self.name,
+            pid=self.process.pid,
+            url=url,
+            scoring_uri=f"{url}/score",
+            swagger_uri=f"{url}/swagger.json",
+            model_name=self.staged.model_name,
+            model_version=self.staged.model_version,
+            deployment_dir=str(self.staged.root),
+            log_file=str(log_file),
+            started_at=started,
+        )
+        try:
+            self._wait_healthy(url, log_file)
+        except BaseException:
+            self.stop()
+            raise
+        self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
+        log.info(
+            "endpoint %s: %s serving %s v%s (healthy after %.1fs)",
+            self.name,
+            url,
+            self.staged.model_name,
+            self.staged.model_version,
+            time.time() - started,
+        )
+        return self.state
+
+    def _wait_healthy(self, url: str, log_file: Path) -> None:
+        deadline = time.monotonic() + self.config.startupTimeoutSeconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EndpointError(
+                    f"endpoint {self.name} exited with code {self.process.returncode} during "
+                    f"start-up; last log lines:\n{tail(log_file)}"
+                )
+            try:
+                if requests.get(url + "/", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise EndpointError(
+            f"endpoint {self.name} was not healthy after {self.config.startupTimeoutSeconds}s; "
+            f"last log lines:\n{tail(log_file)}"
+        )
+
+    def stop(self) -> None:
+        """Stop the server and everything it started; safe to call twice."""
+        if self.process is not None:
+            signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                log.warning("endpoint %s did not stop within 15s; killing it", self.name)
+            signal_group(self.process.pid, signal.SIGKILL)  # and any worker left behind
+            self.process.wait()
+        self.process = None
+        self.state_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalEndpoint:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def signal_group(pid: int, signum: int) -> bool:
+    """Send a signal to a process group; ``False`` when the group is gone."""
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_process_group(pid: int, grace_seconds: float = 10.0) -> None:
+    """SIGTERM a process group that is not our child, then SIGKILL it after ``grace_seconds``."""
+    if not signal_group(pid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    signal_group(pid, signal.SIGKILL)
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    """The last lines of a log file."""
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

@@ -1,0 +1,87 @@
+"""Smoke test of a live endpoint: known rows must get the model's own predictions, bad input a 400."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from amlops import data
+from amlops.scoring import load_model
+from amlops.serving.client import ScoringClient, error_message
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-9
+BAD_REQUEST = b'{"data": [[1.0, 2.0]]}'
+
+
+class SmokeTestFailure(AssertionError):
+    """The endpoint answered, but not what the model predicts."""
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """What the smoke test checked."""
+
+    rows: int
+    max_abs_error: float
+    model_name: str
+    model_version: str
+    bad_request_status: int
+    bad_request_message: str
+
+
+def known_rows(data_path: Path, count: int = 5) -> pd.DataFrame:
+    """The first ``count`` feature rows of a data file."""
+    return data.load_csv(data_path).loc[: count - 1, list(data.FEATURES)].astype(float)
+
+
+def smoke_test(
+    client: ScoringClient, model_folder: Path, rows: pd.DataFrame, expect_name: str, expect_version: str
+) -> SmokeResult:
+    """Call the endpoint with ``rows`` in both request forms and one malformed request.
+
+    Args:
+        client: A client for the endpoint under test.
+        model_folder: The MLflow model folder that should be serving (for in-process predictions).
+        rows: Feature rows with known predictions.
+        expect_name: Registered model name the endpoint must report.
+        expect_version: Registered version the endpoint must report.
+
+    Raises:
+        SmokeTestFailure: naming the first check that failed.
+    """
+    model = load_model(model_folder)
+    features = rows.loc[:, list(model.features)].to_numpy(dtype=np.float64)
+    expected = model.estimator.predict(features)
+
+    as_lists = client.score(features.tolist())
+    as_records = client.score(rows.loc[:, list(model.features)].to_dict(orient="records"))
+    worst = 0.0
+    for form, answer in (("list-of-lists", as_lists), ("list-of-records", as_records)):
+        got = np.asarray(answer.get("predictions", []), dtype=np.float64)
+        if got.shape != expected.shape:
+            raise SmokeTestFailure(f"{form}: expected {expected.shape[0]} predictions, got {got.shape}")
+        error = float(np.max(np.abs(got - expected)))
+        if error > TOLERANCE:
+            raise SmokeTestFailure(f"{form}: predictions differ from the model's by up to {error:.3g}")
+        worst = max(worst, error)
+        served = answer.get("model", {})
+        if (served.get("name"), str(served.get("version"))) != (expect_name, str(expect_version)):
+            raise SmokeTestFailure(f"{form}: endpoint serves {served}, expected {expect_name} v{expect_version}")
+
+    bad = client.post(BAD_REQUEST)
+    if bad.status_code != 400:
+        raise SmokeTestFailure(f"a row with 2 values got HTTP {bad.status_code}, expected 400: {bad.text[:200]}")
+    result = SmokeResult(len(rows), worst, expect_name, str(expect_version), bad.status_code, error_message(bad))
+    log.info(
+        "smoke test passed: %d rows match the model (max |error| %.2g); bad request -> 400 (%s)",
+        result.rows,
+        worst,
+        result.bad_request_message,
+    )
+    return result

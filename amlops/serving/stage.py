@@ -1,0 +1,107 @@
+"""Stage a deployment folder the way Azure ML lays it out inside its inference containers.
+
+::
+
+    <dest>/app/                                   AML_APP_ROOT: the entry script, the package, swagger
+    <dest>/azureml-models/<name>/<version>/model/ AZUREML_MODEL_DIR points at <version>/
+
+The same folder is what the local server runs and what an Azure deployment uploads as its code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from amlops.config import ConfigError, InferenceConfig
+from amlops.scoring import find_mlmodel_dir, openapi_spec, read_signature_features, swagger2_spec
+from amlops.settings import PACKAGE_DIR, ScoringSettings
+
+APP_DIR = "app"
+MODELS_DIR = "azureml-models"
+
+
+@dataclass(frozen=True)
+class StagedDeployment:
+    """A staged deployment folder and the environment the inference server needs to run it."""
+
+    root: Path
+    entry_script: str
+    model_name: str
+    model_version: str
+    limits: ScoringSettings
+
+    @property
+    def app_dir(self) -> Path:
+        """``AML_APP_ROOT``: the code folder."""
+        return self.root / APP_DIR
+
+    @property
+    def model_dir(self) -> Path:
+        """``AZUREML_MODEL_DIR``: ``azureml-models/<name>/<version>``."""
+        return self.root / MODELS_DIR / self.model_name / self.model_version
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables for the inference server process."""
+        return {
+            "AZUREML_MODEL_DIR": str(self.model_dir),
+            "AZUREML_ENTRY_SCRIPT": self.entry_script,
+            "AML_APP_ROOT": str(self.app_dir),
+            "AMLOPS_SCORING_MAX_BATCH_ROWS": str(self.limits.max_batch_rows),
+            "AMLOPS_SCORING_MAX_BODY_BYTES": str(self.limits.max_body_bytes),
+            "SERVICE_NAME": self.model_name,
+            "SERVICE_VERSION": self.model_version,
+        }
+
+
+def stage(
+    model_folder: Path,
+    model_name: str,
+    model_version: str,
+    inference: InferenceConfig,
+    project_root: Path,
+    dest: Path,
+    limits: ScoringSettings | None = None,
+) -> StagedDeployment:
+    """Copy a model, the entry script and the package into a fresh deployment folder.
+
+    Args:
+        model_folder: An MLflow model folder (as downloaded from the registry).
+        model_name: Registered name; becomes part of ``AZUREML_MODEL_DIR``.
+        model_version: Registered version; likewise.
+        inference: The parsed ``inferenceConfig.yml``.
+        project_root: Where ``inference.sourceDirectory`` is resolved from.
+        dest: The folder to (re)create.
+        limits: Request limits written into the swagger and the server environment.
+    """
+    limits = limits or ScoringSettings()
+    source = (Path(project_root) / inference.sourceDirectory).resolve()
+    entry = source / inference.entryScript
+    if not entry.is_file():
+        raise ConfigError(f"inferenceConfig.yml: field 'entryScript': {entry} does not exist")
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    staged = StagedDeployment(dest, inference.entryScript, model_name, str(model_version), limits)
+
+    mlmodel_dir = find_mlmodel_dir(model_folder)
+    shutil.copytree(mlmodel_dir, staged.model_dir / "model")
+    staged.app_dir.mkdir(parents=True)
+    shutil.copy2(entry, staged.app_dir / inference.entryScript)
+    shutil.copytree(
+        PACKAGE_DIR, staged.app_dir / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+
+    mlmodel = yaml.safe_load((mlmodel_dir / "MLmodel").read_text())
+    features = read_signature_features(mlmodel, mlmodel_dir / "MLmodel")
+    (staged.app_dir / "swagger.json").write_text(
+        json.dumps(swagger2_spec(features, model_name, str(model_version), limits), indent=2)
+    )
+    (staged.app_dir / "swagger3.json").write_text(
+        json.dumps(openapi_spec(features, model_name, str(model_version), limits), indent=2)
+    )
+    return staged

@@ -1,0 +1,106 @@
+"""Typed settings read from ``AMLOPS_``-prefixed environment variables.
+
+Every fact that more than one module needs (the model's name, where the registry lives, the gate's
+thresholds, the data rules) is defined here once. Each class reads its own prefix, so
+``AMLOPS_MODEL_NAME=my-model`` or ``AMLOPS_GATE_MIN_R2=0.5`` override a default without code changes.
+This module imports nothing heavy: ``score.py`` depends on it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Telemetry off before MLflow or azure-ai-ml can be imported anywhere in the package.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+#: The registry alias that marks the version serving production traffic.
+PRODUCTION_ALIAS = "production"
+
+
+def _default_root() -> Path:
+    """The repository checkout when the package runs from one, else the working directory."""
+    candidate = PACKAGE_DIR.parent
+    if (candidate / "pyproject.toml").is_file() and (candidate / "inferenceConfig.yml").is_file():
+        return candidate
+    return Path.cwd()
+
+
+class ProjectSettings(BaseSettings):
+    """Where the project's files and local state live, and what the model is called."""
+
+    model_config = SettingsConfigDict(env_prefix="AMLOPS_", extra="ignore")
+
+    root: Path = Field(default_factory=_default_root, description="Repository root.")
+    model_name: str = Field(default="diabetes-ridge", description="Registered model name.")
+    experiment_name: str = Field(default="diabetes-ridge", description="MLflow experiment name.")
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking/registry URI; default: SQLite file in the root."
+    )
+    target: str = Field(default="local", description="Where stages run: local or azure.")
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        """The MLflow tracking URI, defaulting to ``mlflow.db`` in the project root."""
+        return self.tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+
+    @property
+    def state_dir(self) -> Path:
+        """Git-ignored folder for the local registry database and artifacts."""
+        return self.root / ".mlops"
+
+    @property
+    def artifact_root(self) -> Path:
+        """Explicit artifact location for MLflow experiments (never ``./mlruns``)."""
+        return self.state_dir / "artifacts"
+
+    @property
+    def build_dir(self) -> Path:
+        """Git-ignored folder for pipeline outputs, staged deployments and endpoint state."""
+        return self.root / "build"
+
+    @property
+    def data_snapshot(self) -> Path:
+        """The committed CSV snapshot of the training data."""
+        return self.root / "data" / "diabetes.csv"
+
+
+class DataSettings(BaseSettings):
+    """Rules for preparing the data: split and minimum size."""
+
+    model_config = SettingsConfigDict(env_prefix="AMLOPS_DATA_", extra="ignore")
+
+    test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int = 42
+    min_rows: int = Field(default=100, ge=2)
+
+
+class GateSettings(BaseSettings):
+    """Thresholds the evaluate step applies before a candidate may replace production."""
+
+    model_config = SettingsConfigDict(env_prefix="AMLOPS_GATE_", extra="ignore")
+
+    max_rmse: float = Field(default=70.0, gt=0, description="Absolute ceiling on holdout RMSE.")
+    min_r2: float = Field(default=0.3, description="Absolute floor on holdout R².")
+    min_improvement: float = Field(
+        default=0.005,
+        ge=0,
+        description="Relative RMSE improvement over production needed to replace it (0.005 = 0.5%).",
+    )
+
+
+class ScoringSettings(BaseSettings):
+    """Limits enforced by ``score.py``; the deployment sets them from ``deploymentConfig.yml``."""
+
+    model_config = SettingsConfigDict(env_prefix="AMLOPS_SCORING_", extra="ignore")
+
+    max_batch_rows: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=64)

@@ -1,0 +1,95 @@
+"""Step ``prep``: load the raw CSV, validate it, split it, fingerprint it.
+
+Outputs (in ``--out``): ``train.csv``, ``test.csv``, ``fingerprint.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from amlops import data
+from amlops.files import write_json
+from amlops.settings import DataSettings, ProjectSettings
+
+log = logging.getLogger(__name__)
+
+TRAIN_FILE = "train.csv"
+TEST_FILE = "test.csv"
+FINGERPRINT_FILE = "fingerprint.json"
+
+
+def prepare(frame: pd.DataFrame, rules: DataSettings, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate a raw table and split it into train and test tables.
+
+    Args:
+        frame: The raw table.
+        rules: Minimum rows, test fraction and split seed.
+        source: Name of the data for error messages.
+
+    Raises:
+        DataValidationError: when any column breaks a schema rule.
+    """
+    valid = data.validate(frame, min_rows=rules.min_rows, source=source)
+    return data.split(valid, test_size=rules.test_size, seed=rules.seed)
+
+
+def run(data_path: Path, out: Path, rules: DataSettings | None = None) -> dict:
+    """Run the step on files: read ``data_path``, write the splits and fingerprint to ``out``.
+
+    Returns:
+        The fingerprint record written to ``fingerprint.json``.
+    """
+    rules = rules or DataSettings()
+    data_path, out = Path(data_path), Path(out)
+    frame = data.load_csv(data_path)
+    train, test = prepare(frame, rules, source=str(data_path))
+    out.mkdir(parents=True, exist_ok=True)
+    train.to_csv(out / TRAIN_FILE, index=False)
+    test.to_csv(out / TEST_FILE, index=False)
+    record = asdict(data.fingerprint(data_path, frame)) | {
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "split_seed": rules.seed,
+        "test_size": rules.test_size,
+    }
+    write_json(out / FINGERPRINT_FILE, record)
+    log.info(
+        "prep: %s rows valid (sha256 %s…), %d train / %d test",
+        record["rows"],
+        record["sha256"][:12],
+        len(train),
+        len(test),
+    )
+    return record
+
+
+def load_splits(prepared: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the train and test tables a ``prep`` run wrote."""
+    prepared = Path(prepared)
+    return data.load_csv(prepared / TRAIN_FILE), data.load_csv(prepared / TEST_FILE)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command-line interface of the step."""
+    cli = argparse.ArgumentParser(prog="prep", description=__doc__.splitlines()[0])
+    cli.add_argument("--data", type=Path, default=None, help="CSV to prepare (default: the data/ snapshot)")
+    cli.add_argument("--out", type=Path, required=True, help="output folder")
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m amlops.steps.prep --data raw.csv --out prepared/``."""
+    args = parser().parse_args(argv)
+    run(args.data or ProjectSettings().data_snapshot, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    from amlops.cli import run_step
+
+    raise SystemExit(run_step(main))

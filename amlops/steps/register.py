@@ -1,0 +1,143 @@
+"""Step ``register``: register the candidate when the decision allows it, with metrics and lineage.
+
+Inputs: ``--model`` (a ``train`` output), ``--decision`` (an ``evaluate`` output), ``--data`` (a ``prep``
+output). Output (in ``--out``): ``registration.json`` naming the version registered (or none) and the
+version in production afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from amlops.files import read_json, write_json
+from amlops.settings import ProjectSettings
+from amlops.steps import evaluate, prep
+from amlops.steps import train as train_step
+
+log = logging.getLogger(__name__)
+
+REGISTRATION_FILE = "registration.json"
+#: Azure DevOps and GitHub Actions expose the build id under these names.
+BUILD_ID_VARIABLES = ("BUILD_BUILDID", "GITHUB_RUN_ID")
+
+
+def git_commit(root: Path) -> tuple[str, bool]:
+    """The commit the code was at, and whether the working tree had uncommitted changes.
+
+    Returns ``("uncommitted", True)`` outside a git checkout or before the first commit.
+    """
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "uncommitted", True
+    return sha, bool(status.strip())
+
+
+def lineage_tags(
+    train_record: dict, decision: evaluate.Decision, fingerprint: dict, pipeline_run_id: str | None, root: Path
+) -> dict[str, str]:
+    """Tags recorded on a new model version: metrics, parameters, code, data, run and decision."""
+    commit, dirty = git_commit(root)
+    build_id = next((os.environ[name] for name in BUILD_ID_VARIABLES if os.environ.get(name)), "")
+    tags = {f"metric.{k}": f"{v:.6g}" for k, v in decision.candidate.items()}
+    tags |= {f"param.{k}": str(v) for k, v in train_record["params"].items()}
+    tags |= {
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
+        "data_sha256": fingerprint["sha256"],
+        "data_rows": str(fingerprint["rows"]),
+        "data_source": Path(fingerprint["source"]).name,
+        "train_run_id": train_record["run_id"],
+        "pipeline_run_id": pipeline_run_id or "",
+        "build_id": build_id,
+        "decision": decision.outcome,
+        "decision_reasons": " | ".join(decision.reasons),
+    }
+    return {k: v for k, v in tags.items() if v != ""}
+
+
+def run(
+    trained: Path,
+    decided: Path,
+    prepared: Path,
+    out: Path,
+    *,
+    promote: bool = True,
+    pipeline_run_id: str | None = None,
+    registry=None,
+) -> dict:
+    """Register the candidate if ``decision.json`` says so, and move the production marker to it.
+
+    Args:
+        trained: Folder written by the ``train`` step.
+        decided: Folder written by the ``evaluate`` step.
+        prepared: Folder written by the ``prep`` step.
+        out: Folder for ``registration.json``.
+        promote: Move the production marker to the new version (release flows pass ``False`` and promote
+            after approval).
+        pipeline_run_id: Recorded as lineage.
+        registry: The model registry; the project's own when omitted.
+    """
+    from amlops.registry import Registry
+
+    registry = registry or Registry()
+    decision = evaluate.load_decision(decided)
+    record: dict = {"outcome": decision.outcome, "reasons": decision.reasons, "registered_version": None}
+    if decision.register:
+        train_record = read_json(Path(trained) / train_step.INFO_FILE)
+        fingerprint = read_json(Path(prepared) / prep.FINGERPRINT_FILE)
+        tags = lineage_tags(train_record, decision, fingerprint, pipeline_run_id, ProjectSettings().root)
+        version = registry.register(
+            train_record["model_uri"], train_record["run_id"], tags, description="; ".join(decision.reasons)
+        )
+        record["registered_version"] = version.version
+        if promote:
+            registry.promote(version.version)
+    else:
+        log.info("register: nothing registered (%s)", decision.outcome)
+    current = registry.production()
+    record["production_version"] = current.version if current else None
+    record["model_name"] = registry.name
+    write_json(Path(out) / REGISTRATION_FILE, record)
+    return record
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command-line interface of the step."""
+    cli = argparse.ArgumentParser(prog="register", description=__doc__.splitlines()[0])
+    cli.add_argument("--model", type=Path, required=True, help="folder written by the train step")
+    cli.add_argument("--decision", type=Path, required=True, help="folder written by the evaluate step")
+    cli.add_argument("--data", type=Path, required=True, help="folder written by the prep step")
+    cli.add_argument("--out", type=Path, required=True, help="output folder")
+    cli.add_argument(
+        "--no-promote", dest="promote", action="store_false", help="register without moving the production marker"
+    )
+    cli.add_argument("--pipeline-run-id", default=None)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m amlops.steps.register --model … --decision … --data … --out …``."""
+    args = parser().parse_args(argv)
+    run(args.model, args.decision, args.data, args.out, promote=args.promote, pipeline_run_id=args.pipeline_run_id)
+    return 0
+
+
+if __name__ == "__main__":
+    from amlops.cli import run_step
+
+    raise SystemExit(run_step(main))

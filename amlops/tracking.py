@@ -1,0 +1,44 @@
+"""MLflow set-up: the tracking server and model registry the pipeline talks to.
+
+Locally that is a SQLite file under ``.mlops/`` with an explicit artifact location, so nothing lands in
+``./mlruns`` of whatever directory a command happens to run in.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from amlops.settings import ProjectSettings
+
+log = logging.getLogger(__name__)
+
+
+def configure(settings: ProjectSettings | None = None) -> str:
+    """Point MLflow at the project's tracking store and return the experiment id.
+
+    Args:
+        settings: Project settings; read from the environment when omitted.
+    """
+    import mlflow
+
+    settings = settings or ProjectSettings()
+    uri = settings.resolved_tracking_uri
+    if uri.startswith("sqlite:"):
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        location = (settings.artifact_root / settings.experiment_name).as_uri() if uri.startswith("sqlite:") else None
+        try:
+            experiment_id = client.create_experiment(settings.experiment_name, artifact_location=location)
+        except mlflow.exceptions.MlflowException:
+            # Another process created it between our look-up and create: use theirs.
+            experiment_id = client.get_experiment_by_name(settings.experiment_name).experiment_id
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    log.debug("MLflow tracking at %s, experiment %s", uri, experiment_id)
+    return experiment_id
