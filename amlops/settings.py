@@ -48,9 +48,23 @@ class ProjectSettings(BaseSettings):
     target: str = Field(default="local", description="Where stages run: local or azure.")
 
     @property
+    def in_azureml_job(self) -> bool:
+        """Whether this process runs inside an Azure ML job (which sets the MLflow tracking URI itself)."""
+        return bool(os.environ.get("AZUREML_RUN_ID")) and bool(os.environ.get("MLFLOW_TRACKING_URI"))
+
+    @property
     def resolved_tracking_uri(self) -> str:
-        """The MLflow tracking URI, defaulting to ``mlflow.db`` in the project root."""
-        return self.tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+        """The MLflow tracking URI.
+
+        ``AMLOPS_TRACKING_URI`` when set; inside an Azure ML job, the workspace's (``MLFLOW_TRACKING_URI``, set
+        by Azure ML); otherwise ``.mlops/mlflow.db`` in the project root. A ``MLFLOW_TRACKING_URI`` left in a
+        developer's shell is deliberately not followed, so a local run can never trigger an Azure login.
+        """
+        if self.tracking_uri:
+            return self.tracking_uri
+        if self.in_azureml_job:
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{self.state_dir / 'mlflow.db'}"
 
     @property
     def state_dir(self) -> Path:

@@ -1,0 +1,77 @@
+"""Shared fixtures: a throw-away copy of the project, and real tiny models trained on real data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+# Before anything imports MLflow or azure-ai-ml: no telemetry, no interactive Azure login, no network.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+for _name in [n for n in os.environ if n.startswith("AMLOPS_")]:
+    os.environ.pop(_name)
+
+REPO = Path(__file__).resolve().parents[1]
+#: What a copy of the project needs to run the lifecycle (code comes from the installed package).
+PROJECT_FILES = (
+    "sklearn.runconfig",
+    "myenv.yml",
+    "inferenceConfig.yml",
+    "deploymentConfig.yml",
+    "deploymentConfig.local.yml",
+    "score.py",
+    "train.py",
+    "pyproject.toml",
+    "data",
+    "environments",
+)
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the project's configuration, data and entry scripts into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name)
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project root with its own empty MLflow registry; ``ProjectSettings()`` points at it."""
+    root = copy_project(tmp_path / "project")
+    monkeypatch.setenv("AMLOPS_ROOT", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def diabetes() -> pd.DataFrame:
+    """The committed data snapshot."""
+    return pd.read_csv(REPO / "data" / "diabetes.csv")
+
+
+@pytest.fixture(scope="session")
+def model_folder(tmp_path_factory: pytest.TempPathFactory, diabetes: pd.DataFrame) -> Path:
+    """A real MLflow model folder: the pipeline's model fitted on the snapshot (alpha=1)."""
+    from amlops import model
+
+    folder = tmp_path_factory.mktemp("model") / "model"
+    return model.save_mlflow_model(model.fit(diabetes, alpha=1.0), diabetes, folder)
+
+
+@pytest.fixture(scope="session")
+def staged(tmp_path_factory: pytest.TempPathFactory, model_folder: Path):
+    """``model_folder`` staged as deployment ``diabetes-ridge`` version 7, as Azure ML lays it out."""
+    from amlops.config import load_inference_config
+    from amlops.serving.stage import stage
+
+    return stage(model_folder, "diabetes-ridge", "7", load_inference_config(REPO / "inferenceConfig.yml"), REPO,
+                 tmp_path_factory.mktemp("deploy") / "local")
