@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,28 +81,43 @@ def schema(min_rows: int) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         ordered,
         strict=True,
-        checks=pa.Check(
-            lambda df: len(df) >= min_rows, name=f"min_rows({min_rows})", error=f"at least {min_rows} rows"
-        ),
+        checks=pa.Check(lambda df: len(df) >= min_rows, name=f"min_rows({min_rows})"),
     )
 
 
-def _failures(errors: SchemaErrors) -> list[dict[str, str]]:
-    cases = errors.failure_cases
+#: Plain words for pandera's structural checks, whose failure case is the column name itself.
+_STRUCTURAL = {
+    "column_in_dataframe": "required column is missing",
+    "column_in_schema": "column is not part of the schema",
+}
+
+
+def _failures(errors: SchemaErrors, rows: int) -> list[dict[str, str]]:
     found: dict[tuple[str, str], list[str]] = {}
-    for row in cases.itertuples(index=False):
-        column = "<table>" if row.column is None or pd.isna(row.column) else str(row.column)
+    for row in errors.failure_cases.itertuples(index=False):
         check = str(row.check)
-        if row.schema_context == "DataFrameSchema" and check.startswith("min_rows"):
-            column = "<table>"
-        rule = "not_nullable" if check == "not_nullable" else check
-        index = "" if row.index is None or pd.isna(row.index) else f"row {int(row.index)}"
-        value = "" if row.failure_case is None or pd.isna(row.failure_case) else repr(row.failure_case)
-        found.setdefault((column, rule), []).append(" ".join(part for part in (index, value) if part) or "")
+        value = None if row.failure_case is None or pd.isna(row.failure_case) else row.failure_case
+        if check in _STRUCTURAL:
+            found.setdefault((str(value), check), []).append(_STRUCTURAL[check])
+            continue
+        if check.startswith("min_rows"):
+            found[("<table>", check)] = [f"the table has {rows} rows"]
+            continue
+        column = "<table>" if row.column is None or pd.isna(row.column) else str(row.column)
+        where = "" if row.index is None or pd.isna(row.index) else f"row {int(row.index)}"
+        example = " ".join(part for part in (where, "" if value is None else repr(value)) if part)
+        found.setdefault((column, check), []).append(example)
+    # A value that cannot be read as a number fails every later check of its column: report only that.
+    unreadable = {column for column, rule in found if rule.startswith("coerce_dtype")}
     result = []
     for (column, rule), examples in found.items():
+        if column in unreadable and not rule.startswith("coerce_dtype"):
+            continue
+        if rule in _STRUCTURAL or rule.startswith("min_rows"):
+            result.append({"column": column, "rule": rule, "detail": examples[0]})
+            continue
         shown = [e for e in examples if e][:3]
-        detail = f"{len(examples)} failing case(s)" + (f", e.g. {'; '.join(shown)}" if shown else "")
+        detail = f"{len(examples)} failing value(s)" + (f", e.g. {'; '.join(shown)}" if shown else "")
         result.append({"column": column, "rule": rule, "detail": detail})
     return result
 
@@ -118,9 +134,12 @@ def validate(frame: pd.DataFrame, *, min_rows: int, source: str = "data") -> pd.
         DataValidationError: naming every failing column and rule.
     """
     try:
-        return schema(min_rows).validate(frame, lazy=True)
+        with warnings.catch_warnings():
+            # pandera's own failure-report assembly trips a pandas FutureWarning; not the user's concern.
+            warnings.filterwarnings("ignore", category=FutureWarning, module="pandera")
+            return schema(min_rows).validate(frame, lazy=True)
     except SchemaErrors as errors:
-        raise DataValidationError(source, _failures(errors)) from None
+        raise DataValidationError(source, _failures(errors, len(frame))) from None
 
 
 def load_csv(path: Path) -> pd.DataFrame:

@@ -1,0 +1,122 @@
+"""The doc's configuration files parse into typed objects; mistakes name the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from amlops import config
+from amlops.serving.deploy import local_deployment_config, scoring_limits
+from amlops.settings import ProjectSettings, ScoringSettings
+from tests.conftest import REPO
+
+
+def test_committed_runconfig_parses():
+    runconfig = config.load_runconfig(REPO / "sklearn.runconfig")
+    assert runconfig.script == "train.py"
+    assert (REPO / runconfig.script).is_file()
+    assert (REPO / runconfig.environment.python.condaDependenciesFile).is_file()
+    assert runconfig.argv[:2] == ["--alpha", "1.0"]
+
+
+def test_committed_inference_config_points_at_real_files():
+    inference = config.load_inference_config(REPO / "inferenceConfig.yml")
+    assert (REPO / inference.sourceDirectory / inference.entryScript).is_file()
+    assert (REPO / inference.condaFile).is_file()
+
+
+def test_committed_local_deployment_config_binds_loopback(project: Path):
+    local = local_deployment_config(ProjectSettings())
+    assert local.host == "127.0.0.1"
+    limits = scoring_limits(local)
+    assert limits.max_batch_rows == local.maxBatchRows
+    assert limits.max_body_bytes == local.maxRequestBytes
+
+
+def test_limits_default_when_the_config_omits_them():
+    local = config.LocalDeploymentConfig(computeType="local")
+    assert scoring_limits(local) == ScoringSettings()
+
+
+def test_committed_aci_config_parses():
+    aci = config.load_deployment_config(REPO / "deploymentConfig.yml")
+    assert aci.computeType == "ACI"
+    assert aci.authEnabled is True
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("computeType: local\nport: high\n", "port"),
+        ("computeType: local\nworkers: 0\n", "workers"),
+        ("computeType: local\nthreads: 4\n", "threads"),
+        ("computeType: ACI\ncontainerResourceRequirements: {cpu: 1}\n", "containerResourceRequirements.memoryInGB"),
+        ("computeType: ACI\ncontainerResourceRequirements: {cpu: -1, memoryInGB: 1}\n",
+         "containerResourceRequirements.cpu"),
+        ("computeType: local\nmaxBatchRows: 0\n", "maxBatchRows"),
+        ("port: 80\n", "computeType"),
+    ],
+)
+def test_deployment_config_errors_name_file_and_field(tmp_path: Path, text: str, field: str):
+    path = _write(tmp_path, "deploymentConfig.yml", text)
+    with pytest.raises(config.ConfigError) as raised:
+        config.load_deployment_config(path)
+    assert f"{path}: field '{field}'" in str(raised.value)
+
+
+def test_unknown_compute_type_is_named(tmp_path: Path):
+    path = _write(tmp_path, "deploymentConfig.yml", "computeType: Edge\n")
+    with pytest.raises(config.ConfigError, match="computeType"):
+        config.load_deployment_config(path)
+
+
+def test_local_endpoint_refuses_a_non_local_config(project: Path):
+    with pytest.raises(config.ConfigError, match="needs 'local'"):
+        local_deployment_config(ProjectSettings(), project / "deploymentConfig.yml")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("entryScript: score.py\ncondaFile: a.yml\nruntime: java\n", "runtime"),
+        ("condaFile: a.yml\n", "entryScript"),
+        ("entryScript: score.py\ncondaFile: a.yml\nentry_script: x.py\n", "entry_script"),
+    ],
+)
+def test_inference_config_errors_name_file_and_field(tmp_path: Path, text: str, field: str):
+    path = _write(tmp_path, "inferenceConfig.yml", text)
+    with pytest.raises(config.ConfigError, match=rf"inferenceConfig.yml: field '{field}'"):
+        config.load_inference_config(path)
+
+
+def test_runconfig_unknown_nested_field_is_named(tmp_path: Path):
+    text = (REPO / "sklearn.runconfig").read_text().replace("    enabled: true\n", "    enabled: true\n    gpu: 1\n")
+    path = _write(tmp_path, "sklearn.runconfig", text)
+    with pytest.raises(config.ConfigError, match=r"sklearn.runconfig: field 'environment.docker.gpu'"):
+        config.load_runconfig(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: [1, 2\n", "not valid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+    ],
+)
+def test_unreadable_files_are_named(tmp_path: Path, text: str, message: str):
+    path = _write(tmp_path, "deploymentConfig.yml", text)
+    with pytest.raises(config.ConfigError, match=message) as raised:
+        config.load_deployment_config(path)
+    assert str(path) in str(raised.value)
+
+
+def test_missing_file_is_named(tmp_path: Path):
+    with pytest.raises(config.ConfigError, match="file not found"):
+        config.load_runconfig(tmp_path / "sklearn.runconfig")

@@ -1,0 +1,146 @@
+"""The data snapshot, the schema and the prep step, with a bad-data fixture for each rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amlops import data
+from amlops.files import read_json
+from amlops.settings import DataSettings
+from amlops.steps import prep
+from tests.conftest import REPO
+
+
+def test_snapshot_matches_recorded_sha256():
+    recorded = (REPO / "data" / "diabetes.csv.sha256").read_text().split()[0]
+    assert data.sha256_file(REPO / "data" / "diabetes.csv") == recorded
+
+
+def test_snapshot_script_reproduces_the_committed_bytes(tmp_path: Path):
+    digest = data.write_snapshot(tmp_path / "diabetes.csv")
+    assert (tmp_path / "diabetes.csv").read_bytes() == (REPO / "data" / "diabetes.csv").read_bytes()
+    assert (tmp_path / "diabetes.csv.sha256").read_text() == (REPO / "data" / "diabetes.csv.sha256").read_text()
+    assert len(digest) == 64
+
+
+def test_snapshot_is_valid_and_has_the_expected_shape(diabetes: pd.DataFrame):
+    valid = data.validate(diabetes, min_rows=100)
+    assert list(valid.columns) == [*data.FEATURES, data.TARGET]
+    assert len(valid) == 442
+    assert all(dtype == np.float64 for dtype in valid.dtypes)
+
+
+def test_split_is_deterministic_and_disjoint(diabetes: pd.DataFrame):
+    first = data.split(diabetes, test_size=0.2, seed=42)
+    second = data.split(diabetes, test_size=0.2, seed=42)
+    other = data.split(diabetes, test_size=0.2, seed=7)
+    pd.testing.assert_frame_equal(first[0], second[0])
+    pd.testing.assert_frame_equal(first[1], second[1])
+    assert not first[1].equals(other[1])
+    assert len(first[0]) + len(first[1]) == len(diabetes)
+    assert len(first[1]) == 89
+
+
+def _missing_column(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["bmi"])
+
+
+def _nan(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.loc[3, "s5"] = np.nan
+    return frame
+
+
+def _out_of_range(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["age"] = frame["age"].astype(float)
+    frame.loc[10, "age"] = 250.0
+    return frame
+
+
+def _bad_category(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["sex"] = frame["sex"].astype(float)
+    frame.loc[0, "sex"] = 3.0
+    return frame
+
+
+def _wrong_dtype(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["bp"] = frame["bp"].astype(object)
+    frame.loc[5, "bp"] = "high"
+    return frame
+
+
+def _too_few_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.head(20)
+
+
+def _extra_column(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(patient_id=range(len(frame)))
+
+
+BAD_DATA = {
+    "missing column": (_missing_column, "bmi", "column_in_dataframe"),
+    "NaN": (_nan, "s5", "not_nullable"),
+    "out of range": (_out_of_range, "age", "in_range"),
+    "unknown category": (_bad_category, "sex", "isin"),
+    "wrong dtype": (_wrong_dtype, "bp", "coerce_dtype"),
+    "too few rows": (_too_few_rows, "<table>", "min_rows"),
+    "unexpected column": (_extra_column, "patient_id", "column_in_schema"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_data_is_rejected_naming_column_and_rule(case: str, diabetes: pd.DataFrame):
+    corrupt, column, rule = BAD_DATA[case]
+    with pytest.raises(data.DataValidationError) as raised:
+        data.validate(corrupt(diabetes), min_rows=100, source="bad.csv")
+    failures = raised.value.failures
+    assert any(f["column"] == column and rule in f["rule"] for f in failures), failures
+    message = str(raised.value)
+    assert message.startswith("bad.csv: data failed validation")
+    assert repr(column) in message
+    assert rule in message
+
+
+def test_all_failures_are_reported_at_once(diabetes: pd.DataFrame):
+    with pytest.raises(data.DataValidationError) as raised:
+        data.validate(_nan(_out_of_range(diabetes)), min_rows=100)
+    assert {f["column"] for f in raised.value.failures} >= {"age", "s5"}
+
+
+def test_prep_writes_splits_and_fingerprint(tmp_path: Path):
+    record = prep.run(REPO / "data" / "diabetes.csv", tmp_path / "out")
+    assert record["sha256"] == (REPO / "data" / "diabetes.csv.sha256").read_text().split()[0]
+    assert read_json(tmp_path / "out" / prep.FINGERPRINT_FILE) == record
+    train, test = prep.load_splits(tmp_path / "out")
+    assert (len(train), len(test)) == (record["train_rows"], record["test_rows"]) == (353, 89)
+
+
+def test_prep_cli_fails_on_bad_data_without_writing_outputs(tmp_path: Path, diabetes: pd.DataFrame,
+                                                            caplog: pytest.LogCaptureFixture):
+    from amlops.cli import EXIT_BAD_INPUT, run_step
+
+    bad = tmp_path / "bad.csv"
+    _nan(diabetes).to_csv(bad, index=False)
+    code = run_step(prep.main, ["--data", str(bad), "--out", str(tmp_path / "out")])
+    assert code == EXIT_BAD_INPUT
+    assert "'s5'" in caplog.text
+    assert "not_nullable" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_prep_names_a_missing_file(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        prep.run(tmp_path / "nope.csv", tmp_path / "out")
+
+
+def test_data_rules_come_from_settings(monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame):
+    monkeypatch.setenv("AMLOPS_DATA_MIN_ROWS", "500")
+    with pytest.raises(data.DataValidationError, match="min_rows"):
+        prep.prepare(diabetes, DataSettings(), source="snapshot")

@@ -1,0 +1,138 @@
+"""``make run`` end to end in a temporary copy of the repository, and the CLI as users call it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+#: Local state and environments that a fresh clone does not have.
+NOT_IN_A_CLONE = (".git", ".venv", ".mlops", "build", "mlruns", ".pytest_cache", ".ruff_cache", "__pycache__",
+                  ".lock-venv", "*.egg-info")
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository in a path with a space, sharing this checkout's installed ``.venv``.
+
+    Commands run inside it import the copy's own ``amlops`` (the working directory comes first on
+    ``sys.path``), so all state lands in the copy.
+    """
+    dest = tmp_path_factory.mktemp("clone") / "my repo"
+    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    return dest
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMLOPS_", "MLFLOW_TRACKING", "PYTEST"))}
+    return env | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def _make(clone: Path, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", *targets], cwd=clone, env=_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _processes_under(folder: Path) -> list[int]:
+    """PIDs whose working directory or command line mentions ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cwd.startswith(str(folder)) or str(folder) in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_make_run_twice(clone: Path):
+    first = _make(clone, "run")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    out = first.stdout
+    assert "production version 1  (new: v1)" in out
+    assert "gate         REGISTER" in out
+    assert re.search(r"candidate    rmse \d+\.\d+  mae \d+\.\d+  r2 0\.\d+", out)
+    assert "smoke test   passed" in out
+    endpoint = re.search(r"endpoint     (http://127\.0\.0\.1:\d+/score)", out)
+    assert endpoint, out
+    assert "curl -s -X POST http://127.0.0.1:" in out
+    # The endpoint is stopped and nothing is left running.
+    with pytest.raises(requests.ConnectionError):
+        requests.post(endpoint[1], json={"data": [[1] * 10]}, timeout=2)
+    assert _processes_under(clone) == []
+    assert (clone / ".mlops" / "mlflow.db").is_file()
+
+    second = _make(clone, "run")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "production version 1  (unchanged)" in second.stdout
+    assert "gate         KEEP" in second.stdout
+    assert "production v1 stays" in second.stdout
+    assert _processes_under(clone) == []
+
+    models = subprocess.run([".venv/bin/python", "-m", "amlops", "models", "--json"], cwd=clone, env=_env(),
+                            capture_output=True, text=True, timeout=120, check=True)
+    versions = json.loads(models.stdout)
+    assert [(v["version"], v["production"]) for v in versions] == [("1", True)]
+    assert versions[0]["tags"]["data_sha256"] == (clone / "data" / "diabetes.csv.sha256").read_text().split()[0]
+
+
+def test_make_serve_answers_until_interrupted(clone: Path):
+    if not (clone / ".mlops" / "mlflow.db").exists():
+        assert _make(clone, "pipeline").returncode == 0
+    port_config = clone / "deploymentConfig.serve-test.yml"
+    port_config.write_text((clone / "deploymentConfig.local.yml").read_text().replace("port: 31311", "port: 0"))
+    serve = subprocess.Popen([".venv/bin/python", "-m", "amlops", "serve", "--config", str(port_config)],
+                             cwd=clone, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        line = serve.stdout.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/score)", line)
+        assert match, line + serve.stderr.read()
+        answer = requests.post(match[1], json={"data": [[59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]]},
+                               timeout=10)
+        assert answer.status_code == 200
+        assert answer.json()["model"] == {"name": "diabetes-ridge", "version": "1"}
+    finally:
+        serve.send_signal(signal.SIGINT)
+        code = serve.wait(timeout=30)
+    assert code == 0
+    deadline = time.monotonic() + 10
+    while _processes_under(clone) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_under(clone) == []
+
+
+def test_make_help_lists_the_targets(clone: Path):
+    done = _make(clone, "help", timeout=30)
+    assert done.returncode == 0
+    for target in ("run", "test", "serve", "lint", "help"):
+        assert re.search(rf"\b{target}\b", done.stdout), target
+
+
+def test_validate_reports_a_bad_file_by_column_and_rule(clone: Path, tmp_path: Path):
+    bad = tmp_path / "bad.csv"
+    lines = (clone / "data" / "diabetes.csv").read_text().splitlines()
+    lines[5] = lines[5].replace(lines[5].split(",")[0], "300", 1)  # age 300
+    bad.write_text("\n".join(lines) + "\n")
+    done = subprocess.run([".venv/bin/python", "-m", "amlops", "validate", "--data", str(bad)], cwd=clone,
+                          env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert "column 'age': in_range(0.0, 120.0)" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,158 @@
+"""The training pipeline against a real (temporary) MLflow registry: lineage, gate outcomes, failures."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amlops import pipeline
+from amlops.data import DataValidationError
+from amlops.files import read_json
+from amlops.registry import Registry
+from amlops.steps import train as train_step
+
+pytestmark = pytest.mark.integration
+
+
+def _set_alpha(project: Path, alpha: float) -> None:
+    runconfig = project / "sklearn.runconfig"
+    text = re.sub(r"arguments: \[--alpha, [0-9.]+\]", f"arguments: [--alpha, {alpha}]", runconfig.read_text())
+    assert f"arguments: [--alpha, {alpha}]" in text
+    runconfig.write_text(text)
+
+
+def test_first_run_registers_and_promotes_with_lineage(project: Path):
+    result = pipeline.run()
+    assert result.decision.outcome == "register"
+    assert result.registration["registered_version"] == result.registration["production_version"] == "1"
+
+    registry = Registry()
+    production = registry.production()
+    assert production.version == "1"
+    tags = production.tags
+    assert tags["data_sha256"] == (project / "data" / "diabetes.csv.sha256").read_text().split()[0]
+    assert tags["pipeline_run_id"] == result.run_id
+    assert tags["train_run_id"] == result.training["run_id"]
+    assert tags["param.alpha"] == "1.0"
+    assert tags["decision"] == "register"
+    assert tags["git_commit"] == "uncommitted"  # the temporary project is not a git checkout
+    assert float(tags["metric.rmse"]) == pytest.approx(result.decision.candidate["rmse"], rel=1e-5)
+    assert production.metrics.keys() == {"rmse", "mae", "r2"}
+
+    for step in pipeline.STEPS:
+        assert (result.folder / step).is_dir()
+    assert (result.folder / "train" / "plots" / "predicted_vs_actual_and_residuals.png").stat().st_size > 10_000
+    assert read_json(result.folder / "evaluate" / "decision.json")["outcome"] == "register"
+
+
+def test_mlflow_holds_params_metrics_model_and_plots(project: Path):
+    import mlflow
+
+    result = pipeline.run()
+    run = mlflow.get_run(result.training["run_id"])
+    assert run.data.params["alpha"] == "1.0"
+    assert {"test_rmse", "test_mae", "test_r2", "train_rmse"} <= run.data.metrics.keys()
+    assert run.data.tags["mlflow.parentRunId"] == result.run_id
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"model", "plots"} <= artifacts
+    model_files = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "model")}
+    assert {"MLmodel", "model.skops", "input_example.json", "requirements.txt"} <= model_files
+    # Explicit artifact location: nothing lands in ./mlruns.
+    assert str(project / ".mlops" / "artifacts") in run.info.artifact_uri
+    assert not (project / "mlruns").exists()
+
+
+def test_training_is_deterministic(project: Path):
+    first = pipeline.run()
+    second = pipeline.run()
+    assert first.training["metrics"] == second.training["metrics"]
+
+
+def test_second_identical_run_keeps_production(project: Path):
+    pipeline.run()
+    again = pipeline.run()
+    assert again.decision.outcome == "keep"
+    assert again.registration["registered_version"] is None
+    assert again.registration["production_version"] == "1"
+    assert [v.version for v in Registry().versions()] == ["1"]
+
+
+def test_a_better_model_replaces_production_and_a_worse_one_does_not(project: Path):
+    _set_alpha(project, 500.0)  # heavily over-regularised: worse, but above the floors
+    first = pipeline.run()
+    assert first.registration["production_version"] == "1"
+
+    _set_alpha(project, 1.0)
+    better = pipeline.run()
+    assert better.decision.outcome == "register"
+    assert better.decision.candidate["rmse"] < better.decision.production["rmse"]
+    assert better.registration["production_version"] == "2"
+    assert Registry().get("2").tags["replaced_version"] == "1"
+
+    _set_alpha(project, 500.0)
+    worse = pipeline.run()
+    assert worse.decision.outcome == "keep"
+    assert worse.registration["production_version"] == "2"
+
+
+def test_a_model_below_the_floors_is_never_registered(project: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AMLOPS_GATE_MIN_R2", "0.99")
+    result = pipeline.run()
+    assert result.decision.outcome == "reject"
+    assert Registry().versions() == []
+    assert Registry().production() is None
+
+
+def test_no_promote_registers_without_moving_production(project: Path):
+    pipeline.run(promote=False)
+    registry = Registry()
+    assert [v.version for v in registry.versions()] == ["1"]
+    assert registry.production() is None
+
+
+def test_bad_data_stops_the_pipeline_and_registers_nothing(project: Path, diabetes: pd.DataFrame):
+    pipeline.run()
+    bad = diabetes.copy()
+    bad.loc[7, "bmi"] = np.nan
+    bad_path = project / "bad.csv"
+    bad.to_csv(bad_path, index=False)
+    with pytest.raises(DataValidationError, match="'bmi'"):
+        pipeline.run(bad_path)
+    assert [v.version for v in Registry().versions()] == ["1"]
+    assert Registry().production().version == "1"
+
+
+def test_runconfig_arguments_reach_train(project: Path):
+    _set_alpha(project, 3.5)
+    result = pipeline.run()
+    assert result.training["params"] == {"alpha": 3.5}
+
+
+def test_a_runconfig_error_names_file_and_field(project: Path):
+    (project / "sklearn.runconfig").write_text((project / "sklearn.runconfig").read_text() + "nodeCount: zero\n")
+    with pytest.raises(ValueError, match=r"sklearn.runconfig: field 'nodeCount'"):
+        pipeline.run()
+
+
+def test_train_py_runs_as_a_script(project: Path, tmp_path: Path):
+    """``train.py`` is the runconfig's script: it must run standalone on a prep output folder."""
+    from amlops.steps import prep
+
+    repo = Path(__file__).resolve().parents[1]
+    prep.run(project / "data" / "diabetes.csv", tmp_path / "prepared")
+    done = subprocess.run(
+        [sys.executable, str(repo / "train.py"), "--data", str(tmp_path / "prepared"), "--out",
+         str(tmp_path / "trained"), "--alpha", "2.0"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    record = read_json(tmp_path / "trained" / train_step.INFO_FILE)
+    assert record["params"] == {"alpha": 2.0}
+    assert (tmp_path / "trained" / "model" / "MLmodel").is_file()
+    assert (project / ".mlops" / "mlflow.db").is_file()
