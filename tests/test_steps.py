@@ -1,0 +1,97 @@
+"""Each step's function on real tiny data, apart from the pipeline that chains them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amlops import model
+from amlops.data import split
+from amlops.steps import evaluate, register
+from amlops.steps import train as train_step
+
+
+@pytest.fixture(scope="module")
+def splits(diabetes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return split(diabetes, test_size=0.2, seed=42)
+
+
+def test_train_returns_train_and_test_metrics(splits):
+    fitted, measured = train_step.train(*splits, alpha=1.0)
+    assert set(measured) == {f"{part}_{m}" for part in ("train", "test") for m in model.METRICS}
+    assert 40 < measured["test_rmse"] < 70
+    assert measured["train_r2"] > measured["test_r2"] - 0.2
+    assert fitted.named_steps["ridge"].alpha == 1.0
+
+
+def test_alpha_changes_the_model(splits):
+    _, weak = train_step.train(*splits, alpha=1.0)
+    _, strong = train_step.train(*splits, alpha=1000.0)
+    assert strong["test_rmse"] > weak["test_rmse"]
+
+
+def test_saved_model_round_trips_with_signature(tmp_path: Path, splits):
+    fitted, _ = train_step.train(*splits, alpha=1.0)
+    folder = model.save_mlflow_model(fitted, splits[0], tmp_path / "model")
+    loaded = model.load_mlflow_model(folder)
+    np.testing.assert_allclose(model.predict(loaded, splits[1]), model.predict(fitted, splits[1]), rtol=0, atol=0)
+    mlmodel = (folder / "MLmodel").read_text()
+    assert "serialization_format: skops" in mlmodel
+    assert '"name": "age"' in mlmodel
+    requirements = (folder / "requirements.txt").read_text()
+    assert "scikit-learn==" in requirements
+    assert "pytest" not in requirements
+
+
+def test_plots_are_written(tmp_path: Path, splits):
+    fitted, _ = train_step.train(*splits, alpha=1.0)
+    paths = model.save_plots(fitted, splits[1], tmp_path, title="t")
+    assert [p.suffix for p in paths] == [".png", ".png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def test_git_commit_names_the_commit_and_dirtiness(tmp_path: Path):
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("one")
+    git("add", "f.txt")
+    git("-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "one")
+    sha = git("rev-parse", "HEAD").strip()
+    assert register.git_commit(tmp_path) == (sha, False)
+    (tmp_path / "f.txt").write_text("two")
+    assert register.git_commit(tmp_path) == (sha, True)
+
+
+def test_git_commit_outside_a_checkout(tmp_path: Path):
+    assert register.git_commit(tmp_path) == ("uncommitted", True)
+
+
+def test_lineage_tags_carry_the_build_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("BUILD_BUILDID", "4242")
+    decision = evaluate.decide({"rmse": 50.0, "mae": 40.0, "r2": 0.5}, None, evaluate.GateSettings())
+    tags = register.lineage_tags({"run_id": "r1", "params": {"alpha": 1.0}}, decision,
+                                 {"sha256": "ab" * 32, "rows": 442, "source": "/x/data.csv"}, "p1", tmp_path)
+    assert tags["build_id"] == "4242"
+    assert tags["data_sha256"] == "ab" * 32
+    assert tags["pipeline_run_id"] == "p1"
+    assert tags["metric.r2"] == "0.5"
+    assert tags["decision"] == "register"
+
+
+def test_register_does_nothing_when_the_decision_says_keep(project: Path, tmp_path: Path):
+    from amlops.files import write_json
+    from amlops.registry import Registry
+
+    decision = evaluate.decide({"rmse": 50.0, "mae": 40.0, "r2": 0.5}, {"rmse": 49.0, "mae": 40.0, "r2": 0.5},
+                               evaluate.GateSettings(), "1")
+    write_json(tmp_path / "evaluate" / evaluate.DECISION_FILE, decision.__dict__)
+    record = register.run(tmp_path / "train", tmp_path / "evaluate", tmp_path / "prep", tmp_path / "out")
+    assert record["registered_version"] is None
+    assert record["outcome"] == "keep"
+    assert Registry().versions() == []
