@@ -119,8 +119,11 @@ def parse_rows(raw: str | bytes, features: tuple[str, ...], limits: ScoringSetti
     Raises:
         RequestError: 413 for an oversize body, 400 naming the problem for anything else malformed.
     """
-    if len(raw) > limits.max_body_bytes:
-        raise RequestError(413, f"request body of {len(raw)} bytes exceeds the limit of {limits.max_body_bytes} bytes")
+    size = len(raw)
+    if isinstance(raw, str) and size <= limits.max_body_bytes:
+        size = len(raw.encode("utf-8", "surrogatepass"))  # the limit is in bytes; the server passes a str
+    if size > limits.max_body_bytes:
+        raise RequestError(413, f"request body of {size} bytes exceeds the limit of {limits.max_body_bytes} bytes")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as error:
@@ -168,6 +171,8 @@ def _check_values(values: list, row: int, features: tuple[str, ...]) -> None:
 def _check_list_rows(rows: list, features: tuple[str, ...]) -> None:
     width = len(features)
     for index, row in enumerate(rows):
+        if isinstance(row, dict):
+            raise RequestError(400, f"row {index}: is an object but row 0 is a list; send all rows in one form")
         if not isinstance(row, list):
             raise RequestError(
                 400,
@@ -215,17 +220,42 @@ class ScoringService:
         return cls(load_model(Path(model_dir), name, version))
 
     def predict(self, matrix: np.ndarray) -> list[float]:
-        """Predictions for a validated float matrix."""
-        return self.model.estimator.predict(matrix).tolist()
+        """Predictions for a validated float matrix.
+
+        Raises:
+            RequestError: 400 naming the first row whose values are finite but so large that the model's
+                arithmetic overflows (an infinite prediction, or an infinite intermediate scikit-learn refuses).
+        """
+        predictions = self._finite_predictions(matrix)
+        if predictions is not None:
+            return predictions.tolist()
+        low, high = 0, len(matrix)  # rows are predicted independently: bisect to the first one that overflows
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._finite_predictions(matrix[low:middle]) is None:
+                high = middle
+            else:
+                low = middle
+        raise RequestError(400, f"row {low}: values are too large for the model (its arithmetic overflows)")
+
+    def _finite_predictions(self, matrix: np.ndarray) -> np.ndarray | None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                predictions = np.asarray(self.model.estimator.predict(matrix), dtype=np.float64)
+            except ValueError as error:  # scikit-learn's check of a step's input, e.g. "Input X contains infinity"
+                if "infinity" not in str(error) and "NaN" not in str(error):
+                    raise
+                return None
+        return predictions if np.isfinite(predictions).all() else None
 
     def handle(self, raw: str | bytes) -> tuple[int, dict]:
         """Answer one request body with an HTTP status and a JSON-ready payload."""
         try:
-            matrix = parse_rows(raw, self.model.features, self.limits)
+            predictions = self.predict(parse_rows(raw, self.model.features, self.limits))
         except RequestError as error:
             return error.status, {"message": error.message}
         return 200, {
-            "predictions": self.predict(matrix),
+            "predictions": predictions,
             "model": {"name": self.model.name, "version": self.model.version},
         }
 

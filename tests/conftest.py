@@ -73,5 +73,11 @@ def staged(tmp_path_factory: pytest.TempPathFactory, model_folder: Path):
     from amlops.config import load_inference_config
     from amlops.serving.stage import stage
 
-    return stage(model_folder, "diabetes-ridge", "7", load_inference_config(REPO / "inferenceConfig.yml"), REPO,
-                 tmp_path_factory.mktemp("deploy") / "local")
+    return stage(
+        model_folder,
+        "diabetes-ridge",
+        "7",
+        load_inference_config(REPO / "inferenceConfig.yml"),
+        REPO,
+        tmp_path_factory.mktemp("deploy") / "local",
+    )

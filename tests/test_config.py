@@ -58,8 +58,10 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
         ("computeType: local\nworkers: 0\n", "workers"),
         ("computeType: local\nthreads: 4\n", "threads"),
         ("computeType: ACI\ncontainerResourceRequirements: {cpu: 1}\n", "containerResourceRequirements.memoryInGB"),
-        ("computeType: ACI\ncontainerResourceRequirements: {cpu: -1, memoryInGB: 1}\n",
-         "containerResourceRequirements.cpu"),
+        (
+            "computeType: ACI\ncontainerResourceRequirements: {cpu: -1, memoryInGB: 1}\n",
+            "containerResourceRequirements.cpu",
+        ),
         ("computeType: local\nmaxBatchRows: 0\n", "maxBatchRows"),
         ("port: 80\n", "computeType"),
     ],

@@ -122,8 +122,9 @@ def test_prep_writes_splits_and_fingerprint(tmp_path: Path):
     assert (len(train), len(test)) == (record["train_rows"], record["test_rows"]) == (353, 89)
 
 
-def test_prep_cli_fails_on_bad_data_without_writing_outputs(tmp_path: Path, diabetes: pd.DataFrame,
-                                                            caplog: pytest.LogCaptureFixture):
+def test_prep_cli_fails_on_bad_data_without_writing_outputs(
+    tmp_path: Path, diabetes: pd.DataFrame, caplog: pytest.LogCaptureFixture
+):
     from amlops.cli import EXIT_BAD_INPUT, run_step
 
     bad = tmp_path / "bad.csv"
@@ -136,7 +137,7 @@ def test_prep_cli_fails_on_bad_data_without_writing_outputs(tmp_path: Path, diab
 
 
 def test_prep_names_a_missing_file(tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match="nope.csv"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.csv"):
         prep.run(tmp_path / "nope.csv", tmp_path / "out")
 
 

@@ -19,8 +19,18 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.integration
 
 #: Local state and environments that a fresh clone does not have.
-NOT_IN_A_CLONE = (".git", ".venv", ".mlops", "build", "mlruns", ".pytest_cache", ".ruff_cache", "__pycache__",
-                  ".lock-venv", "*.egg-info")
+NOT_IN_A_CLONE = (
+    ".git",
+    ".venv",
+    ".mlops",
+    "build",
+    "mlruns",
+    ".pytest_cache",
+    ".ruff_cache",
+    "__pycache__",
+    ".lock-venv",
+    "*.egg-info",
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +52,9 @@ def _env() -> dict[str, str]:
 
 
 def _make(clone: Path, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", *targets], cwd=clone, env=_env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        ["make", *targets], cwd=clone, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def _processes_under(folder: Path) -> list[int]:
@@ -86,8 +97,15 @@ def test_make_run_twice(clone: Path):
     assert "production v1 stays" in second.stdout
     assert _processes_under(clone) == []
 
-    models = subprocess.run([".venv/bin/python", "-m", "amlops", "models", "--json"], cwd=clone, env=_env(),
-                            capture_output=True, text=True, timeout=120, check=True)
+    models = subprocess.run(
+        [".venv/bin/python", "-m", "amlops", "models", "--json"],
+        cwd=clone,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     versions = json.loads(models.stdout)
     assert [(v["version"], v["production"]) for v in versions] == [("1", True)]
     assert versions[0]["tags"]["data_sha256"] == (clone / "data" / "diabetes.csv.sha256").read_text().split()[0]
@@ -98,15 +116,20 @@ def test_make_serve_answers_until_interrupted(clone: Path):
         assert _make(clone, "pipeline").returncode == 0
     port_config = clone / "deploymentConfig.serve-test.yml"
     port_config.write_text((clone / "deploymentConfig.local.yml").read_text().replace("port: 31311", "port: 0"))
-    serve = subprocess.Popen([".venv/bin/python", "-m", "amlops", "serve", "--config", str(port_config)],
-                             cwd=clone, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+    serve = subprocess.Popen(
+        [".venv/bin/python", "-m", "amlops", "serve", "--config", str(port_config)],
+        cwd=clone,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         line = serve.stdout.readline()
         match = re.search(r"at (http://127\.0\.0\.1:\d+/score)", line)
         assert match, line + serve.stderr.read()
-        answer = requests.post(match[1], json={"data": [[59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]]},
-                               timeout=10)
+        answer = requests.post(match[1], json={"data": [[59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]]}, timeout=10)
         assert answer.status_code == 200
         assert answer.json()["model"] == {"name": "diabetes-ridge", "version": "1"}
     finally:
@@ -131,8 +154,15 @@ def test_validate_reports_a_bad_file_by_column_and_rule(clone: Path, tmp_path: P
     lines = (clone / "data" / "diabetes.csv").read_text().splitlines()
     lines[5] = lines[5].replace(lines[5].split(",")[0], "300", 1)  # age 300
     bad.write_text("\n".join(lines) + "\n")
-    done = subprocess.run([".venv/bin/python", "-m", "amlops", "validate", "--data", str(bad)], cwd=clone,
-                          env=_env(), capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [".venv/bin/python", "-m", "amlops", "validate", "--data", str(bad)],
+        cwd=clone,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2
     assert "column 'age': in_range(0.0, 120.0)" in done.stderr
     assert "Traceback" not in done.stderr

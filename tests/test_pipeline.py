@@ -147,9 +147,20 @@ def test_train_py_runs_as_a_script(project: Path, tmp_path: Path):
     repo = Path(__file__).resolve().parents[1]
     prep.run(project / "data" / "diabetes.csv", tmp_path / "prepared")
     done = subprocess.run(
-        [sys.executable, str(repo / "train.py"), "--data", str(tmp_path / "prepared"), "--out",
-         str(tmp_path / "trained"), "--alpha", "2.0"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            str(repo / "train.py"),
+            "--data",
+            str(tmp_path / "prepared"),
+            "--out",
+            str(tmp_path / "trained"),
+            "--alpha",
+            "2.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     record = read_json(tmp_path / "trained" / train_step.INFO_FILE)

@@ -75,8 +75,13 @@ def test_git_commit_outside_a_checkout(tmp_path: Path):
 def test_lineage_tags_carry_the_build_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("BUILD_BUILDID", "4242")
     decision = evaluate.decide({"rmse": 50.0, "mae": 40.0, "r2": 0.5}, None, evaluate.GateSettings())
-    tags = register.lineage_tags({"run_id": "r1", "params": {"alpha": 1.0}}, decision,
-                                 {"sha256": "ab" * 32, "rows": 442, "source": "/x/data.csv"}, "p1", tmp_path)
+    tags = register.lineage_tags(
+        {"run_id": "r1", "params": {"alpha": 1.0}},
+        decision,
+        {"sha256": "ab" * 32, "rows": 442, "source": "/x/data.csv"},
+        "p1",
+        tmp_path,
+    )
     assert tags["build_id"] == "4242"
     assert tags["data_sha256"] == "ab" * 32
     assert tags["pipeline_run_id"] == "p1"
@@ -88,8 +93,9 @@ def test_register_does_nothing_when_the_decision_says_keep(project: Path, tmp_pa
     from amlops.files import write_json
     from amlops.registry import Registry
 
-    decision = evaluate.decide({"rmse": 50.0, "mae": 40.0, "r2": 0.5}, {"rmse": 49.0, "mae": 40.0, "r2": 0.5},
-                               evaluate.GateSettings(), "1")
+    decision = evaluate.decide(
+        {"rmse": 50.0, "mae": 40.0, "r2": 0.5}, {"rmse": 49.0, "mae": 40.0, "r2": 0.5}, evaluate.GateSettings(), "1"
+    )
     write_json(tmp_path / "evaluate" / evaluate.DECISION_FILE, decision.__dict__)
     record = register.run(tmp_path / "train", tmp_path / "evaluate", tmp_path / "prep", tmp_path / "out")
     assert record["registered_version"] is None

@@ -1,0 +1,480 @@
+"""The scoring contract (DESIGN.md §5) in-process: request validation, predictions, model loading, specs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from amlops.data import FEATURES
+from amlops.scoring import (
+    LoadedModel,
+    RequestError,
+    ScoringService,
+    load_model,
+    model_identity,
+    openapi_spec,
+    parse_rows,
+    swagger2_spec,
+)
+from amlops.settings import ScoringSettings
+
+REPO = Path(__file__).resolve().parents[1]
+ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]
+RECORD = dict(zip(FEATURES, ROW, strict=True))
+
+
+def body(rows) -> str:
+    """A request body with ``rows`` as its data."""
+    return json.dumps({"data": rows})
+
+
+def raw_row(*values: str) -> str:
+    """A body with one list row whose first values are written verbatim (JSON literals such as NaN)."""
+    return '{"data": [[' + ", ".join([*values, *map(str, ROW[len(values) :])]) + "]]}"
+
+
+def with_value(column: str, value) -> list:
+    """``ROW`` with one column replaced."""
+    row = list(ROW)
+    row[FEATURES.index(column)] = value
+    return row
+
+
+def record_without(*columns: str) -> dict:
+    return {name: value for name, value in RECORD.items() if name not in columns}
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    """A request the service must refuse with ``status`` and a message containing every fragment."""
+
+    id: str
+    body: str | bytes
+    fragments: tuple[str, ...]
+    status: int = 400
+    #: Well-formed and finite, so ``parse_rows`` accepts it: the model's arithmetic is what overflows.
+    overflows_in_model: bool = False
+
+
+#: Requests that are refused under the default limits (also sent to the real server by test_endpoint.py).
+BAD_REQUESTS = [
+    BadRequest("malformed-json", '{"data": [[1, 2,]]}', ("not valid json",)),
+    BadRequest("truncated-json", body([ROW])[:-7], ("not valid json",)),
+    BadRequest("empty-body", "", ("not valid json",)),
+    BadRequest("body-is-list", json.dumps([ROW]), ('json object with a "data" field',)),
+    BadRequest("body-is-string", '"59, 2, 32.1"', ('json object with a "data" field',)),
+    BadRequest("body-is-number", "42", ('json object with a "data" field',)),
+    BadRequest("body-is-null", "null", ('json object with a "data" field',)),
+    BadRequest("no-data-field", json.dumps({"rows": [ROW]}), ('"data" field',)),
+    BadRequest("unknown-top-level-field", json.dumps({"data": [ROW], "model": "x"}), ("unknown top-level", "'model'")),
+    BadRequest("data-is-object", json.dumps({"data": RECORD}), ('"data" must be a list', "an object")),
+    BadRequest("data-is-string", json.dumps({"data": "59,2"}), ('"data" must be a list', "a string")),
+    BadRequest("data-is-null", json.dumps({"data": None}), ('"data" must be a list', "null")),
+    BadRequest("empty-batch", body([]), ("empty batch",)),
+    BadRequest("too-few-columns", body([[1.0, 2.0]]), ("row 0", "expected 10 values", "got 2")),
+    BadRequest("too-many-columns", body([ROW, [*ROW, 1]]), ("row 1", "expected 10 values", "got 11")),
+    BadRequest("empty-row", body([ROW, ROW, []]), ("row 2", "got 0")),
+    BadRequest("row-is-string", body([ROW, "59,2,32.1"]), ("row 1", "got a string")),
+    BadRequest("row-is-number", body([59, 2]), ("row 0", "got a number")),
+    BadRequest("row-is-null", body([ROW, None]), ("row 1", "got null")),
+    BadRequest("list-then-record", body([ROW, RECORD]), ("row 1", "row 0 is a list")),
+    BadRequest("record-then-list", body([RECORD, ROW]), ("row 1", "expected an object", "got a list")),
+    BadRequest("missing-column", body([RECORD, record_without("s6")]), ("row 1", "missing column", "'s6'")),
+    BadRequest("empty-record", body([{}]), ("row 0", "missing column", "'age'")),
+    BadRequest("unknown-column", body([RECORD | {"bmi2": 30}]), ("row 0", "unknown column", "'bmi2'")),
+    BadRequest(
+        "renamed-column",
+        body([record_without("bmi") | {"BMI": 32.1}]),
+        ("row 0", "missing column(s) ['bmi']", "unknown column(s) ['BMI']"),
+    ),
+    BadRequest("string-value", body([with_value("age", "59")]), ("row 0, column 'age'", "got a string")),
+    BadRequest("null-value", body([ROW, with_value("s3", None)]), ("row 1, column 's3'", "got null")),
+    BadRequest("true-value", body([with_value("sex", True)]), ("row 0, column 'sex'", "got a boolean")),
+    BadRequest("false-value", body([with_value("sex", False)]), ("row 0, column 'sex'", "got a boolean")),
+    BadRequest("true-in-record", body([RECORD | {"sex": True}]), ("row 0, column 'sex'", "got a boolean")),
+    BadRequest("null-in-record", body([RECORD | {"s5": None}]), ("row 0, column 's5'", "got null")),
+    BadRequest("nested-list-value", body([with_value("bmi", [32.1])]), ("row 0, column 'bmi'", "got a list")),
+    BadRequest("nested-object-value", body([with_value("bp", {"v": 1})]), ("row 0, column 'bp'", "got an object")),
+    BadRequest("nested-in-record", body([RECORD | {"s1": [157]}]), ("row 0, column 's1'", "got a list")),
+    BadRequest("nan", raw_row("59", "2", "NaN"), ("row 0, column 'bmi'", "not finite")),
+    BadRequest("infinity", raw_row("Infinity"), ("row 0, column 'age'", "not finite")),
+    BadRequest("minus-infinity", raw_row("59", "-Infinity"), ("row 0, column 'sex'", "not finite")),
+    BadRequest(
+        "nan-in-record", body([RECORD]).replace('"age": 59', '"age": NaN'), ("row 0, column 'age'", "not finite")
+    ),
+    BadRequest("float-overflow-1e400", raw_row("1e400"), ("row 0, column 'age'", "not finite")),
+    BadRequest("huge-integer", raw_row(str(10**400)), ("too large",)),
+    BadRequest("integer-beyond-digit-limit", raw_row("9" * 5000), ("4300 digits",)),
+    # Finite inputs whose scaled values or prediction overflow inside the model.
+    # (scikit-learn refuses the infinite scaled value / the prediction itself is infinite).
+    BadRequest(
+        "scaled-value-overflows",
+        body([ROW, with_value("sex", 1.7e308)]),
+        ("row 1", "too large"),
+        overflows_in_model=True,
+    ),
+    BadRequest(
+        "prediction-overflows",
+        body([ROW, ROW, [1.7e308, 2] + [1.7e308] * 3 + ROW[5:]]),
+        ("row 2", "too large"),
+        overflows_in_model=True,
+    ),
+    BadRequest("deeply-nested-list", "[" * 100_000, ("not valid json",)),
+    BadRequest("deeply-nested-data", '{"data": ' + "[" * 100_000 + "]" * 100_000 + "}", ("not valid json",)),
+    BadRequest("deeply-nested-object", '{"a": ' * 100_000, ("not valid json",)),
+    BadRequest("not-utf8", b'{"data": [[59, 2, 32.1, \xff\xfe]]}', ("utf-8",)),
+    BadRequest("latin1-string", '{"data": [["Ä"]]}'.encode("latin-1"), ("utf-8",)),
+]
+
+
+@pytest.fixture(scope="module")
+def loaded(model_folder: Path) -> LoadedModel:
+    return load_model(model_folder, "diabetes-ridge", "7")
+
+
+@pytest.fixture(scope="module")
+def service(loaded: LoadedModel) -> ScoringService:
+    return ScoringService(loaded, ScoringSettings())
+
+
+def first_rows(diabetes: pd.DataFrame, count: int = 5) -> np.ndarray:
+    return diabetes.loc[: count - 1, list(FEATURES)].to_numpy(dtype=np.float64)
+
+
+# --- accepted requests ------------------------------------------------------------------------------
+
+
+def test_model_signature_is_the_feature_order(loaded: LoadedModel):
+    assert loaded.features == FEATURES
+    assert (loaded.name, loaded.version) == ("diabetes-ridge", "7")
+
+
+def test_list_of_lists_gets_the_estimators_predictions(service: ScoringService, diabetes: pd.DataFrame):
+    rows = first_rows(diabetes)
+    status, payload = service.handle(body(rows.tolist()))
+    assert status == 200
+    assert payload["model"] == {"name": "diabetes-ridge", "version": "7"}
+    np.testing.assert_allclose(payload["predictions"], service.model.estimator.predict(rows), rtol=0, atol=1e-9)
+    json.dumps(payload, allow_nan=False)  # the response is strict JSON
+
+
+def test_list_of_records_in_any_key_order_gets_the_same_predictions(service: ScoringService, diabetes: pd.DataFrame):
+    rows = first_rows(diabetes)
+    shuffle = random.Random(7).shuffle
+    records = []
+    for row in rows.tolist():
+        items = list(zip(FEATURES, row, strict=True))
+        shuffle(items)
+        records.append(dict(items))
+    assert [list(record) for record in records] != [list(FEATURES)] * len(records)
+
+    status, payload = service.handle(body(records))
+    assert status == 200
+    np.testing.assert_allclose(payload["predictions"], service.model.estimator.predict(rows), rtol=0, atol=1e-9)
+    assert service.handle(body(rows.tolist()))[1] == payload
+
+
+def test_bytes_body_integers_and_whitespace_are_accepted(service: ScoringService):
+    expected = service.model.estimator.predict(np.array([ROW], dtype=np.float64))
+    for raw in (body([ROW]).encode(), "\n  " + body([ROW]) + " \t\n", raw_row("59.0", "2.0")):
+        status, payload = service.handle(raw)
+        assert status == 200, payload
+        np.testing.assert_allclose(payload["predictions"], expected, rtol=0, atol=1e-9)
+
+
+def test_parse_rows_orders_record_columns_by_the_signature():
+    record = dict(reversed(list(RECORD.items())))
+    matrix = parse_rows(body([record, RECORD]), FEATURES, ScoringSettings())
+    assert matrix.dtype == np.float64
+    np.testing.assert_array_equal(matrix, np.array([ROW, ROW], dtype=np.float64))
+
+
+# --- refused requests -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=lambda case: case.id)
+def test_bad_request_is_refused_with_a_message_naming_the_problem(service: ScoringService, case: BadRequest):
+    status, payload = service.handle(case.body)
+    assert status == case.status, payload
+    assert set(payload) == {"message"}
+    message = payload["message"].lower()
+    for fragment in case.fragments:
+        assert fragment.lower() in message, payload["message"]
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=lambda case: case.id)
+def test_parse_rows_raises_request_error(case: BadRequest):
+    if case.overflows_in_model:
+        assert np.isfinite(parse_rows(case.body, FEATURES, ScoringSettings())).all()
+        return
+    with pytest.raises(RequestError) as caught:
+        parse_rows(case.body, FEATURES, ScoringSettings())
+    assert caught.value.status == case.status
+    assert str(caught.value) == caught.value.message
+
+
+@pytest.mark.parametrize("bad_row", [0, 1, 617, 999])
+@pytest.mark.parametrize("overflow", ["scaled-value", "prediction"])
+def test_overflow_inside_the_model_names_the_first_bad_row(service: ScoringService, bad_row: int, overflow: str):
+    huge = with_value("sex", 1.7e308) if overflow == "scaled-value" else [1.7e308, 2] + [1.7e308] * 3 + ROW[5:]
+    rows = [ROW] * 1000
+    rows[bad_row] = huge
+    rows[-1] = huge
+    status, payload = service.handle(body(rows))
+    assert status == 400
+    assert payload["message"].startswith(f"row {bad_row}: values are too large")
+
+
+@pytest.mark.parametrize(
+    ("rows", "status", "fragments"),
+    [
+        (3, 200, ()),
+        (4, 400, ("batch of 4 rows", "maximum of 3")),
+        (1000, 400, ("batch of 1000 rows", "maximum of 3")),
+    ],
+    ids=["at-limit", "one-over", "far-over"],
+)
+def test_batch_row_limit(loaded: LoadedModel, rows: int, status: int, fragments: tuple[str, ...]):
+    answer_status, payload = ScoringService(loaded, ScoringSettings(max_batch_rows=3)).handle(body([ROW] * rows))
+    assert answer_status == status, payload
+    if status == 200:
+        assert len(payload["predictions"]) == rows
+    for fragment in fragments:
+        assert fragment in payload["message"]
+
+
+def padded_body(size: int) -> str:
+    """A valid one-row body of exactly ``size`` bytes (JSON allows trailing whitespace)."""
+    raw = body([ROW])
+    assert len(raw) <= size
+    return raw + " " * (size - len(raw))
+
+
+def multibyte_body(limit: int) -> str:
+    """A body of at most ``limit`` characters that is longer than ``limit`` bytes in UTF-8."""
+    raw = body([ROW])[:-1] + ', "x": "' + "é" * 30 + '"}'
+    assert len(raw) <= limit < len(raw.encode())
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "fragments"),
+    [
+        (padded_body(100), 200, ()),
+        (padded_body(100).encode(), 200, ()),
+        (padded_body(101), 413, ("101 bytes", "limit of 100 bytes")),
+        (padded_body(101).encode(), 413, ("101 bytes", "limit of 100 bytes")),
+        (padded_body(100_000), 413, ("100000 bytes", "limit of 100 bytes")),
+        # At most 100 characters but over 100 bytes of UTF-8: the limit is on bytes, not characters.
+        (multibyte_body(100), 413, ("limit of 100 bytes",)),
+        # Oversize and malformed: the size is checked first.
+        ("[" * 101, 413, ("101 bytes",)),
+    ],
+    ids=["at-limit", "at-limit-bytes", "one-over", "one-over-bytes", "far-over", "multibyte-chars", "malformed"],
+)
+def test_body_size_limit(loaded: LoadedModel, raw: str | bytes, status: int, fragments: tuple[str, ...]):
+    answer_status, payload = ScoringService(loaded, ScoringSettings(max_body_bytes=100)).handle(raw)
+    assert answer_status == status, payload
+    for fragment in fragments:
+        assert fragment in payload["message"]
+
+
+def test_service_keeps_answering_after_bad_requests(service: ScoringService):
+    for case in BAD_REQUESTS:
+        service.handle(case.body)
+    status, payload = service.handle(body([ROW]))
+    assert status == 200
+    assert len(payload["predictions"]) == 1
+
+
+# --- loading the model ------------------------------------------------------------------------------
+
+
+def copy_model(model_folder: Path, dest: Path) -> Path:
+    return Path(shutil.copytree(model_folder, dest))
+
+
+def test_load_model_finds_the_only_model_folder_inside_a_directory(model_folder: Path, tmp_path: Path):
+    copy_model(model_folder, tmp_path / "mounted" / "model")
+    loaded = load_model(tmp_path / "mounted", "n", "3")
+    assert loaded.features == FEATURES
+    assert (loaded.name, loaded.version) == ("n", "3")
+
+
+def test_load_model_refuses_a_pickled_model(model_folder: Path, tmp_path: Path):
+    folder = copy_model(model_folder, tmp_path / "model")
+    mlmodel_path = folder / "MLmodel"
+    mlmodel = yaml.safe_load(mlmodel_path.read_text())
+    assert mlmodel["flavors"]["sklearn"]["serialization_format"] == "skops"
+    mlmodel["flavors"]["sklearn"]["serialization_format"] = "pickle"
+    mlmodel_path.write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(ValueError, match="serialization_format is 'pickle'") as caught:
+        load_model(folder)
+    assert str(mlmodel_path) in str(caught.value)
+
+
+def test_load_model_refuses_a_model_without_the_sklearn_flavor(model_folder: Path, tmp_path: Path):
+    folder = copy_model(model_folder, tmp_path / "model")
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    del mlmodel["flavors"]["sklearn"]
+    (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(ValueError, match="no 'sklearn' flavor"):
+        load_model(folder)
+
+
+def test_load_model_refuses_a_model_without_a_signature(model_folder: Path, tmp_path: Path):
+    folder = copy_model(model_folder, tmp_path / "model")
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    del mlmodel["signature"]
+    (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    with pytest.raises(ValueError, match="no usable column signature"):
+        load_model(folder)
+
+
+def test_load_model_refuses_a_folder_without_mlmodel(model_folder: Path, tmp_path: Path):
+    folder = copy_model(model_folder, tmp_path / "model")
+    (folder / "MLmodel").unlink()
+    with pytest.raises(FileNotFoundError, match="MLmodel"):
+        load_model(folder)
+    with pytest.raises(FileNotFoundError, match="found 0"):
+        load_model(tmp_path / "model")
+
+
+def test_load_model_refuses_an_ambiguous_folder(model_folder: Path, tmp_path: Path):
+    copy_model(model_folder, tmp_path / "two" / "a")
+    copy_model(model_folder, tmp_path / "two" / "b")
+    with pytest.raises(FileNotFoundError, match="found 2"):
+        load_model(tmp_path / "two")
+
+
+def test_load_model_fails_when_the_model_file_is_missing(model_folder: Path, tmp_path: Path):
+    folder = copy_model(model_folder, tmp_path / "model")
+    (folder / "model.skops").unlink()
+    with pytest.raises(FileNotFoundError, match=r"model\.skops"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/model/.."])
+def test_model_identity_reads_the_azure_ml_layout(tmp_path: Path, suffix: str):
+    version_dir = tmp_path / "azureml-models" / "diabetes-ridge" / "7"
+    (version_dir / "model").mkdir(parents=True)
+    assert model_identity(Path(str(version_dir) + suffix)) == ("diabetes-ridge", "7")
+
+
+def test_service_from_environment_reads_the_staged_model(staged, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AZUREML_MODEL_DIR", str(staged.model_dir))
+    service = ScoringService.from_environment()
+    assert (service.model.name, service.model.version) == ("diabetes-ridge", "7")
+    assert service.model.features == FEATURES
+
+
+def test_service_from_environment_needs_a_model_dir(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("AZUREML_MODEL_DIR", raising=False)
+    with pytest.raises(RuntimeError, match="AZUREML_MODEL_DIR"):
+        ScoringService.from_environment()
+
+
+def test_entry_script_init_and_run(staged, monkeypatch: pytest.MonkeyPatch):
+    """``score.py`` as the inference server calls it: ``init()`` once, then ``run(str)``."""
+    for name, value in staged.environment().items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location("amlops_test_entry_script", staged.app_dir / staged.entry_script)
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    entry.init()
+
+    answer = entry.run(body([ROW]))
+    assert answer["model"] == {"name": "diabetes-ridge", "version": "7"}
+    assert len(answer["predictions"]) == 1
+
+    refused = entry.run(body([[1.0, 2.0]]))
+    assert refused.status_code == 400
+    assert "expected 10 values" in json.loads(refused.get_data())["message"]
+
+
+# --- the swagger / OpenAPI documents ----------------------------------------------------------------
+
+
+def spec_documents(features: tuple[str, ...], limits: ScoringSettings) -> dict[str, tuple[dict, dict]]:
+    """Both documents and the request schema inside each."""
+    spec3 = openapi_spec(features, "diabetes-ridge", "7", limits)
+    spec2 = swagger2_spec(features, "diabetes-ridge", "7", limits)
+    return {
+        "openapi3": (spec3, spec3["components"]["schemas"]["ServiceInput"]),
+        "swagger2": (spec2, spec2["definitions"]["ServiceInput"]),
+    }
+
+
+@pytest.mark.parametrize("document", ["openapi3", "swagger2"])
+def test_spec_example_is_accepted(service: ScoringService, loaded: LoadedModel, document: str):
+    spec, request = spec_documents(loaded.features, service.limits)[document]
+    assert spec["info"]["title"] == "diabetes-ridge"
+    assert spec["info"]["version"] == "7"
+    matrix = parse_rows(json.dumps(request["example"]), loaded.features, service.limits)
+    assert matrix.shape == (1, len(loaded.features))
+    assert service.handle(json.dumps(request["example"]))[0] == 200
+
+
+def test_spec_feature_names_are_the_model_signature(loaded: LoadedModel):
+    limits = ScoringSettings(max_batch_rows=17)
+    documents = spec_documents(loaded.features, limits)
+
+    data3 = documents["openapi3"][1]["properties"]["data"]
+    row_list, row_record = data3["items"]["oneOf"]
+    assert list(row_record["properties"]) == list(loaded.features)
+    assert row_record["required"] == list(loaded.features)
+    assert row_list["minItems"] == row_list["maxItems"] == len(loaded.features)
+    assert row_list["description"].endswith(", ".join(loaded.features))
+    assert data3["maxItems"] == 17
+
+    data2 = documents["swagger2"][1]["properties"]["data"]
+    assert data2["items"] == row_list
+    assert data2["description"].endswith(", ".join(loaded.features))
+    assert data2["maxItems"] == 17
+
+
+@pytest.mark.parametrize(("file", "document"), [("swagger.json", "swagger2"), ("swagger3.json", "openapi3")])
+def test_staged_specs_describe_the_staged_model(staged, loaded: LoadedModel, file: str, document: str):
+    written = json.loads((staged.app_dir / file).read_text())
+    assert written == spec_documents(loaded.features, staged.limits)[document][0]
+
+
+def test_openapi_request_schema_agrees_with_the_service(service: ScoringService, loaded: LoadedModel):
+    """Bodies the service accepts validate against the published schema; structurally wrong ones do not."""
+    jsonschema = pytest.importorskip("jsonschema")
+    _, request = spec_documents(loaded.features, service.limits)["openapi3"]
+    validator = jsonschema.Draft7Validator(request)
+    for accepted in ([ROW], [RECORD], [RECORD, dict(reversed(list(RECORD.items())))], [ROW] * 3):
+        assert service.handle(body(accepted))[0] == 200
+        validator.validate({"data": accepted})
+    structural = {
+        "body-is-list",
+        "body-is-null",
+        "no-data-field",
+        "unknown-top-level-field",
+        "data-is-object",
+        "empty-batch",
+        "too-few-columns",
+        "too-many-columns",
+        "row-is-string",
+        "missing-column",
+        "unknown-column",
+        "string-value",
+        "null-value",
+        "true-value",
+        "nested-list-value",
+        "nested-in-record",
+    }
+    cases = [case for case in BAD_REQUESTS if case.id in structural]
+    assert {case.id for case in cases} == structural
+    for case in cases:
+        assert not validator.is_valid(json.loads(case.body)), case.id
