@@ -46,7 +46,7 @@ serve: $(INSTALLED) ## Serve the production model on 127.0.0.1 in the foreground
 	$(PY) -m amlops serve
 
 pipeline: $(INSTALLED) ## Run only the training pipeline (prep, train, evaluate, register)
-	$(PY) -m amlops pipeline
+	$(PY) -m amlops pipeline run
 
 models: $(INSTALLED) ## List registered model versions and which one is in production
 	$(PY) -m amlops models

@@ -14,8 +14,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
+from amlops.pipeline import DEFAULT_PIPELINE_NAME
 from amlops.settings import ProjectSettings
 
 log = logging.getLogger("amlops")
@@ -23,6 +25,8 @@ log = logging.getLogger("amlops")
 #: Exit codes: 0 success, 1 unexpected failure, 2 bad input (data, config, arguments), 3 smoke test failed.
 EXIT_BAD_INPUT = 2
 EXIT_SMOKE_FAILED = 3
+#: Endpoint name of the short-lived deployment `run` smoke-tests (`serve`/`deploy` use "local").
+RUN_ENDPOINT = "run"
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -44,14 +48,20 @@ def run_step(main: Callable[[list[str] | None], int], argv: list[str] | None = N
 
 def guarded(action: Callable[[], int]) -> int:
     """Run ``action``; known failures print their message (no traceback) and return a non-zero code."""
+    from pydantic import ValidationError
+
     from amlops.config import ConfigError
     from amlops.data import DataValidationError
     from amlops.serving.client import ScoringError
     from amlops.serving.local import EndpointError
     from amlops.serving.smoke import SmokeTestFailure
+    from amlops.settings import explain_settings_error
 
     try:
         return action()
+    except ValidationError as error:
+        log.error("%s", explain_settings_error(error))
+        return EXIT_BAD_INPUT
     except (DataValidationError, ConfigError, FileNotFoundError, LookupError) as error:
         log.error("%s", error)
         return EXIT_BAD_INPUT
@@ -86,23 +96,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pipeline(args: argparse.Namespace) -> int:
-    """Run prep → train → evaluate → register locally."""
+def cmd_pipeline_run(args: argparse.Namespace) -> int:
+    """Run prep → train → evaluate → register locally (or a published version with --published)."""
     from amlops import pipeline
 
-    result = pipeline.run(args.data, promote=args.promote)
-    sys.stdout.write(
-        json.dumps(
-            {
-                "pipeline_run_id": result.run_id,
-                "decision": result.decision.outcome,
-                "reasons": result.decision.reasons,
-                **result.registration,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    overrides = {k: v for k, v in (("data", args.data), ("alpha", args.alpha)) if v is not None}
+    if args.published:
+        name, _, version = args.published.partition(":")
+        if not args.promote:
+            overrides["promote"] = False
+        result = pipeline.run_published(name, int(version) if version else None, **overrides)
+    else:
+        result = pipeline.run(args.data, promote=args.promote, alpha=args.alpha)
+    outcome = {
+        "pipeline_run_id": result.run_id,
+        "decision": result.decision.outcome,
+        "reasons": result.decision.reasons,
+        **result.registration,
+    }
+    sys.stdout.write(json.dumps(outcome, indent=2) + "\n")
+    return 0
+
+
+def cmd_pipeline_publish(args: argparse.Namespace) -> int:
+    """Publish the pipeline definition as a new version (if it changed)."""
+    from amlops import pipeline
+
+    parameters = {k: v for k, v in (("data", args.data), ("alpha", args.alpha)) if v is not None}
+    published = pipeline.publish(args.name, parameters=parameters, description=args.description)
+    sys.stdout.write(json.dumps(asdict(published), indent=2) + "\n")
+    return 0
+
+
+def cmd_pipeline_list(args: argparse.Namespace) -> int:
+    """List the published versions of a pipeline."""
+    from amlops import pipeline
+
+    versions = [asdict(v) for v in pipeline.published_versions(args.name)]
+    sys.stdout.write(json.dumps(versions, indent=2) + "\n")
     return 0
 
 
@@ -142,31 +173,41 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:
-    """Smoke-test the running local endpoint."""
-    from amlops.serving.local import EndpointState
+    """Smoke-test a running local endpoint."""
+    from amlops.serving.local import read_state
+    from amlops.serving.smoke import smoke_local
 
     settings = ProjectSettings()
-    state_file = settings.build_dir / "endpoints" / f"{args.name}.json"
-    if not state_file.is_file():
-        raise LookupError(f"no local endpoint named {args.name!r} is running ({state_file} missing)")
-    state = EndpointState(**json.loads(state_file.read_text()))
-    _smoke(state, settings)
+    smoke_local(read_state(settings.build_dir / "endpoints", args.name), settings.data_snapshot)
     return 0
 
 
-def _smoke(state, settings: ProjectSettings):
-    from amlops.serving.client import ScoringClient
-    from amlops.serving.smoke import known_rows, smoke_test
-    from amlops.serving.stage import MODELS_DIR
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Deploy the production model (or --version) to a local endpoint left running in the background."""
+    from amlops.serving.deploy import local_endpoint
+    from amlops.serving.local import stop_recorded
+    from amlops.serving.smoke import smoke_local
 
-    model_folder = Path(state.deployment_dir) / MODELS_DIR / state.model_name / state.model_version
-    return smoke_test(
-        ScoringClient(state.scoring_uri),
-        model_folder,
-        known_rows(settings.data_snapshot),
-        state.model_name,
-        state.model_version,
-    )
+    settings = ProjectSettings()
+    stop_recorded(settings.build_dir / "endpoints", args.name)
+    endpoint = local_endpoint(args.version, settings=settings, deployment_config=args.config, name=args.name)
+    state = endpoint.start()
+    try:
+        smoke_local(state, settings.data_snapshot)
+    except BaseException:
+        endpoint.stop()
+        raise
+    sys.stdout.write(json.dumps(asdict(state), indent=2) + "\n")
+    return 0
+
+
+def cmd_undeploy(args: argparse.Namespace) -> int:
+    """Stop a local endpoint started by ``deploy`` or a notebook."""
+    from amlops.serving.local import stop_recorded
+
+    if not stop_recorded(ProjectSettings().build_dir / "endpoints", args.name):
+        log.info("no local endpoint named %r was running", args.name)
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -199,23 +240,33 @@ def curl_example(scoring_uri: str) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     """The whole local lifecycle: pipeline, deploy production locally, smoke test, summary, stop."""
     from amlops import pipeline
-    from amlops.serving.deploy import local_endpoint
+    from amlops.serving.deploy import local_deployment_config, local_endpoint
+    from amlops.serving.smoke import smoke_local
 
     settings = ProjectSettings()
     result = pipeline.run(args.data)
-    # A short-lived endpoint: any free port, so it never collides with a `make serve` left running.
-    with local_endpoint(settings=settings, deployment_config=args.config, port=0) as endpoint:
-        smoke = _smoke(endpoint.state, settings)
-        sys.stdout.write(summary(result, endpoint.state, smoke))
+    if result.registration["production_version"] is None:
+        log.error(
+            "the gate %sed the candidate and no version is in production, so there is nothing to deploy: %s",
+            result.decision.outcome,
+            "; ".join(result.decision.reasons),
+        )
+        return EXIT_BAD_INPUT
+    serve_config = local_deployment_config(settings, args.config)
+    # Its own name and any free port: never collides with a `make serve` endpoint left running.
+    with local_endpoint(settings=settings, deployment_config=args.config, name=RUN_ENDPOINT, port=0) as endpoint:
+        smoke = smoke_local(endpoint.state, settings.data_snapshot)
+        sys.stdout.write(summary(result, endpoint.state, smoke, serve_config))
         sys.stdout.flush()
     log.info("endpoint stopped")
     return 0
 
 
-def summary(result, state, smoke) -> str:
+def summary(result, state, smoke, serve_config) -> str:
     """What ``make run`` prints at the end."""
     decision = result.decision
     registration = result.registration
+    serve_uri = f"http://{serve_config.host}:{serve_config.port or 'PORT'}/score"
     metrics = decision.candidate
     lines = [
         "",
@@ -241,8 +292,8 @@ def summary(result, state, smoke) -> str:
         f"smoke test   passed: {smoke.rows} rows equal the model's predictions (max |error| "
         f"{smoke.max_abs_error:.1e}); bad request -> HTTP {smoke.bad_request_status}",
         "",
-        "call it (after `make serve`):",
-        f"  {curl_example(state.scoring_uri)}",
+        "call it: `make serve`, then",
+        f"  {curl_example(serve_uri)}",
         f"browse runs and versions:  .venv/bin/mlflow ui --backend-store-uri {ProjectSettings().resolved_tracking_uri}",
         "=" * 78,
         "",
@@ -252,7 +303,9 @@ def summary(result, state, smoke) -> str:
 
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    cli = argparse.ArgumentParser(prog="python -m amlops", description=__doc__.splitlines()[0])
+    cli = argparse.ArgumentParser(
+        prog="python -m amlops", description="One command per lifecycle stage, run locally (the default)."
+    )
     cli.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = cli.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -265,9 +318,23 @@ def parser() -> argparse.ArgumentParser:
     snapshot.add_argument("--out", type=Path, default=None)
     validate = command("validate", cmd_validate, "check a data file against the schema (data quality)")
     validate.add_argument("--data", type=Path, default=None)
-    run_pipeline = command("pipeline", cmd_pipeline, "run prep → train → evaluate → register locally")
+    pipeline_cli = commands.add_parser("pipeline", help="run, publish or list the training pipeline")
+    pipeline_commands = pipeline_cli.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
+    run_pipeline = pipeline_commands.add_parser("run", help="run prep → train → evaluate → register locally")
+    run_pipeline.set_defaults(handler=cmd_pipeline_run)
     run_pipeline.add_argument("--data", type=Path, default=None, help="CSV to train on (default: the snapshot)")
+    run_pipeline.add_argument("--alpha", type=float, default=None, help="override sklearn.runconfig's --alpha")
     run_pipeline.add_argument("--no-promote", dest="promote", action="store_false")
+    run_pipeline.add_argument("--published", default=None, metavar="NAME[:VERSION]", help="run a published version")
+    publish = pipeline_commands.add_parser("publish", help="publish the pipeline as a named, versioned definition")
+    publish.set_defaults(handler=cmd_pipeline_publish)
+    publish.add_argument("--name", default=DEFAULT_PIPELINE_NAME)
+    publish.add_argument("--data", default=None, help="default data path (relative to the repository)")
+    publish.add_argument("--alpha", type=float, default=None, help="default alpha")
+    publish.add_argument("--description", default="")
+    listing = pipeline_commands.add_parser("list", help="list a pipeline's published versions")
+    listing.set_defaults(handler=cmd_pipeline_list)
+    listing.add_argument("--name", default=DEFAULT_PIPELINE_NAME)
     models = command("models", cmd_models, "list registered versions, their metrics and the production one")
     models.add_argument("--json", action="store_true")
     serve = command("serve", cmd_serve, "serve the production model on the local endpoint until Ctrl-C")
@@ -275,6 +342,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
     smoke = command("smoke", cmd_smoke, "smoke-test a running local endpoint")
     smoke.add_argument("--name", default="local")
+    deploy = command("deploy", cmd_deploy, "deploy production (or --version) to a local endpoint left running")
+    deploy.add_argument("--version", default=None, help="registered version (default: production)")
+    deploy.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
+    deploy.add_argument("--name", default="local")
+    undeploy = command("undeploy", cmd_undeploy, "stop a local endpoint started by deploy or a notebook")
+    undeploy.add_argument("--name", default="local")
     lifecycle = command("run", cmd_run, "pipeline, local deploy of production, smoke test, summary")
     lifecycle.add_argument("--data", type=Path, default=None)
     lifecycle.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")

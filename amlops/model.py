@@ -53,45 +53,40 @@ def metrics(model: Pipeline, frame: pd.DataFrame) -> dict[str, float]:
 
 
 def save_plots(model: Pipeline, frame: pd.DataFrame, folder: Path, title: str) -> list[Path]:
-    """Save predicted-vs-actual and residual plots of the model on a labelled table.
+    """Save predicted-vs-actual/residual plots and a residual histogram of the model on a labelled table.
 
     Returns:
         The PNG files written.
     """
-    import matplotlib
+    from amlops import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     _, actual = features_and_target(frame)
     predicted = predict(model, frame)
-    residuals = actual.to_numpy() - predicted
+    return [
+        plots.save(plots.residuals(actual, predicted, title), Path(folder) / "predicted_vs_actual_and_residuals.png"),
+        plots.save(plots.residual_histogram(actual, predicted, title), Path(folder) / "residual_histogram.png"),
+    ]
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
-    left.scatter(actual, predicted, s=14, alpha=0.7)
-    left.plot([low, high], [low, high], color="black", linewidth=1, linestyle="--", label="perfect")
-    left.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual")
-    left.legend()
-    right.scatter(predicted, residuals, s=14, alpha=0.7)
-    right.axhline(0, color="black", linewidth=1, linestyle="--")
-    right.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals")
-    figure.suptitle(title)
-    figure.tight_layout()
-    path = folder / "predicted_vs_actual_and_residuals.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
-    figure, axis = plt.subplots(figsize=(6, 4))
-    axis.hist(residuals, bins=30)
-    axis.set(xlabel="actual - predicted", ylabel="rows", title=f"Residual distribution — {title}")
-    figure.tight_layout()
-    histogram = folder / "residual_histogram.png"
-    figure.savefig(histogram, dpi=110)
-    plt.close(figure)
-    return [path, histogram]
+def compare_alphas(train: pd.DataFrame, test: pd.DataFrame, alphas: list[float]) -> pd.DataFrame:
+    """Fit one model per alpha and tabulate train/test metrics (the notebook's model comparison).
+
+    Returns:
+        One row per alpha with ``train_<metric>`` and ``test_<metric>`` columns.
+    """
+    return pd.DataFrame([{"alpha": alpha, **fit_and_measure(train, test, alpha)[1]} for alpha in alphas])
+
+
+def fit_and_measure(train: pd.DataFrame, test: pd.DataFrame, alpha: float) -> tuple[Pipeline, dict[str, float]]:
+    """Fit on the train table and measure on both.
+
+    Returns:
+        The fitted model and metrics named ``train_<m>`` and ``test_<m>`` for each of rmse, mae, r2.
+    """
+    fitted = fit(train, alpha)
+    measured = {f"train_{k}": v for k, v in metrics(fitted, train).items()}
+    measured |= {f"test_{k}": v for k, v in metrics(fitted, test).items()}
+    return fitted, measured
 
 
 def save_mlflow_model(model: Pipeline, example: pd.DataFrame, path: Path) -> Path:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from amlops import config, tracking
 from amlops.files import read_json
-from amlops.settings import ProjectSettings
+from amlops.settings import DataSettings, GateSettings, ProjectSettings
 from amlops.steps import evaluate, prep, register
 from amlops.steps import train as train_step
 
@@ -42,6 +42,8 @@ def run(
     promote: bool = True,
     settings: ProjectSettings | None = None,
     runconfig_path: Path | None = None,
+    alpha: float | None = None,
+    tags: dict[str, str] | None = None,
 ) -> PipelineResult:
     """Run the four steps in order and return their outputs.
 
@@ -50,24 +52,28 @@ def run(
         promote: Whether the register step may move the production marker.
         settings: Project settings; read from the environment when omitted.
         runconfig_path: Run configuration whose ``arguments`` hold the hyperparameters.
+        alpha: Overrides the run configuration's ``--alpha``.
+        tags: Extra tags for the pipeline's MLflow run (a published pipeline records its name and version).
     """
     import mlflow
 
     settings = settings or ProjectSettings()
     runconfig = config.load_runconfig(runconfig_path or settings.root / RUNCONFIG_FILE)
+    DataSettings(), GateSettings()  # fail on a bad AMLOPS_DATA_*/AMLOPS_GATE_* value before any work is done
+    train_arguments = [*runconfig.argv, *([] if alpha is None else ["--alpha", str(alpha)])]
     data_path = Path(data_path or settings.data_snapshot)
     tracking.configure(settings)
-    with mlflow.start_run(run_name="training-pipeline", tags={"step": "pipeline"}) as parent:
+    with mlflow.start_run(run_name="training-pipeline", tags={"step": "pipeline", **(tags or {})}) as parent:
         run_id = parent.info.run_id
         folder = settings.build_dir / "pipeline" / run_id
         outputs = {name: folder / name for name in STEPS}
-        mlflow.log_params({"data": str(data_path), "runconfig_arguments": " ".join(runconfig.argv)})
+        mlflow.log_params({"data": str(data_path), "train_arguments": " ".join(train_arguments)})
         prepared, trained, decided = (str(outputs[name]) for name in ("prep", "train", "evaluate"))
         commands = {
             "prep": (prep.main, ["--data", str(data_path), "--out", prepared]),
             "train": (
                 train_step.main,
-                ["--data", prepared, "--out", trained, "--pipeline-run-id", run_id, *runconfig.argv],
+                ["--data", prepared, "--out", trained, "--pipeline-run-id", run_id, *train_arguments],
             ),
             "evaluate": (evaluate.main, ["--model", trained, "--data", prepared, "--out", decided]),
             "register": (
@@ -105,4 +111,147 @@ def run(
         training=read_json(outputs["train"] / train_step.INFO_FILE),
         decision=decision,
         registration=registration,
+    )
+
+
+# --- published pipelines ------------------------------------------------------------------------------
+#
+# v1 "published pipelines" became pipeline components in Azure ML v2 (see amlops.azure). Locally, a
+# published pipeline is a named, versioned definition in the registry folder: its parameters' defaults
+# and a fingerprint of the code and configuration it was published from. Re-running it with other
+# parameters runs the same steps; if the code changed since publishing, the run says so.
+
+PUBLISHED_DIR = "pipelines"
+DEFAULT_PIPELINE_NAME = "diabetes-ridge-training"
+
+
+@dataclass(frozen=True)
+class PublishedPipeline:
+    """A named, versioned pipeline definition that can be re-run with parameters."""
+
+    name: str
+    version: int
+    parameters: dict
+    steps: tuple[str, ...]
+    code_sha256: str
+    published_at: str
+    description: str = ""
+
+
+def code_fingerprint(settings: ProjectSettings) -> str:
+    """sha256 over the package source and the run configuration: what a published version stands for."""
+    import hashlib
+
+    from amlops.settings import PACKAGE_DIR
+
+    digest = hashlib.sha256()
+    named = [(p.relative_to(PACKAGE_DIR.parent).as_posix(), p) for p in sorted(PACKAGE_DIR.rglob("*.py"))]
+    named.append((RUNCONFIG_FILE, settings.root / RUNCONFIG_FILE))
+    for name, path in named:
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _published_file(settings: ProjectSettings, name: str) -> Path:
+    return settings.state_dir / PUBLISHED_DIR / f"{name}.json"
+
+
+def published_versions(
+    name: str = DEFAULT_PIPELINE_NAME, settings: ProjectSettings | None = None
+) -> list[PublishedPipeline]:
+    """Every published version of a pipeline, oldest first."""
+    settings = settings or ProjectSettings()
+    path = _published_file(settings, name)
+    if not path.is_file():
+        return []
+    return [PublishedPipeline(**{**v, "steps": tuple(v["steps"])}) for v in read_json(path)]
+
+
+def publish(
+    name: str = DEFAULT_PIPELINE_NAME,
+    *,
+    parameters: dict | None = None,
+    description: str = "",
+    settings: ProjectSettings | None = None,
+) -> PublishedPipeline:
+    """Publish the pipeline under ``name``; publishing an unchanged definition returns the latest version.
+
+    Args:
+        name: Pipeline name.
+        parameters: Defaults for ``data``, ``alpha`` and ``promote``; the run configuration's otherwise.
+        description: Free text shown in listings.
+        settings: Project settings.
+    """
+    from datetime import UTC, datetime
+
+    from amlops.files import write_json
+
+    settings = settings or ProjectSettings()
+    runconfig = config.load_runconfig(settings.root / RUNCONFIG_FILE)
+    alpha = train_step.parser().parse_args(["--data", ".", "--out", ".", *runconfig.argv]).alpha
+    defaults = {"data": str(settings.data_snapshot.relative_to(settings.root)), "alpha": alpha, "promote": True}
+    unknown = set(parameters or {}) - defaults.keys()
+    if unknown:
+        raise ValueError(f"unknown pipeline parameter(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    defaults |= parameters or {}
+    versions = published_versions(name, settings)
+    fingerprint = code_fingerprint(settings)
+    latest = versions[-1] if versions else None
+    if latest and latest.parameters == defaults and latest.code_sha256 == fingerprint:
+        log.info("pipeline %s: unchanged since version %d; not publishing again", name, latest.version)
+        return latest
+    new = PublishedPipeline(
+        name=name,
+        version=(latest.version + 1) if latest else 1,
+        parameters=defaults,
+        steps=STEPS,
+        code_sha256=fingerprint,
+        published_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        description=description,
+    )
+    write_json(_published_file(settings, name), [asdict(v) for v in [*versions, new]])
+    log.info("pipeline %s: published version %d", name, new.version)
+    return new
+
+
+def run_published(
+    name: str = DEFAULT_PIPELINE_NAME,
+    version: int | None = None,
+    settings: ProjectSettings | None = None,
+    **overrides,
+) -> PipelineResult:
+    """Re-run a published pipeline (latest version by default) with some parameters overridden.
+
+    Args:
+        name: Pipeline name.
+        version: Published version; the latest when omitted.
+        settings: Project settings.
+        **overrides: New values for ``data``, ``alpha`` or ``promote``.
+    """
+    settings = settings or ProjectSettings()
+    versions = published_versions(name, settings)
+    if version is None:
+        chosen = versions[-1] if versions else None
+    else:
+        chosen = next((v for v in versions if v.version == version), None)
+    if chosen is None:
+        known = ", ".join(str(v.version) for v in versions) or "none"
+        raise LookupError(f"pipeline {name!r} version {version or 'latest'} is not published (published: {known})")
+    unknown = set(overrides) - chosen.parameters.keys()
+    if unknown:
+        raise ValueError(f"unknown pipeline parameter(s) {sorted(unknown)}; known: {sorted(chosen.parameters)}")
+    if code_fingerprint(settings) != chosen.code_sha256:
+        log.warning(
+            "pipeline %s v%d: the code or sklearn.runconfig changed since it was published; "
+            "publish again to record the new definition",
+            name,
+            chosen.version,
+        )
+    parameters = chosen.parameters | overrides
+    return run(
+        settings.root / parameters["data"],
+        promote=bool(parameters["promote"]),
+        settings=settings,
+        alpha=float(parameters["alpha"]),
+        tags={"published_pipeline": name, "published_version": str(chosen.version)},
     )

@@ -120,10 +120,10 @@ def parse_rows(raw: str | bytes, features: tuple[str, ...], limits: ScoringSetti
         RequestError: 413 for an oversize body, 400 naming the problem for anything else malformed.
     """
     size = len(raw)
-    if isinstance(raw, str) and size <= limits.max_body_bytes:
+    if isinstance(raw, str) and size <= limits.max_request_bytes:
         size = len(raw.encode("utf-8", "surrogatepass"))  # the limit is in bytes; the server passes a str
-    if size > limits.max_body_bytes:
-        raise RequestError(413, f"request body of {size} bytes exceeds the limit of {limits.max_body_bytes} bytes")
+    if size > limits.max_request_bytes:
+        raise RequestError(413, f"request body of {size} bytes exceeds the limit of {limits.max_request_bytes} bytes")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as error:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Telemetry off before MLflow or azure-ai-ml can be imported anywhere in the package.
@@ -117,4 +117,18 @@ class ScoringSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AMLOPS_SCORING_", extra="ignore")
 
     max_batch_rows: int = Field(default=10_000, ge=1)
-    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=64)
+    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=64)
+
+
+def explain_settings_error(error: ValidationError) -> str:
+    """Name the environment variable behind each invalid setting (``AMLOPS_GATE_MIN_R2: ...``)."""
+    classes = {cls.__name__: cls for cls in (ProjectSettings, DataSettings, GateSettings, ScoringSettings)}
+    settings_class = classes.get(error.title)
+    if settings_class is None:
+        return str(error)
+    prefix = settings_class.model_config["env_prefix"]
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        lines.append(f"environment variable {prefix}{field.upper()}={item.get('input')!r}: {item['msg']}")
+    return "\n".join(lines)

@@ -31,7 +31,7 @@ def test_committed_local_deployment_config_binds_loopback(project: Path):
     assert local.host == "127.0.0.1"
     limits = scoring_limits(local)
     assert limits.max_batch_rows == local.maxBatchRows
-    assert limits.max_body_bytes == local.maxRequestBytes
+    assert limits.max_request_bytes == local.maxRequestBytes
 
 
 def test_limits_default_when_the_config_omits_them():

@@ -282,7 +282,7 @@ def multibyte_body(limit: int) -> str:
     ids=["at-limit", "at-limit-bytes", "one-over", "one-over-bytes", "far-over", "multibyte-chars", "malformed"],
 )
 def test_body_size_limit(loaded: LoadedModel, raw: str | bytes, status: int, fragments: tuple[str, ...]):
-    answer_status, payload = ScoringService(loaded, ScoringSettings(max_body_bytes=100)).handle(raw)
+    answer_status, payload = ScoringService(loaded, ScoringSettings(max_request_bytes=100)).handle(raw)
     assert answer_status == status, payload
     for fragment in fragments:
         assert fragment in payload["message"]

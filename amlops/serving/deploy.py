@@ -16,7 +16,7 @@ LOCAL_DEPLOYMENT_CONFIG_FILE = "deploymentConfig.local.yml"
 
 def scoring_limits(deployment: config.ServingLimits) -> ScoringSettings:
     """Request limits: the deployment config's where it sets them, the defaults elsewhere."""
-    overrides = {"max_batch_rows": deployment.maxBatchRows, "max_body_bytes": deployment.maxRequestBytes}
+    overrides = {"max_batch_rows": deployment.maxBatchRows, "max_request_bytes": deployment.maxRequestBytes}
     return ScoringSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 

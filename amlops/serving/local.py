@@ -226,3 +226,31 @@ def tail(path: Path, lines: int = 25) -> str:
         return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return "(no log)"
+
+
+def read_state(state_dir: Path, name: str = "local") -> EndpointState:
+    """The recorded state of a running local endpoint started by another process (a notebook, ``deploy``).
+
+    Raises:
+        LookupError: if no such endpoint is recorded, or its process is gone.
+    """
+    path = Path(state_dir) / f"{name}.json"
+    if not path.is_file():
+        raise LookupError(f"no local endpoint named {name!r} is running ({path} does not exist); deploy one first")
+    state = EndpointState(**json.loads(path.read_text()))
+    if not signal_group(state.pid, 0):
+        path.unlink(missing_ok=True)
+        raise LookupError(f"local endpoint {name!r} (pid {state.pid}) is no longer running; deploy it again")
+    return state
+
+
+def stop_recorded(state_dir: Path, name: str = "local") -> bool:
+    """Stop a local endpoint recorded in ``state_dir``; ``False`` if none was running."""
+    try:
+        state = read_state(state_dir, name)
+    except LookupError:
+        return False
+    stop_process_group(state.pid)
+    (Path(state_dir) / f"{name}.json").unlink(missing_ok=True)
+    log.info("endpoint %s (pid %d) stopped", name, state.pid)
+    return True

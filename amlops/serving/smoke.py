@@ -85,3 +85,18 @@ def smoke_test(
         result.bad_request_message,
     )
     return result
+
+
+def smoke_local(state, data_path: Path) -> SmokeResult:
+    """Smoke-test a running local endpoint against the model folder it serves.
+
+    Args:
+        state: The endpoint's :class:`~amlops.serving.local.EndpointState`.
+        data_path: A data file whose first rows are the known rows.
+    """
+    from amlops.serving.stage import MODELS_DIR
+
+    model_folder = Path(state.deployment_dir) / MODELS_DIR / state.model_name / state.model_version
+    return smoke_test(
+        ScoringClient(state.scoring_uri), model_folder, known_rows(data_path), state.model_name, state.model_version
+    )

@@ -52,7 +52,7 @@ class StagedDeployment:
             "AZUREML_ENTRY_SCRIPT": self.entry_script,
             "AML_APP_ROOT": str(self.app_dir),
             "AMLOPS_SCORING_MAX_BATCH_ROWS": str(self.limits.max_batch_rows),
-            "AMLOPS_SCORING_MAX_BODY_BYTES": str(self.limits.max_body_bytes),
+            "AMLOPS_SCORING_MAX_REQUEST_BYTES": str(self.limits.max_request_bytes),
             "SERVICE_NAME": self.model_name,
             "SERVICE_VERSION": self.model_version,
         }

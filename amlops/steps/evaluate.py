@@ -19,7 +19,7 @@ from amlops.settings import GateSettings
 from amlops.steps import prep
 from amlops.steps import train as train_step
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("amlops.steps.evaluate")  # not __main__ when run with -m
 
 DECISION_FILE = "decision.json"
 

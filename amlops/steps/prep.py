@@ -16,7 +16,7 @@ from amlops import data
 from amlops.files import write_json
 from amlops.settings import DataSettings, ProjectSettings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("amlops.steps.prep")  # not __main__ when run with -m
 
 TRAIN_FILE = "train.csv"
 TEST_FILE = "test.csv"

@@ -18,7 +18,7 @@ from amlops.settings import ProjectSettings
 from amlops.steps import evaluate, prep
 from amlops.steps import train as train_step
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("amlops.steps.register")  # not __main__ when run with -m
 
 REGISTRATION_FILE = "registration.json"
 #: Azure DevOps and GitHub Actions expose the build id under these names.
@@ -53,7 +53,7 @@ def lineage_tags(
     """Tags recorded on a new model version: metrics, parameters, code, data, run and decision."""
     commit, dirty = git_commit(root)
     build_id = next((os.environ[name] for name in BUILD_ID_VARIABLES if os.environ.get(name)), "")
-    tags = {f"metric.{k}": f"{v:.6g}" for k, v in decision.candidate.items()}
+    tags = {f"metric.{k}": repr(float(v)) for k, v in decision.candidate.items()}
     tags |= {f"param.{k}": str(v) for k, v in train_record["params"].items()}
     tags |= {
         "git_commit": commit,

@@ -18,7 +18,7 @@ from amlops import model as model_lib
 from amlops.files import read_json, write_json
 from amlops.steps import prep
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("amlops.steps.train")  # not __main__ when run with -m
 
 MODEL_DIR = "model"
 PLOTS_DIR = "plots"
@@ -32,10 +32,7 @@ def train(train_frame: pd.DataFrame, test_frame: pd.DataFrame, alpha: float) -> 
     Returns:
         The fitted model and metrics named ``train_<m>`` and ``test_<m>`` for each of rmse, mae, r2.
     """
-    fitted = model_lib.fit(train_frame, alpha)
-    measured = {f"train_{k}": v for k, v in model_lib.metrics(fitted, train_frame).items()}
-    measured |= {f"test_{k}": v for k, v in model_lib.metrics(fitted, test_frame).items()}
-    return fitted, measured
+    return model_lib.fit_and_measure(train_frame, test_frame, alpha)
 
 
 def run(prepared: Path, out: Path, alpha: float = DEFAULT_ALPHA, pipeline_run_id: str | None = None) -> dict:

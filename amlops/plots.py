@@ -1,0 +1,105 @@
+"""Figures people would rather see than read: data, residuals, model comparisons, latencies.
+
+Each function returns a matplotlib ``Figure``; notebooks display it, the pipeline saves it as a run
+artifact with :func:`save`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from amlops.data import FEATURES, TARGET
+
+
+def save(figure: Figure, path: Path, dpi: int = 110) -> Path:
+    """Write a figure as PNG and release it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
+    return path
+
+
+def feature_distributions(frame: pd.DataFrame) -> Figure:
+    """One histogram per feature and one for the target."""
+    columns = [*FEATURES, TARGET]
+    figure, axes = plt.subplots(3, 4, figsize=(13, 8))
+    for axis, column in zip(axes.flat, columns, strict=False):
+        axis.hist(frame[column], bins=25, color="tab:green" if column == TARGET else "tab:blue")
+        axis.set_title(column)
+    for axis in list(axes.flat)[len(columns) :]:
+        axis.axis("off")
+    figure.suptitle(f"Distributions ({len(frame)} rows)")
+    figure.tight_layout()
+    return figure
+
+
+def target_correlations(frame: pd.DataFrame) -> Figure:
+    """Pearson correlation of each feature with the target, sorted."""
+    correlations = frame[list(FEATURES)].corrwith(frame[TARGET]).sort_values()
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.barh(correlations.index, correlations.values, color=np.where(correlations.values < 0, "tab:red", "tab:blue"))
+    axis.axvline(0, color="black", linewidth=0.8)
+    axis.set(xlabel=f"correlation with {TARGET}", title="Which features carry signal")
+    figure.tight_layout()
+    return figure
+
+
+def residuals(actual: np.ndarray, predicted: np.ndarray, title: str) -> Figure:
+    """Predicted-vs-actual scatter beside residuals-vs-predicted."""
+    actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
+    residual = actual - predicted
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    left.scatter(actual, predicted, s=14, alpha=0.7)
+    left.plot([low, high], [low, high], color="black", linewidth=1, linestyle="--", label="perfect")
+    left.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual")
+    left.legend()
+    right.scatter(predicted, residual, s=14, alpha=0.7)
+    right.axhline(0, color="black", linewidth=1, linestyle="--")
+    right.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def residual_histogram(actual: np.ndarray, predicted: np.ndarray, title: str) -> Figure:
+    """Distribution of residuals."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.hist(np.asarray(actual, dtype=float) - np.asarray(predicted, dtype=float), bins=30)
+    axis.set(xlabel="actual - predicted", ylabel="rows", title=f"Residual distribution — {title}")
+    figure.tight_layout()
+    return figure
+
+
+def alpha_comparison(results: pd.DataFrame) -> Figure:
+    """Train and test RMSE per alpha (log scale), from :func:`amlops.model.compare_alphas`."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.plot(results["alpha"], results["train_rmse"], marker="o", label="train")
+    axis.plot(results["alpha"], results["test_rmse"], marker="o", label="test")
+    best = results.loc[results["test_rmse"].idxmin()]
+    axis.axvline(best["alpha"], color="grey", linestyle=":", label=f"best test alpha={best['alpha']:g}")
+    axis.set(xscale="log", xlabel="alpha", ylabel="RMSE", title="Regularisation strength")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def latency_histogram(latencies_ms: Sequence[float], title: str) -> Figure:
+    """Request latencies with their p50 and p99 marked."""
+    values = np.asarray(latencies_ms, dtype=float)
+    p50, p99 = np.percentile(values, [50, 99])
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.hist(values, bins=40)
+    axis.axvline(p50, color="tab:green", linestyle="--", label=f"p50 {p50:.2f} ms")
+    axis.axvline(p99, color="tab:red", linestyle="--", label=f"p99 {p99:.2f} ms")
+    axis.set(xlabel="latency (ms)", ylabel="requests", title=title)
+    axis.legend()
+    figure.tight_layout()
+    return figure
