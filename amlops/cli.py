@@ -178,7 +178,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     from amlops.serving.smoke import smoke_local
 
     settings = ProjectSettings()
-    smoke_local(read_state(settings.build_dir / "endpoints", args.name), settings.data_snapshot)
+    smoke_local(read_state(settings.endpoints_dir, args.name), settings.data_snapshot)
     return 0
 
 
@@ -189,7 +189,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from amlops.serving.smoke import smoke_local
 
     settings = ProjectSettings()
-    stop_recorded(settings.build_dir / "endpoints", args.name)
+    stop_recorded(settings.endpoints_dir, args.name)
     endpoint = local_endpoint(args.version, settings=settings, deployment_config=args.config, name=args.name)
     state = endpoint.start()
     try:
@@ -205,7 +205,7 @@ def cmd_undeploy(args: argparse.Namespace) -> int:
     """Stop a local endpoint started by ``deploy`` or a notebook."""
     from amlops.serving.local import stop_recorded
 
-    if not stop_recorded(ProjectSettings().build_dir / "endpoints", args.name):
+    if not stop_recorded(ProjectSettings().endpoints_dir, args.name):
         log.info("no local endpoint named %r was running", args.name)
     return 0
 

@@ -79,12 +79,13 @@ def residual_histogram(actual: np.ndarray, predicted: np.ndarray, title: str) ->
 
 
 def alpha_comparison(results: pd.DataFrame) -> Figure:
-    """Train and test RMSE per alpha (log scale), from :func:`amlops.model.compare_alphas`."""
+    """Cross-validated, train and test RMSE per alpha (log scale), from :func:`amlops.model.compare_alphas`."""
     figure, axis = plt.subplots(figsize=(7, 4))
     axis.plot(results["alpha"], results["train_rmse"], marker="o", label="train")
-    axis.plot(results["alpha"], results["test_rmse"], marker="o", label="test")
-    best = results.loc[results["test_rmse"].idxmin()]
-    axis.axvline(best["alpha"], color="grey", linestyle=":", label=f"best test alpha={best['alpha']:g}")
+    axis.plot(results["alpha"], results["cv_rmse"], marker="o", label="cross-validated (train split)")
+    axis.plot(results["alpha"], results["test_rmse"], marker="o", linestyle="--", label="test (reported only)")
+    best = results.loc[results["cv_rmse"].idxmin()]
+    axis.axvline(best["alpha"], color="grey", linestyle=":", label=f"chosen alpha={best['alpha']:g}")
     axis.set(xscale="log", xlabel="alpha", ylabel="RMSE", title="Regularisation strength")
     axis.legend()
     figure.tight_layout()

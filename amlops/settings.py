@@ -82,6 +82,11 @@ class ProjectSettings(BaseSettings):
         return self.root / "build"
 
     @property
+    def endpoints_dir(self) -> Path:
+        """Where running local endpoints record their state and write their logs."""
+        return self.build_dir / "endpoints"
+
+    @property
     def data_snapshot(self) -> Path:
         """The committed CSV snapshot of the training data."""
         return self.root / "data" / "diabetes.csv"

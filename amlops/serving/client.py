@@ -7,6 +7,8 @@ connection failures and 429/502/503/504 answers with back-off, and turns every o
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,3 +95,16 @@ def error_message(response: requests.Response) -> str:
         return str(response.json().get("message", response.text))
     except (ValueError, AttributeError):
         return response.text[:500]
+
+
+def measure_latencies(client: ScoringClient, rows: Sequence[Sequence[float]], count: int) -> list[float]:
+    """Send the same request ``count`` times, one after another, and return each latency in milliseconds."""
+    body = json.dumps({"data": [list(row) for row in rows]})
+    latencies = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = client.post(body)
+        latencies.append((time.perf_counter() - started) * 1000.0)
+        if not response.ok:
+            raise ScoringError(response.status_code, error_message(response))
+    return latencies

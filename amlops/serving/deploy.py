@@ -82,4 +82,4 @@ def local_endpoint(
     )
     if port is not None:
         deployment = deployment.model_copy(update={"port": port})
-    return LocalEndpoint(staged, deployment, settings.build_dir / "endpoints", name=name)
+    return LocalEndpoint(staged, deployment, settings.endpoints_dir, name=name)
