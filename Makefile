@@ -49,7 +49,7 @@ pipeline: $(INSTALLED) ## Run only the training pipeline (prep, train, evaluate,
 	$(PY) -m amlops pipeline run
 
 models: $(INSTALLED) ## List registered model versions and which one is in production
-	$(PY) -m amlops models
+	$(PY) -m amlops models list
 
 validate: $(INSTALLED) ## Data quality check of the snapshot (or DATA=path.csv)
 	$(PY) -m amlops validate $(if $(DATA),--data $(DATA))

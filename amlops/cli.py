@@ -52,6 +52,7 @@ def guarded(action: Callable[[], int]) -> int:
 
     from amlops.config import ConfigError
     from amlops.data import DataValidationError
+    from amlops.migrate import ArchiveError
     from amlops.serving.client import ScoringError
     from amlops.serving.local import EndpointError
     from amlops.serving.smoke import SmokeTestFailure
@@ -62,7 +63,7 @@ def guarded(action: Callable[[], int]) -> int:
     except ValidationError as error:
         log.error("%s", explain_settings_error(error))
         return EXIT_BAD_INPUT
-    except (DataValidationError, ConfigError, FileNotFoundError, LookupError) as error:
+    except (DataValidationError, ConfigError, ArchiveError, FileNotFoundError, LookupError) as error:
         log.error("%s", error)
         return EXIT_BAD_INPUT
     except (SmokeTestFailure, ScoringError) as error:
@@ -169,6 +170,38 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{v.tags.get('data_sha256', '')[:12]:12}  {v.tags.get('git_commit', '')[:11]:11}  "
             f"{v.tags.get('decision', '')}\n"
         )
+    return 0
+
+
+def _registry(uri: str | None):
+    from amlops.registry import Registry
+
+    settings = ProjectSettings()
+    return Registry(settings.model_copy(update={"tracking_uri": uri}) if uri else settings)
+
+
+def cmd_models_export(args: argparse.Namespace) -> int:
+    """Export a registered version to an archive."""
+    from amlops.migrate import export_version
+
+    registry = _registry(args.registry_uri)
+    version = args.version.rpartition(":")[2]
+    if version == "production":
+        current = registry.production()
+        if current is None:
+            raise LookupError(f"no version of {registry.name} is in production")
+        version = current.version
+    export_version(registry, version, args.out)
+    sys.stdout.write(f"{args.out}\n")
+    return 0
+
+
+def cmd_models_import(args: argparse.Namespace) -> int:
+    """Import an exported archive into a registry."""
+    from amlops.migrate import import_archive
+
+    imported = import_archive(args.archive, _registry(args.registry_uri), promote=args.promote)
+    sys.stdout.write(json.dumps(asdict(imported), indent=2) + "\n")
     return 0
 
 
@@ -335,8 +368,21 @@ def parser() -> argparse.ArgumentParser:
     listing = pipeline_commands.add_parser("list", help="list a pipeline's published versions")
     listing.set_defaults(handler=cmd_pipeline_list)
     listing.add_argument("--name", default=DEFAULT_PIPELINE_NAME)
-    models = command("models", cmd_models, "list registered versions, their metrics and the production one")
+    models_cli = commands.add_parser("models", help="list, export or import registered model versions")
+    models_commands = models_cli.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    models = models_commands.add_parser("list", help="registered versions, their metrics and the production one")
+    models.set_defaults(handler=cmd_models)
     models.add_argument("--json", action="store_true")
+    export = models_commands.add_parser("export", help="write a version (files, metrics, lineage) to an archive")
+    export.set_defaults(handler=cmd_models_export)
+    export.add_argument("version", help="version number, NAME:VERSION, or 'production'")
+    export.add_argument("--out", type=Path, required=True, help="archive to write (.tar.gz)")
+    export.add_argument("--registry-uri", default=None, help="source MLflow registry (default: the project's)")
+    import_ = models_commands.add_parser("import", help="verify an exported archive and register it")
+    import_.set_defaults(handler=cmd_models_import)
+    import_.add_argument("archive", type=Path)
+    import_.add_argument("--registry-uri", default=None, help="target MLflow registry (default: the project's)")
+    import_.add_argument("--promote", action="store_true", help="also move the target's production marker")
     serve = command("serve", cmd_serve, "serve the production model on the local endpoint until Ctrl-C")
     serve.add_argument("--version", default=None, help="registered version (default: production)")
     serve.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")

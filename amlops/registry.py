@@ -112,6 +112,18 @@ class Registry:
         log.info("registry: registered %s version %s", self.name, mv.version)
         return self._version(mv)
 
+    def register_folder(self, folder: Path, tags: dict[str, str], description: str = "") -> Version:
+        """Register a model folder that no run of this registry produced (an import).
+
+        The files are logged as the artifacts of a run named ``import`` so the version has a durable source.
+        """
+        import mlflow
+
+        with mlflow.start_run(run_name="import", tags={"step": "import"}) as active:
+            mlflow.log_artifacts(str(folder), artifact_path="model")
+            source = f"{active.info.artifact_uri}/model"
+        return self.register(source, active.info.run_id, tags, description=description)
+
     def promote(self, version: str) -> None:
         """Move the production marker to ``version``, recording the version it replaces."""
         previous = self.production()

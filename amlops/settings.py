@@ -73,7 +73,10 @@ class ProjectSettings(BaseSettings):
 
     @property
     def artifact_root(self) -> Path:
-        """Explicit artifact location for MLflow experiments (never ``./mlruns``)."""
+        """Explicit artifact location for MLflow experiments (never ``./mlruns``): beside the SQLite file."""
+        uri = self.resolved_tracking_uri
+        if uri.startswith("sqlite:///"):
+            return Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
         return self.state_dir / "artifacts"
 
     @property

@@ -24,7 +24,6 @@ def configure(settings: ProjectSettings | None = None) -> str:
     settings = settings or ProjectSettings()
     uri = settings.resolved_tracking_uri
     if uri.startswith("sqlite:"):
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

@@ -98,7 +98,7 @@ def test_make_run_twice(clone: Path):
     assert _processes_under(clone) == []
 
     models = subprocess.run(
-        [".venv/bin/python", "-m", "amlops", "models", "--json"],
+        [".venv/bin/python", "-m", "amlops", "models", "list", "--json"],
         cwd=clone,
         env=_env(),
         capture_output=True,
