@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install run test lint format serve pipeline models validate snapshot lock clean
+.PHONY: help install run test lint dry-run format serve pipeline models validate snapshot render lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,8 +35,10 @@ test: $(INSTALLED) ## Run the whole test suite (installs what it needs first)
 	$(PY) -m pytest
 
 lint: $(INSTALLED) ## Check style with ruff (configured in pyproject.toml)
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+	$(PY) -m amlops build lint
+
+dry-run: $(INSTALLED) ## Run the CI build's steps locally, in order, into build/artifact/
+	$(PY) -m amlops build all --artifact-dir build/artifact
 
 format: $(INSTALLED) ## Reformat the code with ruff
 	$(PY) -m ruff check --fix .
@@ -56,6 +58,9 @@ validate: $(INSTALLED) ## Data quality check of the snapshot (or DATA=path.csv)
 
 snapshot: $(INSTALLED) ## Rewrite data/diabetes.csv and its sha256 from scikit-learn
 	$(PY) -m amlops snapshot
+
+render: $(INSTALLED) ## Write the Azure ML v2 YAML files (jobs, components, endpoints) into build/azureml (offline)
+	$(PY) -m amlops azure render
 
 lock: ## Re-resolve requirements.lock from pyproject.toml in a throw-away venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

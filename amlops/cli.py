@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from amlops.azure.cli import register_commands as register_azure_commands
+from amlops.build import STEPS as BUILD_STEPS
 from amlops.pipeline import DEFAULT_PIPELINE_NAME
 from amlops.settings import ProjectSettings
 
@@ -50,6 +52,7 @@ def guarded(action: Callable[[], int]) -> int:
     """Run ``action``; known failures print their message (no traceback) and return a non-zero code."""
     from pydantic import ValidationError
 
+    from amlops.build import BuildFailure
     from amlops.config import ConfigError
     from amlops.data import DataValidationError
     from amlops.migrate import ArchiveError
@@ -63,7 +66,7 @@ def guarded(action: Callable[[], int]) -> int:
     except ValidationError as error:
         log.error("%s", explain_settings_error(error))
         return EXIT_BAD_INPUT
-    except (DataValidationError, ConfigError, ArchiveError, FileNotFoundError, LookupError) as error:
+    except (DataValidationError, ConfigError, ArchiveError, FileNotFoundError, LookupError, BuildFailure) as error:
         log.error("%s", error)
         return EXIT_BAD_INPUT
     except (SmokeTestFailure, ScoringError) as error:
@@ -193,6 +196,24 @@ def cmd_models_export(args: argparse.Namespace) -> int:
         version = current.version
     export_version(registry, version, args.out)
     sys.stdout.write(f"{args.out}\n")
+    return 0
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    """Move the production marker to a version."""
+    from amlops.registry import Registry
+
+    registry = Registry()
+    version = registry.get(args.version.rpartition(":")[2])
+    registry.promote(version.version)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Run one build step, or all of them in order (the local dry run of the CI build)."""
+    from amlops import build
+
+    build.run(args.step, build.BuildContext(args.artifact_dir.resolve(), target=args.target))
     return 0
 
 
@@ -378,11 +399,23 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("version", help="version number, NAME:VERSION, or 'production'")
     export.add_argument("--out", type=Path, required=True, help="archive to write (.tar.gz)")
     export.add_argument("--registry-uri", default=None, help="source MLflow registry (default: the project's)")
+    promote = models_commands.add_parser("promote", help="move the production marker to a version (after approval)")
+    promote.set_defaults(handler=cmd_models_promote)
+    promote.add_argument("version", help="version number or NAME:VERSION")
     import_ = models_commands.add_parser("import", help="verify an exported archive and register it")
     import_.set_defaults(handler=cmd_models_import)
     import_.add_argument("archive", type=Path)
     import_.add_argument("--registry-uri", default=None, help="target MLflow registry (default: the project's)")
     import_.add_argument("--promote", action="store_true", help="also move the target's production marker")
+    build_cli = command("build", cmd_build, "run a CI build step, or `all` of them in order (local dry run)")
+    build_cli.add_argument("step", choices=["all", *BUILD_STEPS], help="the step to run")
+    build_cli.add_argument(
+        "--artifact-dir",
+        type=Path,
+        default=Path("build/artifact"),
+        help="where the build artifact is assembled ($(Build.ArtifactStagingDirectory) in CI)",
+    )
+    build_cli.add_argument("--target", choices=["local", "azure"], default="local")
     serve = command("serve", cmd_serve, "serve the production model on the local endpoint until Ctrl-C")
     serve.add_argument("--version", default=None, help="registered version (default: production)")
     serve.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
@@ -397,6 +430,7 @@ def parser() -> argparse.ArgumentParser:
     lifecycle = command("run", cmd_run, "pipeline, local deploy of production, smoke test, summary")
     lifecycle.add_argument("--data", type=Path, default=None)
     lifecycle.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
+    register_azure_commands(commands)
     return cli
 
 

@@ -8,11 +8,12 @@ to the rest of the package.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -72,14 +73,51 @@ class RunConfig(_V1Model):
 # --- inferenceConfig.yml ----------------------------------------------------------------------------
 
 
+#: v1 fields of ``inferenceConfig.yml`` that cannot be translated, and what to do instead.
+INFERENCE_REJECTED: dict[str, str] = {
+    "extraDockerfileSteps": (
+        "v2 environments are built from a conda file on a base image, not from extra Dockerfile steps; "
+        "put the packages in condaFile, or build your own image and name it in baseImage"
+    ),
+    "enableGpu": "choose a CUDA base image in baseImage and a GPU instanceType in the deployment config instead",
+    "cudaVersion": "choose a CUDA base image in baseImage (v2 has no CUDA version switch)",
+    "baseImageRegistry": (
+        "v2 pulls base images with the workspace's identity; push the image to the workspace's container "
+        "registry (or grant it pull access) and name it in baseImage"
+    ),
+    "schemaFile": "score.py serves its own /swagger.json (amlops.scoring); remove the field",
+    "environment": (
+        "this project builds the scoring environment from condaFile (+ baseImage); remove the inline environment block"
+    ),
+}
+
+
 class InferenceConfig(_V1Model):
-    """``inferenceConfig.yml``: the entry script and the environment it is served in."""
+    """``inferenceConfig.yml``: the entry script and the environment it is served in.
+
+    v1's image-building fields have no counterpart in a v2 environment built from a conda file and are refused
+    with what to use instead (see :data:`INFERENCE_REJECTED`).
+    """
 
     entryScript: str
     runtime: Literal["python"] = "python"
     condaFile: str
     sourceDirectory: str = "."
     description: str | None = None
+    baseImage: str | None = Field(
+        default=None, description="Image the scoring environment is built on (v2: Environment.image)."
+    )
+    extraDockerfileSteps: Any = None
+    enableGpu: Any = None
+    cudaVersion: Any = None
+    baseImageRegistry: Any = None
+    schemaFile: Any = None
+    environment: Any = None
+
+    @field_validator(*INFERENCE_REJECTED, mode="before")
+    @classmethod
+    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
+        raise ValueError(INFERENCE_REJECTED[info.field_name])
 
 
 # --- deploymentConfig*.yml --------------------------------------------------------------------------
@@ -104,29 +142,245 @@ class LocalDeploymentConfig(ServingLimits):
 
 
 class ContainerResources(_V1Model):
-    """``containerResourceRequirements``: CPU cores and memory per container."""
+    """``containerResourceRequirements``: CPU cores and memory per container (and optional limits, GPUs)."""
 
     cpu: float = Field(gt=0)
     memoryInGB: float = Field(gt=0)
+    cpuLimit: float | None = Field(default=None, gt=0)
+    memoryInGBLimit: float | None = Field(default=None, gt=0)
+    gpu: int | None = Field(default=None, ge=0)
+
+
+class DataCollection(_V1Model):
+    """``dataCollection``: v1 model data collection (v2: the deployment's data collector)."""
+
+    storageEnabled: bool = False
+
+
+class AutoScaler(_V1Model):
+    """``autoScaler`` (AKS): v1 defaults kept."""
+
+    autoscaleEnabled: bool | None = Field(default=None, description="Default: true unless numReplicas is set.")
+    minReplicas: int = Field(default=1, ge=1)
+    maxReplicas: int = Field(default=10, ge=1)
+    refreshPeriodInSeconds: int = Field(default=1, ge=1)
+    targetUtilization: int = Field(default=70, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _replica_range(self) -> AutoScaler:
+        if self.maxReplicas < self.minReplicas:
+            raise ValueError(f"maxReplicas: {self.maxReplicas} is below minReplicas {self.minReplicas}")
+        return self
+
+
+class LivenessProbeRequirements(_V1Model):
+    """``livenessProbeRequirements`` (AKS): v1 defaults kept (note the long initial delay)."""
+
+    periodSeconds: int = Field(default=10, ge=1)
+    initialDelaySeconds: int = Field(default=310, ge=1)
+    timeoutSeconds: int = Field(default=2, ge=1)
+    failureThreshold: int = Field(default=3, ge=1)
+    successThreshold: int = Field(default=1, ge=1)
+
+
+#: Managed online endpoints cap the scoring timeout at 180 s.
+MANAGED_MAX_TIMEOUT_MS = 180_000
+
+#: v1 fields that cannot be honoured by a managed online endpoint (``computeType: ACI``), and why.
+ACI_REJECTED: dict[str, str] = {
+    "location": (
+        "a managed online endpoint is always created in the workspace's region; remove the field, or use a "
+        "workspace in that region"
+    ),
+    "sslCertificate": (
+        "managed online endpoints always serve HTTPS with Azure's certificate for "
+        "<endpoint>.<region>.inference.ml.azure.com and cannot use your own; remove sslCertificate/sslKey/cname, "
+        "or put Azure Front Door / Application Gateway with your certificate in front of the endpoint"
+    ),
+    "sslKey": (
+        "managed online endpoints always serve HTTPS with Azure's certificate; remove the field (see sslCertificate)"
+    ),
+    "cname": "custom DNS names are not supported by managed online endpoints; remove the field (see sslCertificate)",
+    "dnsNameLabel": (
+        "the scoring host name is <endpoint name>.<region>.inference.ml.azure.com; choose the endpoint name "
+        "instead (AMLOPS_AZURE_PREPROD_ENDPOINT) and remove the field"
+    ),
+    "keys": (
+        "v2 generates endpoint keys and does not take them from a file (keys do not belong in a committed file "
+        "either); read them with `python -m amlops azure endpoint --show-keys`, rotate them with "
+        "`az ml online-endpoint regenerate-keys`"
+    ),
+    "cmkVaultBaseUrl": (
+        "customer-managed keys are a workspace setting in v2 (create the workspace with encryption); remove "
+        "cmkVaultBaseUrl/cmkKeyName/cmkKeyVersion"
+    ),
+    "cmkKeyName": "customer-managed keys are a workspace setting in v2; remove the field (see cmkVaultBaseUrl)",
+    "cmkKeyVersion": "customer-managed keys are a workspace setting in v2; remove the field (see cmkVaultBaseUrl)",
+    "vnetName": (
+        "managed online endpoints are isolated with the workspace's managed virtual network and a private "
+        "endpoint, not by joining your VNet; remove vnetName/subnetName and configure network isolation on the "
+        "workspace"
+    ),
+    "subnetName": "managed online endpoints do not join a subnet; remove the field (see vnetName)",
+}
+
+#: v1 fields that cannot be honoured by a Kubernetes online endpoint (``computeType: AKS``), and why.
+AKS_REJECTED: dict[str, str] = {
+    "keys": ACI_REJECTED["keys"],
+    "namespace": (
+        "in v2 the namespace is fixed when the cluster is attached as a Kubernetes compute "
+        "(`az ml compute attach --type Kubernetes --namespace ...`); remove the field and attach the compute "
+        "with that namespace"
+    ),
+    "blobfuseEnabled": "v2 Kubernetes deployments mount the model themselves; remove the field",
+}
 
 
 class AciDeploymentConfig(ServingLimits):
-    """``computeType: ACI``: v1's test deployment; here, the pre-production managed online endpoint."""
+    """``computeType: ACI``: v1's test deployment; here, the pre-production managed online endpoint.
+
+    Fields marked *extension* are not v1 fields; everything else keeps v1's name. Fields in
+    :data:`ACI_REJECTED` are refused with the reason and the replacement.
+    """
 
     computeType: Literal["ACI"]
     containerResourceRequirements: ContainerResources
-    authEnabled: bool = True
+    authEnabled: bool = Field(default=True, description="Managed endpoints always authenticate: false is refused.")
     appInsightsEnabled: bool = False
-    sslEnabled: bool = False
-    location: str | None = None
+    sslEnabled: bool = Field(default=False, description="Managed endpoints always serve HTTPS, whatever this says.")
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    dataCollection: DataCollection | None = None
+    instanceType: str | None = Field(
+        default=None, description="Extension: the VM size, instead of the one chosen from cpu/memoryInGB."
+    )
+    instanceCount: int = Field(default=1, ge=1, description="Extension: instances behind the endpoint.")
+    scoringTimeoutMs: int = Field(
+        default=60_000, gt=0, le=MANAGED_MAX_TIMEOUT_MS, description="Extension: request timeout (v2 maximum 180 s)."
+    )
+    location: Any = None
+    sslCertificate: Any = None
+    sslKey: Any = None
+    cname: Any = None
+    dnsNameLabel: Any = None
+    keys: Any = None
+    cmkVaultBaseUrl: Any = None
+    cmkKeyName: Any = None
+    cmkKeyVersion: Any = None
+    vnetName: Any = None
+    subnetName: Any = None
+
+    @field_validator(*ACI_REJECTED, mode="before")
+    @classmethod
+    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
+        raise ValueError(ACI_REJECTED[info.field_name])
+
+    @field_validator("authEnabled")
+    @classmethod
+    def _authentication_required(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError(
+                "managed online endpoints do not allow anonymous access (v2 has no 'no auth' mode); set "
+                "authEnabled: true (key authentication) and send the key as a bearer token"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _resources_fit_a_managed_instance(self) -> AciDeploymentConfig:
+        resources = self.containerResourceRequirements
+        for limit in ("cpuLimit", "memoryInGBLimit"):
+            if getattr(resources, limit) is not None:
+                raise ValueError(
+                    f"containerResourceRequirements.{limit}: a managed deployment gets a whole VM instance, so "
+                    "container limits do not apply; remove the field (cpu/memoryInGB choose the instance type)"
+                )
+        if resources.gpu and not self.instanceType:
+            raise ValueError(
+                "containerResourceRequirements.gpu: the instance-type table holds CPU sizes only; set "
+                "instanceType to a GPU size (for example Standard_NC4as_T4_v3) and a CUDA baseImage"
+            )
+        return self
+
+
+class AksDeploymentConfig(ServingLimits):
+    """``computeType: AKS``: v1's production deployment; here, a Kubernetes online endpoint.
+
+    ``computeTargetName`` (v1 ``compute_target_name``, which the v1 CLI took as ``--compute-target``) names the
+    Kubernetes compute attached to the workspace. Fields in :data:`AKS_REJECTED` are refused with the reason.
+    """
+
+    computeType: Literal["AKS"]
+    computeTargetName: str = Field(min_length=2, description="The attached Kubernetes compute (v2: endpoint compute).")
+    containerResourceRequirements: ContainerResources
+    autoScaler: AutoScaler | None = None
+    numReplicas: int | None = Field(default=None, ge=1)
+    gpuCores: int | None = Field(default=None, ge=0)
+    authEnabled: bool | None = Field(default=None, description="Key authentication; default: on unless tokens are.")
+    tokenAuthEnabled: bool = False
+    appInsightsEnabled: bool = False
+    scoringTimeoutMs: int = Field(default=60_000, gt=0)
+    maxConcurrentRequestsPerContainer: int = Field(default=1, ge=1)
+    maxQueueWaitMs: int = Field(default=500, ge=0)
+    livenessProbeRequirements: LivenessProbeRequirements = Field(default_factory=LivenessProbeRequirements)
+    dataCollection: DataCollection | None = None
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, str] = Field(default_factory=dict)
+    instanceType: str | None = Field(
+        default=None, description="Extension: a Kubernetes instance type defined on the cluster (v2 only)."
+    )
+    keys: Any = None
+    namespace: Any = None
+    blobfuseEnabled: Any = None
+
+    @field_validator(*AKS_REJECTED, mode="before")
+    @classmethod
+    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
+        raise ValueError(AKS_REJECTED[info.field_name])
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AksDeploymentConfig:
+        if self.authEnabled and self.tokenAuthEnabled:
+            raise ValueError(
+                "tokenAuthEnabled: key and token authentication cannot both be enabled (as in v1); remove "
+                "authEnabled (or set it to false) to use tokens"
+            )
+        if self.authEnabled is False and not self.tokenAuthEnabled:
+            raise ValueError(
+                "authEnabled: Kubernetes online endpoints need key or token authentication; set authEnabled: true "
+                "or tokenAuthEnabled: true"
+            )
+        if self.numReplicas is not None and self.autoScaler and self.autoScaler.autoscaleEnabled:
+            raise ValueError(
+                "numReplicas: a fixed replica count cannot be combined with autoScaler.autoscaleEnabled: true "
+                "(as in v1); remove one of them"
+            )
+        resources = self.containerResourceRequirements
+        if resources.gpu is not None:
+            raise ValueError("containerResourceRequirements.gpu: on AKS the GPU count is gpuCores; move it there")
+        return self
+
+    @property
+    def auth_mode(self) -> Literal["key", "aml_token"]:
+        """v2 ``auth_mode``: ``aml_token`` when ``tokenAuthEnabled``, else ``key``."""
+        return "aml_token" if self.tokenAuthEnabled else "key"
+
+    @property
+    def autoscale(self) -> bool:
+        """Whether the autoscaler runs: v1's rule, on unless a fixed ``numReplicas`` is given."""
+        if self.autoScaler is not None and self.autoScaler.autoscaleEnabled is not None:
+            return self.autoScaler.autoscaleEnabled
+        return self.numReplicas is None
 
 
 DeploymentConfig = Annotated[
-    LocalDeploymentConfig | AciDeploymentConfig,
+    LocalDeploymentConfig | AciDeploymentConfig | AksDeploymentConfig,
     Field(discriminator="computeType"),
 ]
+
+#: ``computeType`` values, as v1 spelled them (v1 accepted any letter case).
+COMPUTE_TYPES = ("local", "ACI", "AKS")
 
 
 class _DeploymentFile(BaseModel):
@@ -150,14 +404,22 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return content
 
 
+_NAMED_FIELD = re.compile(r"^(?P<field>[A-Za-z][\w.]*): (?P<message>.*)$", re.DOTALL)
+
+
 def _explain(path: Path, error: ValidationError, strip: int = 0) -> ConfigError:
     lines = []
     for item in error.errors():
         location = [str(part) for part in item["loc"][strip:]]
         # Discriminated unions add the variant's tag to the path; it is not a field the user wrote.
-        location = [part for part in location if part not in ("local", "ACI")]
+        location = [part for part in location if part not in COMPUTE_TYPES]
+        message = str(item["msg"]).removeprefix("Value error, ")
+        named = _NAMED_FIELD.match(message)
+        if named:  # a check across fields names the field it is about at the start of its message
+            location = [*location, named["field"]]
+            message = named["message"]
         field = ".".join(location) or "<file>"
-        lines.append(f"{path}: field '{field}': {item['msg']}")
+        lines.append(f"{path}: field '{field}': {message}")
     return ConfigError("\n".join(lines))
 
 
@@ -177,11 +439,17 @@ def load_inference_config(path: Path) -> InferenceConfig:
         raise _explain(path, error) from None
 
 
-def load_deployment_config(path: Path) -> LocalDeploymentConfig | AciDeploymentConfig:
-    """Parse a ``deploymentConfig*.yml`` file; its ``computeType`` picks the schema."""
+def load_deployment_config(path: Path) -> LocalDeploymentConfig | AciDeploymentConfig | AksDeploymentConfig:
+    """Parse a ``deploymentConfig*.yml`` file; its ``computeType`` picks the schema (any letter case, as in v1)."""
     content = read_yaml(path)
     if "computeType" not in content:
-        raise ConfigError(f"{path}: field 'computeType': required (one of: local, ACI)")
+        raise ConfigError(f"{path}: field 'computeType': required (one of: {', '.join(COMPUTE_TYPES)})")
+    spelled = {name.lower(): name for name in COMPUTE_TYPES}
+    compute_type = content["computeType"]
+    if isinstance(compute_type, str) and compute_type.lower() in spelled:
+        content["computeType"] = spelled[compute_type.lower()]
+    else:
+        raise ConfigError(f"{path}: field 'computeType': {compute_type!r} is not one of: {', '.join(COMPUTE_TYPES)}")
     try:
         return _DeploymentFile.model_validate({"config": content}).config
     except ValidationError as error:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from amlops.data import sha256_file
+from amlops.registry import PRODUCTION_TAG
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "MANIFEST.sha256"
 #: Tags recorded on an imported version, naming its origin.
 ORIGIN_TAGS = ("imported_from_registry", "imported_from_name", "imported_from_version", "import_archive_sha256")
+#: Tags that describe the version's place in its source registry, meaningless in the target.
+SOURCE_ONLY_TAGS = (PRODUCTION_TAG, "replaced_version")
 
 
 class ArchiveError(ValueError):
@@ -155,7 +158,8 @@ def import_archive(archive: Path, registry, *, promote: bool = False) -> Importe
             "imported_from_version": metadata["version"],
             "import_archive_sha256": sha256_file(archive),
         }
-        tags = {k: v for k, v in metadata["tags"].items() if k not in ORIGIN_TAGS} | origin
+        kept = {k: v for k, v in metadata["tags"].items() if k not in ORIGIN_TAGS + SOURCE_ONLY_TAGS}
+        tags = kept | origin
         version = registry.register_folder(
             folder / MODEL_DIR, tags, description=f"imported from {metadata['name']} v{metadata['version']}"
         )

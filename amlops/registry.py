@@ -12,6 +12,9 @@ from amlops.settings import PRODUCTION_ALIAS, ProjectSettings
 
 log = logging.getLogger(__name__)
 
+#: Tag that carries the production marker too: Azure ML's registry may not support MLflow aliases, and the
+#: Azure models API (``azure promote``) sets the same tag, so both registries agree on what is in production.
+PRODUCTION_TAG = "production"
 METRIC_TAG_PREFIX = "metric."
 PARAM_TAG_PREFIX = "param."
 
@@ -30,8 +33,8 @@ class Version:
 
     @property
     def in_production(self) -> bool:
-        """Whether this version carries the production marker."""
-        return PRODUCTION_ALIAS in self.aliases
+        """Whether this version carries the production marker (alias, or tag where aliases are unsupported)."""
+        return PRODUCTION_ALIAS in self.aliases or self.tags.get(PRODUCTION_TAG) == "true"
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -81,7 +84,9 @@ class Registry:
         try:
             return self._version(self.client.get_model_version_by_alias(self.name, PRODUCTION_ALIAS))
         except MlflowException:
-            return None
+            pass  # no alias yet, or a registry without aliases: the tag decides
+        tagged = self.client.search_model_versions(f"name = '{self.name}' and tags.{PRODUCTION_TAG} = 'true'")
+        return self._version(max(tagged, key=lambda mv: int(mv.version))) if tagged else None
 
     def get(self, version: str) -> Version:
         """One version by number."""
@@ -124,12 +129,25 @@ class Registry:
             source = f"{active.info.artifact_uri}/model"
         return self.register(source, active.info.run_id, tags, description=description)
 
+    def set_tags(self, version: str, tags: dict[str, str]) -> None:
+        """Add or replace tags on a version."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, str(version), key, str(value))
+
     def promote(self, version: str) -> None:
         """Move the production marker to ``version``, recording the version it replaces."""
+        from mlflow.exceptions import MlflowException
+
         previous = self.production()
-        self.client.set_registered_model_alias(self.name, PRODUCTION_ALIAS, str(version))
-        if previous and previous.version != str(version):
-            self.client.set_model_version_tag(self.name, str(version), "replaced_version", previous.version)
+        version = str(version)
+        self.client.set_model_version_tag(self.name, version, PRODUCTION_TAG, "true")
+        try:
+            self.client.set_registered_model_alias(self.name, PRODUCTION_ALIAS, version)
+        except MlflowException as error:
+            log.warning("registry: aliases unsupported here (%s); the %r tag marks production", error, PRODUCTION_TAG)
+        if previous and previous.version != version:
+            self.client.set_model_version_tag(self.name, previous.version, PRODUCTION_TAG, "false")
+            self.client.set_model_version_tag(self.name, version, "replaced_version", previous.version)
         log.info(
             "registry: %s version %s is now %s (was %s)",
             self.name,

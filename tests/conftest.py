@@ -24,6 +24,7 @@ PROJECT_FILES = (
     "inferenceConfig.yml",
     "deploymentConfig.yml",
     "deploymentConfig.local.yml",
+    "deploymentConfig.production.yml",
     "score.py",
     "train.py",
     "pyproject.toml",

@@ -106,7 +106,9 @@ def test_bad_requests_get_4xx_with_a_message_and_the_server_keeps_serving(
     limits = staged.limits
     cases = [
         *BAD_REQUESTS,
-        BadRequest("oversize-body", '{"data": []}' + " " * limits.max_request_bytes, ("exceeds the limit",), status=413),
+        BadRequest(
+            "oversize-body", '{"data": []}' + " " * limits.max_request_bytes, ("exceeds the limit",), status=413
+        ),
         BadRequest(
             "oversize-batch", body([ROW] * (limits.max_batch_rows + 1)), (f"maximum of {limits.max_batch_rows}",)
         ),

@@ -1,0 +1,277 @@
+"""The lifecycle's Azure steps.
+
+Shared by the CI build (:mod:`amlops.build`), the ``azure`` commands and the notebooks (:mod:`amlops.workflow`).
+Each returns what the local step produces, so the callers do not care where training ran:
+
+- :func:`train`: the training pipeline as an Azure ML pipeline job, followed until ``Completed``; returns the
+  register step's ``registration.json`` with the job name as ``pipeline_run_id`` (the register step runs with
+  ``--no-promote``, as the local build's does);
+- :func:`download_model`: a registered version's MLflow model folder;
+- :func:`tag_model`: tags added to a registered version (build id and URL).
+
+Each connects to the workspace itself (fast failure without a workspace or credentials) unless given a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from amlops.azure import operations
+
+log = logging.getLogger(__name__)
+
+
+def _client(client: Any) -> Any:
+    if client is not None:
+        return client
+    from amlops.azure.connection import connect
+
+    return connect()
+
+
+def train(
+    *,
+    client: Any = None,
+    project: Any = None,
+    data: Path | None = None,
+    inputs: dict[str, Any] | None = None,
+    **options: Any,
+) -> dict:
+    """Run the training pipeline on Azure ML and return its outcome (``outcome.json`` of the build).
+
+    Args:
+        client: An ``MLClient``; connects to the configured workspace when omitted.
+        project: The parsed project files; read from the project root when omitted.
+        data: Training CSV; the committed snapshot when omitted.
+        inputs: Pipeline inputs to override (the hyperparameters of ``sklearn.runconfig``, e.g. ``alpha``).
+        **options: Passed to :func:`amlops.azure.operations.submit` (``poll_seconds``, ``timeout``, ``say``...).
+    """
+    from amlops.azure import render
+    from amlops.azure.translate import Project
+
+    project = project or Project.load()
+    assets = render.training_assets(project, project.settings.build_dir / "azureml-submit", data, inputs)
+    return outcome_of(_client(client), assets.pipeline, **options)
+
+
+def outcome_of(client: Any, job: Any, **options: Any) -> dict:
+    """Submit a training pipeline job, follow it to ``Completed``, and read its registration and decision."""
+    from amlops.files import read_json
+    from amlops.steps import evaluate, register
+
+    finished = operations.submit(client, job, **options)
+    with tempfile.TemporaryDirectory(prefix="amlops-job-") as scratch:
+        for output in (operations.REGISTRATION_OUTPUT, "evaluation"):
+            client.jobs.download(finished.name, output_name=output, download_path=scratch)
+        outputs = Path(scratch) / "named-outputs"
+        registration = read_json(outputs / operations.REGISTRATION_OUTPUT / register.REGISTRATION_FILE)
+        decision = evaluate.load_decision(outputs / "evaluation")
+    return {
+        "pipeline_run_id": finished.name,
+        **registration,
+        "candidate": decision.candidate,
+        "production": decision.production,
+    }
+
+
+def publish(
+    *,
+    client: Any = None,
+    project: Any = None,
+    data: Path | None = None,
+    version: str | None = None,
+    schedule: str | None = None,
+    say: Any = log.info,
+) -> Any:
+    """Register the training pipeline as a pipeline component (v2's published pipeline), optionally scheduled.
+
+    Args:
+        client: An ``MLClient``; connects when omitted.
+        project: The parsed project files.
+        data: Training CSV of scheduled runs; the snapshot when omitted.
+        version: Component version; a UTC timestamp when omitted.
+        schedule: Cron expression (UTC) of a schedule created disabled.
+        say: Progress lines.
+    """
+    from datetime import UTC, datetime
+
+    from amlops.azure import render, translate
+    from amlops.azure.connection import offline_client
+
+    project = project or translate.Project.load()
+    assets = render.training_assets(project, project.settings.build_dir / "azureml-submit", data)
+    operations.validate_job(offline_client(), assets.pipeline)
+    version = version or datetime.now(UTC).strftime("%Y%m%d.%H%M%S")
+    component = translate.pipeline_component(assets.pipeline)
+    job = None
+    if schedule:
+        job = translate.scheduled_pipeline_job(project, f"azureml:{component.name}:{version}", assets.data)
+        job = translate.training_schedule(project, job, schedule, enabled=False)
+    return operations.publish(_client(client), component, version=version, schedule=job, say=say)
+
+
+def run_published(
+    *,
+    client: Any = None,
+    project: Any = None,
+    data: Path | None = None,
+    version: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    **options: Any,
+) -> dict:
+    """Run the published pipeline component (latest version by default) with some inputs changed."""
+    from amlops.azure import render, translate
+
+    project = project or translate.Project.load()
+    data_file = render.stage_data(
+        Path(data or project.settings.data_snapshot), project.settings.build_dir / "azureml-submit" / "data"
+    )
+    reference = f"azureml:{project.pipeline_name}" + (f":{version}" if version else "@latest")
+    job = translate.scheduled_pipeline_job(project, reference, data_file)
+    job.inputs.update(inputs or {})
+    return outcome_of(_client(client), job, **options)
+
+
+def release(
+    stage: str,
+    *,
+    version: str | None = None,
+    client: Any = None,
+    config: Path | None = None,
+    deployment_name: str | None = None,
+    say: Any = log.info,
+    **deploy_options: Any,
+) -> Any:
+    """Release a registered version to a stage (``preprod`` or ``prod``) as a new blue/green deployment.
+
+    Every configuration error is raised before any Azure call. Returns :class:`operations.DeployResult`.
+    """
+    from amlops.azure import translate
+    from amlops.azure.settings import STAGES, AzureSettings
+    from amlops.serving.deploy import scoring_limits
+    from amlops.serving.smoke import known_rows
+    from amlops.serving.stage import stage as stage_app
+
+    project = translate.Project.load()
+    settings = project.settings
+    chosen = STAGES[stage]
+    config_path = Path(config or project.root / chosen.config_file)
+    deployment_config = project.deployment_config(config_path)
+    endpoint_name = AzureSettings().endpoint_name(chosen.name, settings)
+    client = _client(client)
+    name = settings.model_name
+    version = operations.resolve_model_version(client, name, version)
+    work = settings.build_dir / "azureml-deploy" / chosen.name
+    model_folder = operations.download_model(client, name, version, work / "model")
+    staged = stage_app(
+        model_folder, name, version, project.inference, project.root, work / "staged", scoring_limits(deployment_config)
+    )
+    entities = translate.online_entities(
+        project,
+        deployment_config,
+        endpoint_name=endpoint_name,
+        deployment_name=deployment_name or default_deployment_name(version),
+        model=translate.model_reference(name, version),
+        code=staged.app_dir,
+        environment=translate.scoring_environment(project),
+        source=str(config_path),
+    )
+    say(f"releasing {name}:{version} to {chosen.description} ({entities.kind} endpoint {endpoint_name})")
+    result = operations.deploy(
+        client,
+        entities.endpoint,
+        entities.deployment,
+        operations.SmokeTarget(model_folder, name, version, known_rows(settings.data_snapshot)),
+        say=say,
+        **deploy_options,
+    )
+    say(f"released: {result.deployment} serves {name}:{version} at {result.scoring_uri}")
+    say(f"  traffic {result.traffic}; deleted {result.deleted or 'nothing'}")
+    return result
+
+
+def default_deployment_name(version: str, now: Any = None) -> str:
+    """A new deployment name for a model version: ``v<version>-<MMDDHHMMSS>`` (unique per release)."""
+    import re
+    from datetime import UTC, datetime
+
+    stamp = (now or datetime.now(UTC)).strftime("%m%d%H%M%S")
+    return f"v{re.sub(r'[^A-Za-z0-9-]', '-', str(version))}-{stamp}"[:32].rstrip("-")
+
+
+def smoke_live(client: Any, endpoint_name: str, model: tuple[str, str]) -> Any:
+    """Smoke-test what an endpoint serves its callers (no deployment header: the traffic split decides)."""
+    from amlops.serving.smoke import known_rows
+    from amlops.settings import ProjectSettings
+
+    model_name, version = model
+    with tempfile.TemporaryDirectory(prefix="amlops-model-") as scratch:
+        folder = operations.download_model(client, model_name, version, Path(scratch))
+        endpoint = client.online_endpoints.get(endpoint_name)
+        return operations.smoke_deployment(
+            endpoint.scoring_uri,
+            operations.endpoint_key(client, endpoint_name),
+            None,
+            operations.SmokeTarget(folder, model_name, version, known_rows(ProjectSettings().data_snapshot)),
+        )
+
+
+def smoke(stage: str, *, client: Any = None) -> Any:
+    """Smoke-test a stage's endpoint; the deployment taking all its traffic must answer as its model does."""
+    from amlops.azure.settings import STAGES, AzureSettings
+    from amlops.settings import ProjectSettings
+
+    endpoint_name = AzureSettings().endpoint_name(STAGES[stage].name, ProjectSettings())
+    client = _client(client)
+    endpoint = client.online_endpoints.get(endpoint_name)
+    live = [name for name, share in (endpoint.traffic or {}).items() if int(share) == 100]
+    if not live:
+        raise operations.AzureOperationError(
+            f"endpoint {endpoint_name}: no deployment takes all traffic ({dict(endpoint.traffic or {})}); "
+            "finish or roll back the release first"
+        )
+    deployment = client.online_deployments.get(name=live[0], endpoint_name=endpoint_name)
+    return smoke_live(client, endpoint_name, operations.model_of(deployment))
+
+
+def endpoint_access(stage: str, *, client: Any = None) -> tuple[dict[str, Any], str]:
+    """A stage's endpoint details and its key (never log the key)."""
+    from amlops.azure.settings import STAGES, AzureSettings
+    from amlops.settings import ProjectSettings
+
+    endpoint_name = AzureSettings().endpoint_name(STAGES[stage].name, ProjectSettings())
+    client = _client(client)
+    return operations.endpoint_details(client, endpoint_name), operations.endpoint_key(client, endpoint_name)
+
+
+def download_model(version: str, dest: Path, *, client: Any = None, model_name: str | None = None) -> Path:
+    """Download a registered version's MLflow model folder to ``dest`` (replaced if it exists)."""
+    from amlops.settings import ProjectSettings
+
+    name = model_name or ProjectSettings().model_name
+    client = _client(client)
+    dest = Path(dest)
+    with tempfile.TemporaryDirectory(prefix="amlops-model-") as scratch:
+        folder = operations.download_model(client, name, str(version), Path(scratch))
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(folder, dest)
+    return dest
+
+
+def tag_model(version: str, tags: dict[str, str], *, client: Any = None, model_name: str | None = None) -> Any:
+    """Add ``tags`` to a registered version (existing tags are kept; same keys are overwritten)."""
+    from amlops.settings import ProjectSettings
+
+    name = model_name or ProjectSettings().model_name
+    client = _client(client)
+    model = client.models.get(name=name, version=str(version))
+    model.tags = {**(model.tags or {}), **{key: str(value) for key, value in tags.items()}}
+    updated = client.models.create_or_update(model)
+    log.info("tagged %s:%s with %s", name, version, sorted(tags))
+    return updated

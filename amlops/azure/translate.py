@@ -1,0 +1,646 @@
+"""The document's files as Azure ML v2 entities (DESIGN §4): pure functions, no workspace, no network.
+
+==============================  ====================================================================================
+v1 file                         v2 entity
+==============================  ====================================================================================
+``sklearn.runconfig``           the ``train`` command component and a command job: ``code``, ``command`` (script +
++ ``myenv.yml``                 arguments), ``compute`` (target), ``Environment(image=baseImage, conda_file)``,
+                                ``limits.timeout`` (maxRunDurationSeconds), ``resources.instance_count`` (nodeCount)
+the four step CLIs              command components, chained by a pipeline job built with ``@dsl.pipeline`` (so a
+                                binding that points nowhere fails when the pipeline is built), data as ``uri_file``
+``inferenceConfig.yml``         ``CodeConfiguration(code, scoring_script)`` + scoring ``Environment``
+``deploymentConfig.yml`` (ACI)  ``ManagedOnlineEndpoint`` + ``ManagedOnlineDeployment``, instance type chosen from
+                                cpu/memoryInGB by :data:`MANAGED_INSTANCE_TYPES`
+a ``computeType: AKS`` file     ``KubernetesOnlineEndpoint(compute)`` + ``KubernetesOnlineDeployment`` (resources,
+                                scale settings, request settings, liveness probe)
+==============================  ====================================================================================
+
+Every function takes the folders it refers to (code, data) as arguments: the operations pass absolute paths of
+staged folders, :mod:`amlops.azure.render` writes the same entities with paths relative to each YAML file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amlops import config
+from amlops.config import ConfigError
+from amlops.serving.deploy import scoring_limits
+from amlops.serving.stage import StagedDeployment
+from amlops.settings import ProjectSettings
+
+RUNCONFIG_FILE = "sklearn.runconfig"
+INFERENCE_CONFIG_FILE = "inferenceConfig.yml"
+STEPS = ("prep", "train", "evaluate", "register")
+#: Options the pipeline sets on ``train.py`` itself; ``sklearn.runconfig`` may not.
+RESERVED_ARGUMENTS = ("--data", "--out", "--pipeline-run-id")
+#: Scoring image when ``inferenceConfig.yml`` names no ``baseImage``: Azure ML's base image for conda environments
+#: (the scoring conda file brings ``azureml-inference-server-http``).
+DEFAULT_SCORING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+
+#: VM size for a managed deployment, from v1's ``cpu``/``memoryInGB``: the first row whose limits hold both.
+#: Rows and limits are Microsoft's ACI → managed online endpoint upgrade table ("(1, 2] cores, (1.7, 4.7] GB →
+#: DS2 v2", ...; the memory limits leave room for the system), read as "first size that fits". They cover all of
+#: ACI's range (up to 4 cores, 16 GB); anything larger needs ``instanceType``.
+MANAGED_INSTANCE_TYPES: tuple[tuple[float, float, str], ...] = (
+    # (max cpu cores, max memoryInGB, instance type)  # VM: vCPUs, GiB
+    (1, 1.2, "Standard_DS1_v2"),  # 1, 3.5
+    (2, 1.7, "Standard_F2s_v2"),  # 2, 4
+    (2, 4.7, "Standard_DS2_v2"),  # 2, 7
+    (2, 13.7, "Standard_E2s_v3"),  # 2, 16
+    (4, 5.7, "Standard_F4s_v2"),  # 4, 8
+    (4, 11.7, "Standard_DS3_v2"),  # 4, 14
+    (4, 16, "Standard_E4s_v3"),  # 4, 32
+)
+
+#: Probes of a managed deployment (v1 ACI had none): v2's defaults, written out so the rendered file shows them.
+MANAGED_PROBE = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
+
+
+@dataclass(frozen=True)
+class Project:
+    """The document's files, parsed, with the project settings they are read with."""
+
+    settings: ProjectSettings
+    runconfig: config.RunConfig
+    inference: config.InferenceConfig
+
+    @classmethod
+    def load(cls, settings: ProjectSettings | None = None) -> Project:
+        """Parse ``sklearn.runconfig`` and ``inferenceConfig.yml`` from the project root."""
+        settings = settings or ProjectSettings()
+        return cls(
+            settings,
+            config.load_runconfig(settings.root / RUNCONFIG_FILE),
+            config.load_inference_config(settings.root / INFERENCE_CONFIG_FILE),
+        )
+
+    @property
+    def root(self) -> Path:
+        """The project root."""
+        return self.settings.root
+
+    @property
+    def prefix(self) -> str:
+        """Component names are lower-case letters, digits and underscores: the model name made to fit."""
+        name = re.sub(r"[^a-z0-9_]", "_", self.settings.model_name.lower())
+        return name if name[:1].isalpha() else f"m_{name}"
+
+    @property
+    def pipeline_name(self) -> str:
+        """Name of the training pipeline (and of the pipeline component it is published as)."""
+        return f"{self.prefix}_training"
+
+    @property
+    def interpreter(self) -> str:
+        """The Python the steps run with (``environment.python.interpreterPath``)."""
+        return self.runconfig.environment.python.interpreterPath
+
+    def deployment_config(self, path: Path) -> config.AciDeploymentConfig | config.AksDeploymentConfig:
+        """Parse a deployment config for Azure (``computeType`` ACI or AKS)."""
+        parsed = config.load_deployment_config(path)
+        if isinstance(parsed, config.LocalDeploymentConfig):
+            raise ConfigError(
+                f"{path}: field 'computeType': 'local' runs on this machine; Azure needs ACI (managed online "
+                "endpoint) or AKS (Kubernetes online endpoint)"
+            )
+        return parsed
+
+
+# --- training -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One ``--flag value`` pair of ``sklearn.runconfig``'s ``arguments``, as a component input."""
+
+    name: str
+    flag: str
+    value: Any
+
+    @property
+    def input_type(self) -> str:
+        """The component input type of the value."""
+        if isinstance(self.value, bool):
+            return "boolean"
+        if isinstance(self.value, int | float):
+            return "number"
+        return "string"
+
+    @property
+    def binding(self) -> str:
+        """The argument as it appears in a component command."""
+        return f"{self.flag} ${{{{inputs.{self.name}}}}}"
+
+
+def hyperparameters(runconfig: config.RunConfig, source: str = RUNCONFIG_FILE) -> list[Hyperparameter]:
+    """``arguments`` as ``--flag value`` pairs: each becomes an input of the train component and the pipeline.
+
+    Raises:
+        ConfigError: for an argument the pipeline sets itself, a flag without a value, or a stray value.
+    """
+    arguments = list(runconfig.arguments)
+    found: list[Hyperparameter] = []
+    index = 0
+    while index < len(arguments):
+        flag = arguments[index]
+        if not (isinstance(flag, str) and flag.startswith("--") and len(flag) > 2):
+            raise ConfigError(f"{source}: field 'arguments': {flag!r} is not a --flag; write arguments as flag, value")
+        if flag in RESERVED_ARGUMENTS:
+            raise ConfigError(f"{source}: field 'arguments': {flag} is set by the pipeline itself; remove it")
+        value = arguments[index + 1] if index + 1 < len(arguments) else None
+        if value is None or (isinstance(value, str) and value.startswith("--")):
+            raise ConfigError(f"{source}: field 'arguments': {flag} has no value")
+        name = flag[2:].replace("-", "_")
+        if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            raise ConfigError(f"{source}: field 'arguments': {flag} cannot be a component input name")
+        found.append(Hyperparameter(name, flag, value))
+        index += 2
+    return found
+
+
+def _conda_hash(image: str, conda_file: Path) -> str:
+    return hashlib.sha256(image.encode() + b"\0" + conda_file.read_bytes()).hexdigest()[:16]
+
+
+def training_environment(project: Project, *, named: bool = False) -> Any:
+    """``Environment(image=docker.baseImage, conda_file=condaDependenciesFile)`` from ``sklearn.runconfig``.
+
+    Args:
+        project: The parsed project files.
+        named: Give it the runconfig's environment name and a version derived from the image and the conda
+            file (for ``az ml environment create``); jobs use it anonymously.
+    """
+    from azure.ai.ml.entities import Environment
+
+    environment = project.runconfig.environment
+    source = project.root / RUNCONFIG_FILE
+    if not environment.docker.enabled:
+        raise ConfigError(
+            f"{source}: field 'environment.docker.enabled': v2 jobs always run in a container; set it to true"
+        )
+    image = environment.docker.baseImage
+    if environment.python.userManagedDependencies:
+        # v1: the image already has every package; no conda environment is built.
+        return Environment(image=image, **_name(named, environment.name, image.encode()))
+    conda_file = project.root / environment.python.condaDependenciesFile
+    if not conda_file.is_file():
+        raise ConfigError(f"{source}: field 'environment.python.condaDependenciesFile': {conda_file} does not exist")
+    return Environment(
+        image=image,
+        conda_file=str(conda_file),
+        description=f"Training environment from {RUNCONFIG_FILE} ({conda_file.name} on {image})",
+        **_name(named, environment.name, conda_file.read_bytes() + image.encode()),
+    )
+
+
+def scoring_environment(project: Project, *, named: bool = False) -> Any:
+    """The scoring ``Environment``: ``condaFile`` on ``baseImage`` (default :data:`DEFAULT_SCORING_IMAGE`)."""
+    from azure.ai.ml.entities import Environment
+
+    inference = project.inference
+    conda_file = project.root / inference.condaFile
+    if not conda_file.is_file():
+        raise ConfigError(f"{project.root / INFERENCE_CONFIG_FILE}: field 'condaFile': {conda_file} does not exist")
+    image = inference.baseImage or DEFAULT_SCORING_IMAGE
+    return Environment(
+        image=image,
+        conda_file=str(conda_file),
+        description=f"Scoring environment from {INFERENCE_CONFIG_FILE} ({conda_file.name} on {image})",
+        **_name(named, f"{project.settings.model_name}-score", conda_file.read_bytes() + image.encode()),
+    )
+
+
+def _name(named: bool, name: str, content: bytes) -> dict[str, str]:
+    if not named:
+        return {}
+    return {"name": name, "version": hashlib.sha256(content).hexdigest()[:16]}
+
+
+def step_components(project: Project, code: str | Path, environment: Any) -> dict[str, Any]:
+    """The four step CLIs as command components (inputs and outputs are folders, the v2 component contract).
+
+    Args:
+        project: The parsed project files.
+        code: The staged training code folder (the ``amlops`` package and ``train.py``).
+        environment: The training environment.
+    """
+    from azure.ai.ml import Input, Output
+    from azure.ai.ml.entities import CommandComponent
+
+    python = project.interpreter
+    script = project.runconfig.script
+    params = hyperparameters(project.runconfig, str(project.root / RUNCONFIG_FILE))
+    folder = "uri_folder"
+
+    def component(step: str, description: str, command: str, inputs: dict, outputs: dict, **extra: Any) -> Any:
+        return CommandComponent(
+            name=f"{project.prefix}_{step}",
+            display_name=step,
+            description=description,
+            code=str(code),
+            command=command,
+            environment=environment,
+            inputs=inputs,
+            outputs=outputs,
+            **extra,
+        )
+
+    return {
+        "prep": component(
+            "prep",
+            "Validate the raw CSV, split it with a fixed seed, fingerprint it (sha256).",
+            f"{python} -m amlops.steps.prep --data ${{{{inputs.data}}}} --out ${{{{outputs.prepared}}}}",
+            {"data": Input(type="uri_file", description="raw CSV with the diabetes schema")},
+            {"prepared": Output(type=folder)},
+        ),
+        "train": component(
+            "train",
+            f"{script} from {RUNCONFIG_FILE}: fit, log to MLflow, save an MLflow model folder.",
+            " ".join(
+                [
+                    f"{python} {script} --data ${{{{inputs.prepared}}}} --out ${{{{outputs.trained}}}}",
+                    *(param.binding for param in params),
+                ]
+            ),
+            {
+                "prepared": Input(type=folder),
+                **{p.name: Input(type=p.input_type, default=p.value, description=f"{p.flag}") for p in params},
+            },
+            {"trained": Output(type=folder)},
+        ),
+        "evaluate": component(
+            "evaluate",
+            "Score the candidate and the production model on the same holdout; write the decision.",
+            f"{python} -m amlops.steps.evaluate --model ${{{{inputs.trained}}}} --data ${{{{inputs.prepared}}}} "
+            "--out ${{outputs.evaluation}}",
+            {"trained": Input(type=folder), "prepared": Input(type=folder)},
+            {"evaluation": Output(type=folder)},
+            # Compares against whatever is in production now: never reuse an earlier run's answer.
+            is_deterministic=False,
+        ),
+        "register": component(
+            "register",
+            "Register the candidate if the decision allows it, with metrics and lineage tags. On Azure the "
+            "production marker is moved by the release (deploy), not here.",
+            f"{python} -m amlops.steps.register --model ${{{{inputs.trained}}}} --decision ${{{{inputs.evaluation}}}} "
+            "--data ${{inputs.prepared}} --out ${{outputs.registration}} --no-promote",
+            {"trained": Input(type=folder), "evaluation": Input(type=folder), "prepared": Input(type=folder)},
+            {"registration": Output(type=folder)},
+            is_deterministic=False,
+        ),
+    }
+
+
+def training_pipeline(
+    project: Project, components: dict[str, Any], data: str | Path, inputs: dict[str, Any] | None = None
+) -> Any:
+    """The pipeline job prep → train → evaluate → register, built with ``@dsl.pipeline``.
+
+    Building it checks every binding between steps: a reference to an output that does not exist fails here,
+    offline. The data file is the pipeline's ``uri_file`` input; the hyperparameters are pipeline inputs, so the
+    published pipeline can be re-run with other values; ``inputs`` overrides their defaults for this job.
+    """
+    from azure.ai.ml import Input, dsl
+
+    runconfig = project.runconfig
+    params = hyperparameters(runconfig, str(project.root / RUNCONFIG_FILE))
+
+    def body(**inputs: Any) -> dict[str, Any]:
+        data = inputs.pop("data")
+        # The local names become the node names: prep, train, evaluate, register.
+        prep = components["prep"](data=data)
+        train = components["train"](prepared=prep.outputs.prepared, **inputs)
+        train.set_limits(timeout=runconfig.maxRunDurationSeconds)
+        if runconfig.nodeCount > 1:
+            train.set_resources(instance_count=runconfig.nodeCount)
+        evaluate = components["evaluate"](trained=train.outputs.trained, prepared=prep.outputs.prepared)
+        register = components["register"](
+            trained=train.outputs.trained, evaluation=evaluate.outputs.evaluation, prepared=prep.outputs.prepared
+        )
+        return {
+            "prepared": prep.outputs.prepared,
+            "trained": train.outputs.trained,
+            "evaluation": evaluate.outputs.evaluation,
+            "registration": register.outputs.registration,
+        }
+
+    data_input = Input(type="uri_file", description="raw CSV with the diabetes schema")
+    _declare(body, [("data", data_input, inspect.Parameter.empty)] + [(p.name, type(p.value), p.value) for p in params])
+    builder = dsl.pipeline(
+        name=project.pipeline_name,
+        display_name=f"{project.settings.model_name} training",
+        description="prep → train → evaluate → register (the project's step CLIs as command components)",
+        default_compute=runconfig.target,
+    )(body)
+    unknown = sorted(set(inputs or {}) - {p.name for p in params})
+    if unknown:
+        raise ConfigError(f"the pipeline has no input(s) {unknown}; its hyperparameters: {[p.name for p in params]}")
+    job = builder(data=Input(type="uri_file", path=str(data)), **(inputs or {}))
+    job.experiment_name = project.settings.experiment_name
+    job.settings.continue_on_step_failure = False
+    job.tags = {"model": project.settings.model_name}
+    return job
+
+
+def _declare(function: Callable, parameters: list[tuple[str, Any, Any]]) -> None:
+    """Give ``function(**kwargs)`` a real signature, which ``@dsl.pipeline`` reads its inputs from."""
+    kind = inspect.Parameter.KEYWORD_ONLY
+    function.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, kind, default=default, annotation=hint) for name, hint, default in parameters]
+    )
+    function.__annotations__ = {name: annotation for name, annotation, _ in parameters}
+
+
+def pipeline_component(job: Any) -> Any:
+    """The pipeline as a pipeline component: what ``publish`` registers (v2's published pipeline)."""
+    return job.component
+
+
+def train_job(project: Project, code: str | Path, environment: Any, data: str | Path) -> Any:
+    """``sklearn.runconfig`` as one command job: prepare the data, then run ``script`` with ``arguments``.
+
+    ``train.py`` reads a prepared folder, so the job runs the ``prep`` step first, in the same container. (A
+    ``CommandJob``, not the ``command()`` builder: the builder's ``dump`` writes a pipeline node that ``load_job``
+    refuses.)
+    """
+    from azure.ai.ml import Input, Output
+    from azure.ai.ml.entities import CommandJob, CommandJobLimits, JobResourceConfiguration
+
+    runconfig = project.runconfig
+    params = hyperparameters(runconfig, str(project.root / RUNCONFIG_FILE))
+    python = project.interpreter
+    train_command = " ".join(
+        [
+            f"{python} {runconfig.script} --data ${{{{outputs.prepared}}}} --out ${{{{outputs.trained}}}}",
+            *(param.binding for param in params),
+        ]
+    )
+    return CommandJob(
+        display_name="train",
+        description=f"{RUNCONFIG_FILE}: {runconfig.script} {' '.join(runconfig.argv)}",
+        experiment_name=project.settings.experiment_name,
+        code=str(code),
+        command=f"{python} -m amlops.steps.prep --data ${{{{inputs.data}}}} --out ${{{{outputs.prepared}}}} && "
+        + train_command,
+        inputs={"data": Input(type="uri_file", path=str(data)), **{p.name: p.value for p in params}},
+        outputs={"prepared": Output(type="uri_folder"), "trained": Output(type="uri_folder")},
+        environment=environment,
+        compute=runconfig.target,
+        resources=JobResourceConfiguration(instance_count=runconfig.nodeCount),
+        limits=CommandJobLimits(timeout=runconfig.maxRunDurationSeconds),
+        tags={"model": project.settings.model_name},
+    )
+
+
+def scheduled_pipeline_job(project: Project, component: str, data: str | Path) -> Any:
+    """A pipeline job that runs the published pipeline component (what a schedule creates each time).
+
+    Args:
+        project: The parsed project files.
+        component: ``azureml:<name>:<version>`` (or ``@latest``) of the published pipeline component.
+        data: The ``uri_file`` the runs train on.
+    """
+    from azure.ai.ml import Input
+    from azure.ai.ml.entities import PipelineJob
+
+    return PipelineJob(
+        component=component,
+        display_name=f"{project.settings.model_name} training (scheduled)",
+        inputs={"data": Input(type="uri_file", path=str(data))},
+        experiment_name=project.settings.experiment_name,
+        settings={"default_compute": project.runconfig.target},
+        tags={"model": project.settings.model_name},
+    )
+
+
+def training_schedule(project: Project, job: Any, cron: str, *, enabled: bool = False) -> Any:
+    """A schedule running ``job`` on ``cron`` (UTC); disabled unless ``enabled``, for someone to switch on."""
+    from azure.ai.ml.entities import CronTrigger, JobSchedule
+
+    return JobSchedule(
+        name=f"{project.pipeline_name}_schedule",
+        display_name=f"{project.settings.model_name} training ({cron} UTC)",
+        trigger=CronTrigger(expression=cron, time_zone="UTC"),
+        create_job=job,
+        is_enabled=enabled,
+    )
+
+
+# --- serving ------------------------------------------------------------------------------------------------
+
+
+def code_configuration(project: Project, code: str | Path) -> Any:
+    """``CodeConfiguration``: the staged scoring code folder and ``entryScript``."""
+    from azure.ai.ml.entities import CodeConfiguration
+
+    return CodeConfiguration(code=str(code), scoring_script=project.inference.entryScript)
+
+
+def instance_type_for(cpu: float, memory_gb: float, source: str = "deploymentConfig.yml") -> str:
+    """The managed instance type for v1's ``cpu``/``memoryInGB`` (:data:`MANAGED_INSTANCE_TYPES`).
+
+    Raises:
+        ConfigError: beyond ACI's range; the message says to set ``instanceType``.
+    """
+    for max_cpu, max_memory, instance_type in MANAGED_INSTANCE_TYPES:
+        if cpu <= max_cpu and memory_gb <= max_memory:
+            return instance_type
+    raise ConfigError(
+        f"{source}: field 'containerResourceRequirements': {cpu:g} cores / {memory_gb:g} GB is beyond the ACI range "
+        "the instance-type table covers (4 cores, 16 GB); set instanceType to a managed online endpoint VM size"
+    )
+
+
+def serving_environment_variables(deployment: config.ServingLimits, model_name: str, entry_script: str) -> dict:
+    """The request limits ``score.py`` enforces, under the names the local endpoint uses too.
+
+    Azure sets ``AZUREML_MODEL_DIR`` and the app root itself; only the project's own variables are passed.
+    """
+    staged = StagedDeployment(Path("."), entry_script, model_name, "0", scoring_limits(deployment))
+    return {name: value for name, value in staged.environment().items() if name.startswith("AMLOPS_")}
+
+
+def _data_collector(collection: config.DataCollection | None) -> Any:
+    """v1 ``dataCollection.storageEnabled`` → v2 payload logging of requests and responses."""
+    if collection is None or not collection.storageEnabled:
+        return None
+    from azure.ai.ml.entities import DataCollector, DeploymentCollection
+
+    return DataCollector(
+        collections={name: DeploymentCollection(enabled="true") for name in ("request", "response")},
+    )
+
+
+@dataclass(frozen=True)
+class OnlineEntities:
+    """An endpoint and one deployment under it."""
+
+    endpoint: Any
+    deployment: Any
+
+    @property
+    def kind(self) -> str:
+        """``managed`` or ``kubernetes``."""
+        return "kubernetes" if type(self.endpoint).__name__.startswith("Kubernetes") else "managed"
+
+
+def online_entities(
+    project: Project,
+    deployment_config: config.AciDeploymentConfig | config.AksDeploymentConfig,
+    *,
+    endpoint_name: str,
+    deployment_name: str,
+    model: str,
+    code: str | Path,
+    environment: Any,
+    source: str = "deploymentConfig.yml",
+) -> OnlineEntities:
+    """The endpoint and deployment for a deployment config: ACI → managed, AKS → Kubernetes.
+
+    Args:
+        project: The parsed project files.
+        deployment_config: The parsed deployment config.
+        endpoint_name: The endpoint's name.
+        deployment_name: The deployment's name (blue/green: a new one beside the live one).
+        model: ``azureml:<name>:<version>`` (or ``azureml:<name>@latest``).
+        code: The staged scoring code folder.
+        environment: The scoring environment.
+        source: The deployment config's path, for messages.
+    """
+    common = {
+        "name": deployment_name,
+        "endpoint_name": endpoint_name,
+        "model": model,
+        "code_configuration": code_configuration(project, code),
+        "environment": environment,
+        "app_insights_enabled": deployment_config.appInsightsEnabled,
+        "environment_variables": serving_environment_variables(
+            deployment_config, project.settings.model_name, project.inference.entryScript
+        ),
+        "description": deployment_config.description,
+        "tags": dict(deployment_config.tags),
+        "properties": dict(deployment_config.properties),
+        "data_collector": _data_collector(deployment_config.dataCollection),
+    }
+    if isinstance(deployment_config, config.AciDeploymentConfig):
+        return _managed(deployment_config, endpoint_name, common, source)
+    return _kubernetes(deployment_config, endpoint_name, common)
+
+
+def _managed(deployment_config: config.AciDeploymentConfig, endpoint_name: str, common: dict, source: str) -> Any:
+    from azure.ai.ml.entities import (
+        ManagedOnlineDeployment,
+        ManagedOnlineEndpoint,
+        OnlineRequestSettings,
+        ProbeSettings,
+    )
+
+    resources = deployment_config.containerResourceRequirements
+    endpoint = ManagedOnlineEndpoint(
+        name=endpoint_name,
+        auth_mode="key",  # authEnabled (false is refused when the file is read)
+        description=deployment_config.description,
+        tags=dict(deployment_config.tags),
+    )
+    deployment = ManagedOnlineDeployment(
+        **common,
+        instance_type=deployment_config.instanceType or instance_type_for(resources.cpu, resources.memoryInGB, source),
+        instance_count=deployment_config.instanceCount,
+        request_settings=OnlineRequestSettings(
+            request_timeout_ms=deployment_config.scoringTimeoutMs,
+            # One gunicorn worker serves each instance (the inference server's default).
+            max_concurrent_requests_per_instance=1,
+        ),
+        liveness_probe=ProbeSettings(**MANAGED_PROBE),
+        readiness_probe=ProbeSettings(**MANAGED_PROBE),
+    )
+    return OnlineEntities(endpoint, deployment)
+
+
+def _quantity_cpu(cores: float) -> str:
+    return f"{cores:g}"
+
+
+def _quantity_memory(gigabytes: float) -> str:
+    # v1's memoryInGB is read as GiB, the unit Kubernetes memory requests are usually written in.
+    return f"{gigabytes:g}Gi"
+
+
+def _kubernetes(deployment_config: config.AksDeploymentConfig, endpoint_name: str, common: dict) -> Any:
+    from azure.ai.ml.entities import (
+        DefaultScaleSettings,
+        KubernetesOnlineDeployment,
+        KubernetesOnlineEndpoint,
+        OnlineRequestSettings,
+        ProbeSettings,
+        ResourceRequirementsSettings,
+        ResourceSettings,
+        TargetUtilizationScaleSettings,
+    )
+
+    resources = deployment_config.containerResourceRequirements
+    gpu = str(deployment_config.gpuCores) if deployment_config.gpuCores else None
+    limits = None
+    if resources.cpuLimit or resources.memoryInGBLimit or gpu:
+        limits = ResourceSettings(
+            cpu=_quantity_cpu(resources.cpuLimit) if resources.cpuLimit else None,
+            memory=_quantity_memory(resources.memoryInGBLimit) if resources.memoryInGBLimit else None,
+            gpu=gpu,  # Kubernetes requires GPU requests and limits to be equal
+        )
+    if deployment_config.autoscale:
+        scaler = deployment_config.autoScaler or config.AutoScaler()
+        scale_settings = TargetUtilizationScaleSettings(
+            min_instances=scaler.minReplicas,
+            max_instances=scaler.maxReplicas,
+            polling_interval=scaler.refreshPeriodInSeconds,
+            target_utilization_percentage=scaler.targetUtilization,
+        )
+        instance_count = scaler.minReplicas
+    else:
+        scale_settings = DefaultScaleSettings()
+        instance_count = deployment_config.numReplicas or 1
+    probe = deployment_config.livenessProbeRequirements
+    endpoint = KubernetesOnlineEndpoint(
+        name=endpoint_name,
+        compute=deployment_config.computeTargetName,
+        auth_mode=deployment_config.auth_mode,
+        description=deployment_config.description,
+        tags=dict(deployment_config.tags),
+    )
+    deployment = KubernetesOnlineDeployment(
+        **common,
+        instance_type=deployment_config.instanceType,
+        instance_count=instance_count,
+        scale_settings=scale_settings,
+        resources=ResourceRequirementsSettings(
+            requests=ResourceSettings(
+                cpu=_quantity_cpu(resources.cpu), memory=_quantity_memory(resources.memoryInGB), gpu=gpu
+            ),
+            limits=limits,
+        ),
+        request_settings=OnlineRequestSettings(
+            request_timeout_ms=deployment_config.scoringTimeoutMs,
+            max_concurrent_requests_per_instance=deployment_config.maxConcurrentRequestsPerContainer,
+            max_queue_wait_ms=deployment_config.maxQueueWaitMs,
+        ),
+        liveness_probe=ProbeSettings(
+            period=probe.periodSeconds,
+            initial_delay=probe.initialDelaySeconds,
+            timeout=probe.timeoutSeconds,
+            failure_threshold=probe.failureThreshold,
+            success_threshold=probe.successThreshold,
+        ),
+    )
+    return OnlineEntities(endpoint, deployment)
+
+
+def model_reference(name: str, version: str | None) -> str:
+    """``azureml:<name>:<version>``, or ``azureml:<name>@latest`` when no version is given."""
+    return f"azureml:{name}:{version}" if version and version != "latest" else f"azureml:{name}@latest"

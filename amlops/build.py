@@ -1,0 +1,258 @@
+"""The CI build, step by step: the one list of steps that the DevOps YAML and the local dry run share.
+
+Each step is a project command (``python -m amlops build <step>``). The Azure Pipelines and GitHub
+Actions files call these commands one per step, between the tasks only they can do (installing, publishing
+test results and the artifact); ``python -m amlops build all`` runs the same steps in order, locally, and
+fills the same artifact folder. ``tests/test_build.py`` proves that the YAML calls exactly these steps in
+this order.
+
+Artifact folder (``--artifact-dir``, ``$(Build.ArtifactStagingDirectory)`` in Azure DevOps)::
+
+    test-results/junit.xml        unit test results (PublishTestResults@2)
+    coverage/coverage.xml         Cobertura coverage (PublishCodeCoverageResults@2)
+    outcome.json                  the training pipeline's decision and registration
+    model/                        the MLflow model folder of the version to release
+    release/                      score.py, the amlops package, inferenceConfig.yml, deploymentConfig*.yml,
+                                  environments/score.yml, requirements.lock, data snapshot (smoke-test rows)
+    release.json                  model name and version, build id and URL, git commit
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from amlops.files import read_json, write_json
+from amlops.settings import PACKAGE_DIR, ProjectSettings
+from amlops.steps.register import BUILD_ID_VARIABLES, git_commit
+
+log = logging.getLogger(__name__)
+
+OUTCOME_FILE = "outcome.json"
+RELEASE_FILE = "release.json"
+#: Top-level files a release needs beside the model (what `az ml online-deployment create` would upload).
+RELEASE_FILES = (
+    "score.py",
+    "inferenceConfig.yml",
+    "deploymentConfig.yml",
+    "deploymentConfig.local.yml",
+    "deploymentConfig.production.yml",
+    "environments/score.yml",
+    "data/diabetes.csv",
+    "data/diabetes.csv.sha256",
+    "requirements.lock",
+)
+
+
+class BuildFailure(RuntimeError):
+    """A build step found the build must not go on."""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every step needs: where the artifact goes, which target, the build's identity."""
+
+    artifact_dir: Path
+    target: str = "local"
+    settings: ProjectSettings | None = None
+
+    @property
+    def project(self) -> ProjectSettings:
+        """Project settings."""
+        return self.settings or ProjectSettings()
+
+    @property
+    def build_id(self) -> str:
+        """The CI build id, or ``local`` in a dry run."""
+        return next((os.environ[v] for v in BUILD_ID_VARIABLES if os.environ.get(v)), "local")
+
+    @property
+    def build_url(self) -> str:
+        """A link to the CI build, when the CI system tells us."""
+        if os.environ.get("SYSTEM_COLLECTIONURI") and os.environ.get("BUILD_BUILDID"):
+            return (
+                f"{os.environ['SYSTEM_COLLECTIONURI']}{os.environ.get('SYSTEM_TEAMPROJECT', '')}"
+                f"/_build/results?buildId={os.environ['BUILD_BUILDID']}"
+            )
+        if os.environ.get("GITHUB_RUN_ID"):
+            return (
+                f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
+                f"{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{os.environ['GITHUB_RUN_ID']}"
+            )
+        return ""
+
+
+def _run(command: list[str], context: BuildContext) -> None:
+    log.info("build: $ %s", " ".join(command))
+    done = subprocess.run(command, cwd=context.project.root, check=False)
+    if done.returncode != 0:
+        raise BuildFailure(f"`{' '.join(command)}` exited with code {done.returncode}")
+
+
+def lint(context: BuildContext) -> None:
+    """Style: ruff, configured in pyproject.toml."""
+    _run([sys.executable, "-m", "ruff", "check", "."], context)
+    _run([sys.executable, "-m", "ruff", "format", "--check", "."], context)
+
+
+def data_quality(context: BuildContext) -> None:
+    """Validate the training data snapshot against the schema."""
+    from amlops import data
+    from amlops.settings import DataSettings
+
+    path = context.project.data_snapshot
+    recorded = path.with_name(path.name + ".sha256").read_text().split()[0]
+    actual = data.sha256_file(path)
+    if actual != recorded:
+        raise BuildFailure(f"{path}: sha256 {actual} differs from the recorded {recorded}")
+    data.validate(data.load_csv(path), min_rows=DataSettings().min_rows, source=str(path))
+    log.info("build: %s is valid and unchanged (sha256 %s)", path, actual[:12])
+
+
+def unit_tests(context: BuildContext) -> None:
+    """Unit tests (not the integration ones) with JUnit results and Cobertura coverage in the artifact."""
+    junit = context.artifact_dir / "test-results" / "junit.xml"
+    coverage = context.artifact_dir / "coverage" / "coverage.xml"
+    junit.parent.mkdir(parents=True, exist_ok=True)
+    coverage.parent.mkdir(parents=True, exist_ok=True)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "not integration",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            "--cov=amlops",
+            f"--cov-report=xml:{coverage}",
+        ],
+        context,
+    )
+
+
+def train(context: BuildContext) -> None:
+    """Run the training pipeline (locally, or as an Azure ML pipeline job) and record its outcome."""
+    if context.target == "azure":
+        from amlops.azure import build_steps
+
+        outcome = build_steps.train()
+    else:
+        from amlops import pipeline
+
+        result = pipeline.run(promote=False)
+        outcome = {
+            "pipeline_run_id": result.run_id,
+            **result.registration,
+            "candidate": result.decision.candidate,
+            "production": result.decision.production,
+        }
+    write_json(context.artifact_dir / OUTCOME_FILE, outcome)
+
+
+def check_outcome(context: BuildContext) -> None:
+    """Pass when a new version was registered, or the gate kept production with its reasons; fail otherwise."""
+    outcome = read_json(context.artifact_dir / OUTCOME_FILE)
+    reasons = "; ".join(outcome.get("reasons", []))
+    if outcome["outcome"] == "register" and outcome.get("registered_version"):
+        log.info("build: new version %s registered (%s)", outcome["registered_version"], reasons)
+    elif outcome["outcome"] == "keep" and outcome.get("production_version") and reasons:
+        log.info("build: production v%s kept: %s", outcome["production_version"], reasons)
+    else:
+        raise BuildFailure(f"training outcome {outcome['outcome']!r} does not allow a release: {reasons or outcome}")
+
+
+def release_version(outcome: dict) -> str:
+    """The version a build releases: the one it registered, else the one in production."""
+    return str(outcome.get("registered_version") or outcome["production_version"])
+
+
+def download_model(context: BuildContext) -> None:
+    """Download the version to release into ``model/``."""
+    version = release_version(read_json(context.artifact_dir / OUTCOME_FILE))
+    dest = context.artifact_dir / "model"
+    if context.target == "azure":
+        from amlops.azure import build_steps
+
+        build_steps.download_model(version, dest)
+    else:
+        from amlops.registry import Registry
+
+        Registry(context.project).download(version, dest)
+    log.info("build: model v%s downloaded to %s", version, dest)
+
+
+def stage_artifact(context: BuildContext) -> None:
+    """Copy the scoring files, configurations and package beside the model, and write ``release.json``."""
+    project = context.project
+    release = context.artifact_dir / "release"
+    if release.exists():
+        shutil.rmtree(release)
+    for name in RELEASE_FILES:
+        source = project.root / name
+        if not source.is_file():
+            raise BuildFailure(f"{source}: missing; a release needs it")
+        (release / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, release / name)
+    shutil.copytree(PACKAGE_DIR, release / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    outcome = read_json(context.artifact_dir / OUTCOME_FILE)
+    commit, dirty = git_commit(project.root)
+    write_json(
+        context.artifact_dir / RELEASE_FILE,
+        {
+            "model_name": project.model_name,
+            "model_version": release_version(outcome),
+            "new_version": bool(outcome.get("registered_version")),
+            "build_id": context.build_id,
+            "build_url": context.build_url,
+            "git_commit": commit,
+            "git_dirty": dirty,
+            "target": context.target,
+        },
+    )
+
+
+def tag_version(context: BuildContext) -> None:
+    """Record the build id and URL on the registered version (lineage from model back to build)."""
+    release = read_json(context.artifact_dir / RELEASE_FILE)
+    tags = {"build_id": release["build_id"], "build_url": release["build_url"] or "none"}
+    if context.target == "azure":
+        from amlops.azure import build_steps
+
+        build_steps.tag_model(release["model_version"], tags)
+    else:
+        from amlops.registry import Registry
+
+        Registry(context.project).set_tags(release["model_version"], tags)
+    log.info("build: tagged %s v%s with build %s", release["model_name"], release["model_version"], tags["build_id"])
+
+
+#: The build's steps in order: names are the CLI's (`python -m amlops build <name>`).
+STEPS: dict[str, Callable[[BuildContext], None]] = {
+    "lint": lint,
+    "data-quality": data_quality,
+    "unit-tests": unit_tests,
+    "train": train,
+    "check-outcome": check_outcome,
+    "download-model": download_model,
+    "stage-artifact": stage_artifact,
+    "tag-version": tag_version,
+}
+
+
+def run(step: str, context: BuildContext) -> None:
+    """Run one step, or every step in order for ``all``."""
+    names = list(STEPS) if step == "all" else [step]
+    for number, name in enumerate(names, start=1):
+        log.info("build: step %d/%d %s", number, len(names), name)
+        STEPS[name](context)
+    if step == "all":
+        log.info("build: dry run complete; artifact in %s", context.artifact_dir)

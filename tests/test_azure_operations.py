@@ -1,0 +1,858 @@
+"""The commands that call Azure, run against MLClient operation objects replaced at the boundary.
+
+``FakeCloud`` stands where ``MLClient`` would: it records every call in order and checks what Azure ML checks
+(traffic sums to 100, mirrored deployments take no live traffic). Each deployment it "provisions" is served on
+127.0.0.1 by the project's real scoring code with the registered model it names, behind the endpoint key: the
+product's own smoke test decides pass or fail. A "broken" deployment serves a different model under the expected
+name, the way a bad image or environment would.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from amlops import model as model_lib
+from amlops.azure import cli as azure_cli
+from amlops.azure import operations, translate
+from amlops.azure.settings import STAGES
+from amlops.config import ConfigError
+from amlops.scoring import ScoringService, load_model
+from amlops.serving.smoke import SmokeTestFailure, known_rows
+from amlops.settings import ProjectSettings, ScoringSettings
+from tests.conftest import REPO
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
+]
+
+MODEL = "diabetes-ridge"
+KEY = "test-primary-key-0123456789"
+
+
+# --- the fake cloud ---------------------------------------------------------------------------------------------
+
+
+class Poller:
+    def __init__(self, value: Any = None, error: Exception | None = None):
+        self.value, self.error = value, error
+
+    def result(self) -> Any:
+        if self.error:
+            raise self.error
+        return self.value
+
+
+def _http_error(message: str) -> Exception:
+    from azure.core.exceptions import HttpResponseError
+
+    return HttpResponseError(message=message)
+
+
+class FakeCloud:
+    """The MLClient operation attributes the product uses, with an HTTP front end for the deployments."""
+
+    def __init__(self, models: dict[str, Path], wrong_model: Path):
+        self.models = models
+        self.wrong_model = wrong_model
+        self.events: list[tuple] = []
+        self.endpoints: dict[str, Any] = {}
+        self.deployments: dict[str, dict[str, Any]] = {}
+        self.services: dict[tuple[str, str], ScoringService] = {}
+        self.created_endpoints: list[Any] = []
+        self.created_deployments: list[Any] = []
+        self.fail_provisioning: set[str] = set()
+        self.serve_wrong_model: set[str] = set()
+        self.break_at: tuple[str, int] | None = None
+        self.lock = threading.Lock()
+        self.online_endpoints = FakeEndpoints(self)
+        self.online_deployments = FakeDeployments(self)
+        self.models_ops = None
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+    def uri(self, endpoint: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{endpoint}/score"
+
+    def route(self, endpoint: str) -> str | None:
+        traffic = {k: v for k, v in (self.endpoints[endpoint].traffic or {}).items() if v > 0}
+        return max(traffic, key=traffic.get) if traffic else None
+
+    def host(self, endpoint: str, deployment: Any) -> None:
+        """Start serving a deployment: the model it names, with the limits its environment variables set."""
+        _, name, version = str(deployment.model).split(":")
+        folder = self.wrong_model if deployment.name in self.serve_wrong_model else self.models[version]
+        limits = ScoringSettings(
+            **{
+                key.removeprefix("AMLOPS_SCORING_").lower(): value
+                for key, value in (deployment.environment_variables or {}).items()
+            }
+        )
+        self.services[(endpoint, deployment.name)] = ScoringService(load_model(folder, name, version), limits)
+
+    def traffic_log(self) -> list[dict]:
+        return [event[2] for event in self.events if event[0] == "endpoint"]
+
+    def position(self, event: tuple) -> int:
+        return self.events.index(event)
+
+
+def _handler(cloud: FakeCloud) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if self.headers.get("Authorization") != f"Bearer {KEY}":
+                self._send(401, {"message": "key missing or wrong"})
+                return
+            endpoint = self.path.strip("/").split("/")[0]
+            deployment = self.headers.get(operations.DEPLOYMENT_HEADER) or cloud.route(endpoint)
+            cloud.events.append(("score", endpoint, deployment))
+            service = cloud.services.get((endpoint, deployment))
+            if service is None:
+                self._send(404, {"message": f"no deployment {deployment}"})
+                return
+            self._send(*service.handle(body))
+
+        def _send(self, status: int, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+class FakeEndpoints:
+    def __init__(self, cloud: FakeCloud):
+        self.cloud = cloud
+
+    def get(self, name: str) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if name not in self.cloud.endpoints:
+            raise ResourceNotFoundError(f"endpoint {name} not found")
+        return copy.deepcopy(self.cloud.endpoints[name])
+
+    def begin_create_or_update(self, endpoint: Any) -> Poller:
+        cloud = self.cloud
+        traffic = {k: int(v) for k, v in (endpoint.traffic or {}).items()}
+        mirror = dict(endpoint.mirror_traffic or {})
+        known = cloud.deployments.get(endpoint.name, {})
+        if sum(traffic.values()) not in (0, 100) or set(traffic) - set(known):
+            return Poller(error=_http_error(f"invalid traffic {traffic} for deployments {sorted(known)}"))
+        if any(traffic.get(name, 0) > 0 for name in mirror):
+            return Poller(error=_http_error("a deployment with live traffic cannot receive mirrored traffic"))
+        cloud.created_endpoints.append(copy.deepcopy(endpoint))
+        stored = copy.deepcopy(endpoint)
+        stored._scoring_uri = cloud.uri(endpoint.name)  # read-only fields the service fills in
+        stored._provisioning_state = "Succeeded"
+        cloud.endpoints[endpoint.name] = stored
+        cloud.deployments.setdefault(endpoint.name, {})
+        cloud.events.append(("endpoint", endpoint.name, traffic, mirror))
+        if cloud.break_at and traffic.get(cloud.break_at[0]) == cloud.break_at[1]:
+            cloud.serve_wrong_model.add(cloud.break_at[0])
+            cloud.host(endpoint.name, known[cloud.break_at[0]])
+        return Poller(copy.deepcopy(stored))
+
+    def get_keys(self, name: str) -> Any:
+        from azure.ai.ml.entities import EndpointAuthKeys
+
+        return EndpointAuthKeys(primary_key=KEY, secondary_key="test-secondary-key")
+
+
+class FakeDeployments:
+    def __init__(self, cloud: FakeCloud):
+        self.cloud = cloud
+
+    def begin_create_or_update(self, deployment: Any) -> Poller:
+        cloud = self.cloud
+        endpoint = deployment.endpoint_name
+        cloud.events.append(("create_deployment", endpoint, deployment.name))
+        cloud.created_deployments.append(copy.deepcopy(deployment))
+        stored = copy.deepcopy(deployment)
+        cloud.deployments.setdefault(endpoint, {})[deployment.name] = stored
+        if deployment.name in cloud.fail_provisioning:
+            stored._provisioning_state = "Failed"  # read-only fields the service fills in
+            return Poller(error=_http_error("ResourceNotReady: the scoring container crashed during init()"))
+        stored._provisioning_state = "Succeeded"
+        cloud.host(endpoint, stored)
+        return Poller(copy.deepcopy(stored))
+
+    def get(self, name: str, endpoint_name: str) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return copy.deepcopy(self.cloud.deployments[endpoint_name][name])
+        except KeyError:
+            raise ResourceNotFoundError(f"deployment {name} not found") from None
+
+    def list(self, endpoint_name: str) -> list[Any]:
+        return [copy.deepcopy(item) for item in self.cloud.deployments.get(endpoint_name, {}).values()]
+
+    def begin_delete(self, name: str, endpoint_name: str) -> Poller:
+        cloud = self.cloud
+        if cloud.endpoints[endpoint_name].traffic.get(name, 0) > 0:
+            return Poller(error=_http_error(f"deployment {name} still has traffic"))
+        cloud.events.append(("delete_deployment", endpoint_name, name))
+        del cloud.deployments[endpoint_name][name]
+        cloud.endpoints[endpoint_name].traffic.pop(name, None)  # as the service does
+        cloud.services.pop((endpoint_name, name), None)
+        return Poller()
+
+    def get_logs(self, name: str, endpoint_name: str, lines: int = 100) -> str:
+        return "init(): loading model"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory, diabetes) -> dict[str, Path]:
+    """Versions 1 and 2 (different alphas: different predictions), and a wrong model a broken image might load."""
+    root = tmp_path_factory.mktemp("registry")
+    return {
+        version: model_lib.save_mlflow_model(model_lib.fit(diabetes, alpha=alpha), diabetes, root / name / "model")
+        for version, name, alpha in (("1", "v1", 1.0), ("2", "v2", 0.3), ("wrong", "wrong", 40.0))
+    }
+
+
+@pytest.fixture
+def cloud(models: dict[str, Path]):
+    fake = FakeCloud({k: v for k, v in models.items() if k != "wrong"}, models["wrong"])
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def files() -> translate.Project:
+    """The committed document files, parsed (``files`` is conftest's throw-away copy of the files)."""
+    return translate.Project.load(ProjectSettings(root=REPO))
+
+
+def _entities(files: translate.Project, stage: str, deployment: str, version: str) -> translate.OnlineEntities:
+    path = REPO / STAGES[stage].config_file
+    return translate.online_entities(
+        files,
+        files.deployment_config(path),
+        endpoint_name=f"{MODEL}-{stage}",
+        deployment_name=deployment,
+        model=translate.model_reference(MODEL, version),
+        code=REPO,
+        environment=translate.scoring_environment(files),
+    )
+
+
+def _target(models: dict[str, Path], version: str) -> operations.SmokeTarget:
+    return operations.SmokeTarget(models[version], MODEL, version, known_rows(REPO / "data" / "diabetes.csv"))
+
+
+def _release(cloud, files, models, name: str, version: str, stage: str = "preprod", **options) -> Any:
+    entities = _entities(files, stage, name, version)
+    sleeps: list[float] = []
+    result = operations.deploy(
+        cloud,
+        entities.endpoint,
+        entities.deployment,
+        _target(models, version),
+        sleep=sleeps.append,
+        say=lambda line: cloud.events.append(("say", line)),
+        **options,
+    )
+    return result, sleeps
+
+
+def _scores(cloud: FakeCloud, deployment: str) -> list[int]:
+    return [i for i, event in enumerate(cloud.events) if event[:1] == ("score",) and event[2] == deployment]
+
+
+# --- deploy -----------------------------------------------------------------------------------------------------
+
+
+def test_operation_attributes_exist_on_mlclient():
+    from azure.ai.ml import MLClient
+
+    for name in operations.CLIENT_OPERATIONS:
+        assert isinstance(getattr(MLClient, name), property), name
+
+
+def test_first_release_creates_the_endpoint_and_takes_all_traffic(cloud, files, models):
+    result, _ = _release(cloud, files, models, "v1-first", "1")
+    endpoint = cloud.created_endpoints[0]
+    assert type(endpoint).__name__ == "ManagedOnlineEndpoint"
+    assert (endpoint.name, endpoint.auth_mode, endpoint.traffic) == (f"{MODEL}-preprod", "key", {})
+    deployment = cloud.created_deployments[0]
+    assert type(deployment).__name__ == "ManagedOnlineDeployment"
+    assert (deployment.name, deployment.instance_type, deployment.model) == (
+        "v1-first",
+        "Standard_DS2_v2",
+        f"azureml:{MODEL}:1",
+    )
+    assert deployment.environment_variables["AMLOPS_SCORING_MAX_BATCH_ROWS"] == "10000"
+    create = cloud.position(("create_deployment", f"{MODEL}-preprod", "v1-first"))
+    first_traffic = next(i for i, e in enumerate(cloud.events) if e[0] == "endpoint" and e[2])
+    smoke_before = [i for i in _scores(cloud, "v1-first") if create < i < first_traffic]
+    assert smoke_before  # tested through the endpoint, with the key, before any traffic
+    assert cloud.traffic_log()[-1] == {"v1-first": 100}
+    assert result.traffic == {"v1-first": 100}
+    assert result.deleted == []
+    assert result.scoring_uri == cloud.uri(f"{MODEL}-preprod")
+
+
+def test_blue_green_release_in_steps_retires_the_old_deployment_last(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    cloud.events.clear()
+    result, sleeps = _release(cloud, files, models, "green", "2", traffic_steps=[10, 50], step_seconds=30)
+    ep = f"{MODEL}-preprod"
+    create = cloud.position(("create_deployment", ep, "green"))
+    traffic_events = [i for i, e in enumerate(cloud.events) if e[0] == "endpoint"]
+    assert cloud.traffic_log() == [
+        {"green": 10, "blue": 90},
+        {"green": 50, "blue": 50},
+        {"green": 100, "blue": 0},
+        {"green": 100},  # the tag update, once the old deployment is gone
+    ]
+    assert any(create < i < traffic_events[0] for i in _scores(cloud, "green"))  # smoke test before traffic
+    for before, after in itertools.pairwise(traffic_events):
+        assert any(before < i < after for i in _scores(cloud, "green"))  # and after every step
+    delete = cloud.position(("delete_deployment", ep, "blue"))
+    assert delete > traffic_events[2]
+    assert max(_scores(cloud, "green")) < delete  # the endpoint passed as clients call it, then blue went
+    assert sleeps == [30, 30]
+    assert result.deleted == ["blue"]
+    assert result.previous == ["blue"]
+    assert set(cloud.deployments[ep]) == {"green"}
+    assert cloud.endpoints[ep].tags[operations.LIVE_TAG] == "green"
+
+
+def test_mirroring_happens_before_any_traffic_moves(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    cloud.events.clear()
+    _, sleeps = _release(cloud, files, models, "green", "2", mirror_percent=20, mirror_seconds=120)
+    endpoint_events = [e for e in cloud.events if e[0] == "endpoint"]
+    assert endpoint_events[0][2:] == ({"blue": 100}, {"green": 20})  # mirrored, live traffic untouched
+    assert endpoint_events[1][2:] == ({"blue": 100}, {})  # mirror off before the shift
+    assert endpoint_events[2][2] == {"green": 100, "blue": 0}
+    assert sleeps == [120]
+
+
+def test_a_deployment_that_answers_wrongly_never_gets_traffic(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    cloud.events.clear()
+    cloud.serve_wrong_model.add("green")
+    with pytest.raises(SmokeTestFailure, match="predictions differ"):
+        _release(cloud, files, models, "green", "2")
+    assert cloud.traffic_log() == []  # traffic never moved
+    assert ("delete_deployment", f"{MODEL}-preprod", "green") in cloud.events
+    assert set(cloud.deployments[f"{MODEL}-preprod"]) == {"blue"}
+    assert cloud.endpoints[f"{MODEL}-preprod"].traffic == {"blue": 100}
+
+
+def test_a_failure_while_moving_traffic_puts_it_back(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    cloud.events.clear()
+    cloud.break_at = ("green", 10)  # green starts answering wrongly once it has live traffic
+    with pytest.raises(SmokeTestFailure):
+        _release(cloud, files, models, "green", "2", traffic_steps=[10, 50])
+    assert cloud.traffic_log() == [{"green": 10, "blue": 90}, {"blue": 100, "green": 0}]
+    deleted = [e[2] for e in cloud.events if e[0] == "delete_deployment"]
+    assert deleted == ["green"]  # the old deployment is untouched
+    assert cloud.endpoints[f"{MODEL}-preprod"].traffic == {"blue": 100}
+
+
+def test_a_deployment_that_fails_to_provision_leaves_traffic_alone(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    cloud.events.clear()
+    cloud.fail_provisioning.add("green")
+    with pytest.raises(operations.AzureOperationError, match=r"green .* failed; traffic unchanged.*container crashed"):
+        _release(cloud, files, models, "green", "2")
+    assert cloud.traffic_log() == []
+    assert set(cloud.deployments[f"{MODEL}-preprod"]) == {"blue"}
+
+
+def test_keep_failed_keeps_the_broken_deployment_for_its_logs(cloud, files, models):
+    cloud.serve_wrong_model.add("v1-bad")
+    with pytest.raises(SmokeTestFailure):
+        _release(cloud, files, models, "v1-bad", "1", keep_failed=True)
+    assert "v1-bad" in cloud.deployments[f"{MODEL}-preprod"]
+    assert cloud.endpoints[f"{MODEL}-preprod"].traffic == {}
+
+
+def test_keep_old_allows_rollback(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    result, _ = _release(cloud, files, models, "green", "2", keep_old=True)
+    ep = f"{MODEL}-preprod"
+    assert result.deleted == []
+    assert cloud.endpoints[ep].tags[operations.PREVIOUS_TAG] == "blue"
+    cloud.events.clear()
+    serving, deployment = operations.rollback(cloud, ep, say=lambda line: None)
+    assert serving == "blue"
+    assert operations.model_of(deployment) == (MODEL, "1")
+    assert cloud.traffic_log() == [{"blue": 100, "green": 0}]
+    assert cloud.endpoints[ep].tags[operations.PREVIOUS_TAG] == "green"  # and forward again if needed
+    # The product's smoke test now answers with version 1 through the endpoint, as clients call it.
+    operations.smoke_deployment(cloud.uri(ep), KEY, None, _target(models, "1"))
+
+
+def test_rollback_without_a_previous_deployment_says_so(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    _release(cloud, files, models, "green", "2")  # blue deleted after the healthy release
+    with pytest.raises(operations.AzureOperationError, match="no previous deployment recorded"):
+        operations.rollback(cloud, f"{MODEL}-preprod")
+    with pytest.raises(operations.AzureOperationError, match=r"\['blue'\] no longer exists"):
+        operations.rollback(cloud, f"{MODEL}-preprod", to="blue")
+
+
+def test_a_release_never_reuses_a_deployment_name(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    cloud.events.clear()
+    with pytest.raises(operations.AzureOperationError, match="already exists"):
+        _release(cloud, files, models, "blue", "2")
+    assert not [e for e in cloud.events if e[0] in ("create_deployment", "endpoint")]
+
+
+def test_an_endpoint_of_another_kind_is_refused(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    kubernetes = _entities(files, "prod", "green", "2")
+    with pytest.raises(operations.AzureOperationError, match="exists as a ManagedOnlineEndpoint"):
+        operations.deploy(
+            cloud,
+            type(kubernetes.endpoint)(name=f"{MODEL}-preprod", compute="k8s-compute"),
+            kubernetes.deployment,
+            _target(models, "2"),
+            say=lambda line: None,
+        )
+
+
+def test_production_release_creates_kubernetes_entities(cloud, files, models):
+    result, _ = _release(cloud, files, models, "v2-prod", "2", stage="prod")
+    endpoint, deployment = cloud.created_endpoints[0], cloud.created_deployments[0]
+    assert type(endpoint).__name__ == "KubernetesOnlineEndpoint"
+    assert endpoint.compute == "k8s-compute"
+    assert type(deployment).__name__ == "KubernetesOnlineDeployment"
+    assert (deployment.resources.requests.cpu, deployment.resources.limits.memory) == ("0.5", "2Gi")
+    assert type(deployment.scale_settings).__name__ == "TargetUtilizationScaleSettings"
+    assert deployment.liveness_probe.initial_delay == 60
+    assert result.traffic == {"v2-prod": 100}
+
+
+def test_split_traffic_sums_to_100():
+    assert operations.split_traffic({"a": 70, "b": 30}, "new", 10) == {"new": 10, "a": 63, "b": 27}
+    assert operations.split_traffic({"a": 1, "b": 1, "c": 1}, "new", 50) == {"new": 50, "a": 17, "b": 17, "c": 16}
+    assert operations.split_traffic({}, "new", 10) == {"new": 100}
+
+
+def test_mirror_share_is_checked(cloud, files, models):
+    with pytest.raises(ConfigError, match="0-50%"):
+        _release(cloud, files, models, "blue", "1", mirror_percent=80)
+
+
+# --- jobs, publish, register ------------------------------------------------------------------------------------
+
+
+class FakeJobs:
+    def __init__(self, statuses: list[str], outputs: dict[str, Path] | None = None, properties: dict | None = None):
+        from amlops.azure.connection import offline_client
+
+        self.statuses = list(statuses)
+        self.outputs = outputs or {}
+        self.properties = properties or {}
+        self.calls: list[tuple] = []
+        self._validator = offline_client().jobs  # the SDK's real offline validation
+
+    def validate(self, job: Any) -> Any:
+        self.calls.append(("validate", job.type))
+        return self._validator.validate(job)
+
+    def create_or_update(self, job: Any, experiment_name: str | None = None) -> Any:
+        self.calls.append(("create_or_update", job, experiment_name))
+        return SimpleNamespace(
+            name="job-42", type=job.type, experiment_name=experiment_name, studio_url="https://ml.azure.com/runs/job-42"
+        )
+
+    def get(self, name: str) -> Any:
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        self.calls.append(("get", name, status))
+        return SimpleNamespace(
+            name=name,
+            status=status,
+            studio_url=f"https://ml.azure.com/runs/{name}",
+            outputs=dict.fromkeys(self.outputs),
+            properties=self.properties,
+        )
+
+    def stream(self, name: str) -> None:
+        self.calls.append(("stream", name))
+
+    def download(self, name: str, *, output_name: str, download_path: str) -> None:
+        self.calls.append(("download", name, output_name))
+        shutil.copytree(self.outputs[output_name], Path(download_path) / "named-outputs" / output_name)
+
+
+def test_submit_validates_then_follows_the_job_to_completed(files, tmp_path: Path):
+    from amlops.azure import render
+
+    job = render.training_assets(files, tmp_path).pipeline
+    jobs = FakeJobs(["Queued", "Queued", "Running", "Completed"])
+    lines: list[str] = []
+    finished = operations.submit(SimpleNamespace(jobs=jobs), job, say=lines.append, sleep=lambda s: None)
+    assert finished.status == "Completed"
+    assert [c[0] for c in jobs.calls[:2]] == ["validate", "create_or_update"]
+    assert jobs.calls[1][1] is job
+    assert jobs.calls[1][2] == files.settings.experiment_name
+    assert [line for line in lines if line.startswith("job ")] == [
+        "job job-42: Queued",
+        "job job-42: Running",
+        "job job-42: Completed",
+    ]
+    assert "https://ml.azure.com/runs/job-42" in "\n".join(lines)
+
+
+@pytest.mark.parametrize("status", ["Failed", "Canceled", "NotResponding"])
+def test_submit_fails_on_anything_but_completed(files, tmp_path: Path, status: str):
+    from amlops.azure import render
+
+    job = render.training_assets(files, tmp_path).train_job
+    with pytest.raises(operations.AzureOperationError, match=f"ended {status}: https://ml.azure.com/runs/job-42"):
+        operations.submit(
+            SimpleNamespace(jobs=FakeJobs(["Running", status])), job, say=lambda line: None, sleep=lambda s: None
+        )
+
+
+def test_submit_refuses_a_job_the_sdk_does_not_validate(files, tmp_path: Path):
+    from amlops.azure import render
+
+    job = render.training_assets(files, tmp_path).pipeline
+    job.settings.default_compute = None
+    jobs = FakeJobs(["Completed"])
+    with pytest.raises(ConfigError, match=r"does not validate: .*jobs\.prep\.compute: Compute not set"):
+        operations.submit(SimpleNamespace(jobs=jobs), job, say=lambda line: None)
+    assert [c[0] for c in jobs.calls] == ["validate"]
+
+
+def test_submit_timeout(files, tmp_path: Path):
+    from amlops.azure import render
+
+    job = render.training_assets(files, tmp_path).train_job
+    with pytest.raises(operations.AzureOperationError, match="still Running"):
+        operations.submit(
+            SimpleNamespace(jobs=FakeJobs(["Running"])), job, timeout=0, say=lambda line: None, sleep=lambda s: None
+        )
+
+
+class FakeComponents:
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def create_or_update(self, component: Any, version: str | None = None) -> Any:
+        self.calls.append((component, version))
+        return SimpleNamespace(name=component.name, version=version, id=f"azureml:{component.name}:{version}")
+
+
+class FakeSchedules:
+    def __init__(self, comes_back_enabled: bool):
+        self.comes_back_enabled = comes_back_enabled
+        self.calls: list[tuple] = []
+
+    def begin_create_or_update(self, schedule: Any) -> Poller:
+        self.calls.append(("create", schedule))
+        return Poller(SimpleNamespace(name=schedule.name, is_enabled=self.comes_back_enabled))
+
+    def begin_disable(self, name: str) -> Poller:
+        self.calls.append(("disable", name))
+        return Poller()
+
+
+@pytest.mark.parametrize("comes_back_enabled", [False, True])
+def test_publish_registers_the_pipeline_component_and_a_disabled_schedule(files, tmp_path, comes_back_enabled):
+    from amlops.azure import render
+
+    assets = render.training_assets(files, tmp_path)
+    component = translate.pipeline_component(assets.pipeline)
+    job = translate.scheduled_pipeline_job(files, f"azureml:{component.name}:2026.1", assets.data)
+    schedule = translate.training_schedule(files, job, "0 6 * * 1")
+    client = SimpleNamespace(components=FakeComponents(), schedules=FakeSchedules(comes_back_enabled))
+    published = operations.publish(client, component, version="2026.1", schedule=schedule, say=lambda line: None)
+    registered, version = client.components.calls[0]
+    assert type(registered).__name__ == "PipelineComponent"
+    assert registered.name == files.pipeline_name
+    assert version == "2026.1"
+    assert set(registered.inputs) == {"data", "alpha"}
+    created = client.schedules.calls[0][1]
+    assert created.is_enabled is False
+    assert created.trigger.expression == "0 6 * * 1"
+    assert created.create_job.component == f"azureml:{files.pipeline_name}:2026.1"
+    assert (("disable", created.name) in client.schedules.calls) is comes_back_enabled
+    assert published.schedule == created.name
+
+
+@pytest.fixture
+def job_outputs(tmp_path: Path, diabetes) -> dict[str, Path]:
+    """A training pipeline job's outputs, as its steps write them."""
+    from dataclasses import asdict
+
+    from amlops.files import write_json
+    from amlops.settings import GateSettings
+    from amlops.steps import evaluate, prep, register
+    from amlops.steps import train as train_step
+
+    outputs = {name: tmp_path / "job" / name for name in ("prepared", "trained", "evaluation", "registration")}
+    prep.run(REPO / "data" / "diabetes.csv", outputs["prepared"])
+    write_json(
+        outputs["trained"] / train_step.INFO_FILE,
+        {
+            "run_id": "run-7",
+            "model_uri": "azureml://runs/run-7/artifacts/model",
+            "params": {"alpha": 1.0},
+            "metrics": {"test_rmse": 53.1},
+            "data_sha256": "x",
+        },
+    )
+    decision = evaluate.decide({"rmse": 53.1, "mae": 42.0, "r2": 0.48}, None, GateSettings())
+    write_json(outputs["evaluation"] / evaluate.DECISION_FILE, asdict(decision) | {"register": decision.register})
+    write_json(outputs["registration"] / register.REGISTRATION_FILE, {"registered_version": None})
+    return outputs
+
+
+class FakeModels:
+    def __init__(self):
+        self.created: list[Any] = []
+
+    def create_or_update(self, model: Any) -> Any:
+        self.created.append(model)
+        return SimpleNamespace(name=model.name, version="5", id=f"azureml:{model.name}:5")
+
+
+def test_register_model_from_a_job_output_with_local_lineage_tags(job_outputs, tmp_path: Path):
+    from amlops.files import read_json
+    from amlops.steps import evaluate, register
+
+    jobs = FakeJobs(["Completed"], job_outputs, {"azureml.git.commit": "abc123", "azureml.git.dirty": "False"})
+    client = SimpleNamespace(jobs=jobs, models=FakeModels())
+    operations.register_from_job(
+        client, "job-42", model_name=MODEL, root=REPO, scratch=tmp_path / "scratch", say=lambda line: None
+    )
+    model = client.models.created[0]
+    assert model.name == MODEL
+    assert model.type == "mlflow_model"
+    assert model.path == "azureml://jobs/job-42/outputs/trained/paths/model"
+    expected = register.lineage_tags(
+        read_json(job_outputs["trained"] / "train.json"),
+        evaluate.load_decision(job_outputs["evaluation"]),
+        read_json(job_outputs["prepared"] / "fingerprint.json"),
+        "job-42",
+        REPO,
+    ) | {"git_commit": "abc123", "git_dirty": "false"}
+    assert model.tags == expected
+    assert model.tags["pipeline_run_id"] == "job-42"
+    assert model.tags["decision"] == "register"
+
+
+def test_register_model_refuses_what_the_gate_refused(job_outputs, tmp_path: Path):
+    from dataclasses import asdict
+
+    from amlops.files import write_json
+    from amlops.settings import GateSettings
+    from amlops.steps import evaluate
+
+    keep = evaluate.decide({"rmse": 90.0, "mae": 80.0, "r2": 0.1}, None, GateSettings())
+    write_json(job_outputs["evaluation"] / evaluate.DECISION_FILE, asdict(keep) | {"register": keep.register})
+    client = SimpleNamespace(jobs=FakeJobs(["Completed"], job_outputs), models=FakeModels())
+    with pytest.raises(operations.AzureOperationError, match="decided 'reject'"):
+        operations.register_from_job(client, "job-42", model_name=MODEL, root=REPO, scratch=tmp_path / "a")
+    assert client.models.created == []
+    operations.register_from_job(
+        client, "job-42", model_name=MODEL, root=REPO, scratch=tmp_path / "b", force=True, say=lambda line: None
+    )
+    assert client.models.created[0].tags["decision"] == "reject"
+
+
+def test_register_model_refuses_a_job_that_already_registered(job_outputs, tmp_path: Path):
+    from amlops.files import write_json
+
+    write_json(job_outputs["registration"] / "registration.json", {"registered_version": "3", "model_name": MODEL})
+    client = SimpleNamespace(jobs=FakeJobs(["Completed"], job_outputs), models=FakeModels())
+    with pytest.raises(operations.AzureOperationError, match="already registered diabetes-ridge version 3"):
+        operations.register_from_job(client, "job-42", model_name=MODEL, root=REPO, scratch=tmp_path)
+
+
+def test_register_model_needs_a_completed_pipeline_job(job_outputs, tmp_path: Path):
+    client = SimpleNamespace(jobs=FakeJobs(["Failed"], job_outputs), models=FakeModels())
+    with pytest.raises(operations.AzureOperationError, match="is Failed"):
+        operations.register_from_job(client, "job-42", model_name=MODEL, root=REPO, scratch=tmp_path)
+    client = SimpleNamespace(jobs=FakeJobs(["Completed"], {"trained": job_outputs["trained"]}), models=FakeModels())
+    with pytest.raises(operations.AzureOperationError, match="not a training pipeline job"):
+        operations.register_from_job(client, "job-42", model_name=MODEL, root=REPO, scratch=tmp_path)
+
+
+# --- the CLI glue -----------------------------------------------------------------------------------------------
+
+
+class FakeRegistry:
+    """``models`` as the deploy command uses it: the latest version, and downloads in Azure's layout."""
+
+    def __init__(self, models: dict[str, Path]):
+        self.models = models
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
+        return SimpleNamespace(name=name, version=version or max(self.models))
+
+    def download(self, name: str, version: str, download_path: str) -> None:
+        shutil.copytree(self.models[version], Path(download_path) / name / "model", dirs_exist_ok=True)
+
+
+def test_deploy_and_endpoint_commands_end_to_end(cloud, models, project: Path, monkeypatch, capsys, caplog):
+    """``azure deploy`` then ``azure endpoint``: the key reaches the smoke test and stdout on request, never a log."""
+    caplog.set_level(logging.DEBUG)
+    shutil.copy2(REPO / STAGES["prod"].config_file, project / STAGES["prod"].config_file)
+    cloud.models_registry = FakeRegistry(cloud.models)
+    client = SimpleNamespace(
+        online_endpoints=cloud.online_endpoints,
+        online_deployments=cloud.online_deployments,
+        models=cloud.models_registry,
+    )
+    monkeypatch.setattr(azure_cli, "_connect", lambda args: client)
+
+    code = azure_cli.main(["deploy", "--stage", "preprod", "--deployment-name", "green", "--step-seconds", "0"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert f"releasing {MODEL}:2 to pre-production" in out.out
+    assert "released: green serves diabetes-ridge:2" in out.out
+    assert cloud.created_deployments[0].code_configuration.scoring_script == "score.py"
+    staged = Path(cloud.created_deployments[0].code_configuration.code)
+    assert (staged / "swagger.json").is_file()
+    assert (staged / "score.py").is_file()
+
+    assert azure_cli.main(["endpoint", "--stage", "preprod"]) == 0
+    shown = capsys.readouterr().out
+    assert cloud.uri(f"{MODEL}-preprod") in shown
+    assert KEY not in shown
+    assert azure_cli.main(["endpoint", "--stage", "preprod", "--show-keys"]) == 0
+    out_with_keys = capsys.readouterr()
+    assert KEY in out_with_keys.out
+    assert KEY not in out_with_keys.err
+    assert all(KEY not in record.getMessage() for record in caplog.records)
+
+
+def test_deploy_command_reports_a_failed_smoke_test_with_exit_3(cloud, models, project: Path, monkeypatch, caplog):
+    cloud.models_registry = FakeRegistry(cloud.models)
+    client = SimpleNamespace(
+        online_endpoints=cloud.online_endpoints,
+        online_deployments=cloud.online_deployments,
+        models=cloud.models_registry,
+    )
+    monkeypatch.setattr(azure_cli, "_connect", lambda args: client)
+    cloud.serve_wrong_model.add("bad")
+    assert azure_cli.main(["deploy", "--deployment-name", "bad", "--version", "1"]) == 3
+    assert "smoke test failed: list-of-lists: predictions differ" in caplog.text
+    assert cloud.endpoints[f"{MODEL}-preprod"].traffic == {}
+
+
+def test_deploy_command_checks_the_config_before_connecting(project: Path, monkeypatch, caplog):
+    (project / "deploymentConfig.yml").write_text("computeType: ACI\ncontainerResourceRequirements: {cpu: 1}\n")
+    monkeypatch.setattr(azure_cli, "_connect", lambda args: pytest.fail("connected before checking the config"))
+    assert azure_cli.main(["deploy"]) == 2
+    assert "field 'containerResourceRequirements.memoryInGB'" in caplog.text
+
+
+def test_register_commands_adds_the_azure_group():
+    import argparse
+
+    root = argparse.ArgumentParser()
+    azure_cli.register_commands(root.add_subparsers(dest="command", required=True))
+    args = root.parse_args(["azure", "deploy", "--stage", "prod", "--traffic-steps", "10,50", "--keep-old"])
+    assert (args.stage, args.traffic_steps, args.keep_old) == ("prod", [10, 50], True)
+    assert callable(args.handler)
+    with pytest.raises(SystemExit):
+        root.parse_args(["azure", "deploy", "--traffic-steps", "0,120"])
+
+
+def test_default_deployment_names_are_valid_and_new():
+    from datetime import UTC, datetime
+
+    from amlops.azure import build_steps
+
+    name = build_steps.default_deployment_name("12", datetime(2026, 11, 27, 6, 15, 0, tzinfo=UTC))
+    assert name == "v12-1127061500"
+    assert len(build_steps.default_deployment_name("1" * 40)) <= 32
+
+
+# --- the CI build's Azure steps ---------------------------------------------------------------------------------
+
+
+def test_build_train_step_returns_the_outcome_the_local_build_writes(project: Path, job_outputs):
+    from amlops.azure import build_steps
+    from amlops.files import write_json
+    from amlops.steps import evaluate
+
+    registration = {
+        "outcome": "register",
+        "reasons": ["no model in production yet"],
+        "registered_version": "4",
+        "production_version": None,
+        "model_name": MODEL,
+    }
+    write_json(job_outputs["registration"] / "registration.json", registration)
+    jobs = FakeJobs(["Running", "Completed"], job_outputs)
+    outcome = build_steps.train(
+        client=SimpleNamespace(jobs=jobs), inputs={"alpha": 3.0}, say=lambda line: None, sleep=lambda s: None
+    )
+    decision = evaluate.load_decision(job_outputs["evaluation"])
+    assert outcome == {
+        "pipeline_run_id": "job-42",
+        **registration,
+        "candidate": decision.candidate,
+        "production": decision.production,
+    }
+    submitted = jobs.calls[1][1]
+    assert submitted.inputs["alpha"]._data == 3.0
+    assert type(submitted).__name__ == "PipelineJob"
+    assert "--no-promote" in submitted.jobs["register"].component.command
+    assert ("download", "job-42", "registration") in jobs.calls
+
+
+def test_build_download_and_tag_steps(models, tmp_path: Path):
+    from azure.ai.ml.entities import Model
+
+    from amlops.azure import build_steps
+
+    class Registry(FakeRegistry):
+        def __init__(self, models):
+            super().__init__(models)
+            self.updated: list[Any] = []
+
+        def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
+            return Model(name=name, version=version, path="azureml://x", tags={"decision": "register"})
+
+        def create_or_update(self, model: Any) -> Any:
+            self.updated.append(model)
+            return model
+
+    registry = Registry({k: v for k, v in models.items() if k != "wrong"})
+    client = SimpleNamespace(models=registry)
+    dest = build_steps.download_model("2", tmp_path / "artifact" / "model", client=client)
+    assert (dest / "MLmodel").is_file()
+    assert load_model(dest).estimator.predict(known_rows(REPO / "data" / "diabetes.csv").to_numpy()).shape == (5,)
+    build_steps.tag_model("2", {"build_id": 118, "build_url": "https://dev.azure.com/x"}, client=client)
+    tagged = registry.updated[0]
+    assert (tagged.name, tagged.version) == (MODEL, "2")
+    assert tagged.tags == {"decision": "register", "build_id": "118", "build_url": "https://dev.azure.com/x"}

@@ -1,0 +1,202 @@
+"""The CI build: the YAML calls exactly the project's build steps, and the local dry run fills the artifact."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from amlops import build
+from amlops.files import write_json
+from tests.conftest import REPO
+from tests.test_lifecycle import NOT_IN_A_CLONE, _env
+
+BUILD_COMMAND = re.compile(r"python -m amlops build ([a-z-]+)")
+
+
+def _steps(job: dict) -> list[dict]:
+    return job.get("steps") or job["strategy"]["runOnce"]["deploy"]["steps"]
+
+
+def _commands(step: dict) -> str:
+    return step.get("script") or step.get("run") or step.get("inputs", {}).get("inlineScript", "")
+
+
+def _build_steps_in(steps: list[dict]) -> list[str]:
+    return [match for step in steps for match in BUILD_COMMAND.findall(_commands(step))]
+
+
+def test_azure_pipelines_build_runs_the_build_steps_in_order():
+    spec = yaml.safe_load((REPO / "pipelines" / "azure-pipelines-build.yml").read_text())
+    steps = _steps(spec["stages"][0]["jobs"][0])
+    assert _build_steps_in(steps) == list(build.STEPS)
+
+
+def test_github_build_workflow_runs_the_build_steps_in_order():
+    spec = yaml.safe_load((REPO / ".github" / "workflows" / "build.yml").read_text())
+    steps = [s for job in spec["jobs"].values() for s in job["steps"]]
+    assert _build_steps_in(steps) == list(build.STEPS)
+
+
+def test_build_publishes_results_coverage_and_artifact():
+    spec = yaml.safe_load((REPO / "pipelines" / "azure-pipelines-build.yml").read_text())
+    tasks = {s["task"]: s for s in _steps(spec["stages"][0]["jobs"][0]) if "task" in s}
+    assert tasks["PublishTestResults@2"]["inputs"]["testResultsFormat"] == "JUnit"
+    assert tasks["PublishTestResults@2"]["inputs"]["failTaskOnFailedTests"] is True
+    assert tasks["PublishCodeCoverageResults@2"]["inputs"]["summaryFileLocation"].endswith("coverage/coverage.xml")
+    assert tasks["PublishPipelineArtifact@1"]["inputs"]["targetPath"] == "$(Build.ArtifactStagingDirectory)"
+    assert "azureSubscription" in tasks["AzureCLI@2"]["inputs"]
+
+
+def test_outcome_check_passes_a_registration_and_a_reasoned_keep(tmp_path: Path):
+    context = build.BuildContext(tmp_path)
+    write_json(tmp_path / build.OUTCOME_FILE, {"outcome": "register", "registered_version": "3", "reasons": ["x"]})
+    build.check_outcome(context)
+    write_json(
+        tmp_path / build.OUTCOME_FILE,
+        {"outcome": "keep", "registered_version": None, "production_version": "2", "reasons": ["tie"]},
+    )
+    build.check_outcome(context)
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        {"outcome": "reject", "registered_version": None, "production_version": "2", "reasons": ["r2 too low"]},
+        {"outcome": "keep", "registered_version": None, "production_version": None, "reasons": ["?"]},
+        {"outcome": "keep", "registered_version": None, "production_version": "2", "reasons": []},
+        {"outcome": "register", "registered_version": None, "production_version": "2", "reasons": ["x"]},
+    ],
+    ids=["rejected", "keep-without-production", "keep-without-reasons", "register-without-version"],
+)
+def test_outcome_check_fails_everything_else(tmp_path: Path, outcome: dict):
+    write_json(tmp_path / build.OUTCOME_FILE, outcome)
+    with pytest.raises(build.BuildFailure, match="does not allow a release"):
+        build.check_outcome(build.BuildContext(tmp_path))
+
+
+@pytest.mark.integration
+def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
+    clone = tmp_path / "repo"
+    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
+    (clone / ".venv").symlink_to(REPO / ".venv")
+    done = subprocess.run(
+        ["make", "dry-run"],
+        cwd=clone,
+        env=_env() | {"BUILD_BUILDID": "777"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    artifact = clone / "build" / "artifact"
+
+    suite = ET.parse(artifact / "test-results" / "junit.xml").getroot().find("testsuite")
+    assert int(suite.get("tests")) > 50
+    assert int(suite.get("failures")) == 0
+    assert int(suite.get("errors")) == 0
+    coverage = ET.parse(artifact / "coverage" / "coverage.xml").getroot()
+    assert float(coverage.get("line-rate")) > 0.3
+
+    outcome = json.loads((artifact / build.OUTCOME_FILE).read_text())
+    assert outcome["outcome"] == "register"
+    assert outcome["registered_version"] == "1"
+    assert outcome["production_version"] is None  # the build registers; the release promotes after approval
+
+    assert {p.name for p in (artifact / "model").iterdir()} >= {"MLmodel", "model.skops", "requirements.txt"}
+    for name in build.RELEASE_FILES:
+        assert (artifact / "release" / name).read_bytes() == (clone / name).read_bytes(), name
+    assert (artifact / "release" / "amlops" / "scoring.py").is_file()
+    assert not list((artifact / "release").rglob("__pycache__"))
+
+    release = json.loads((artifact / build.RELEASE_FILE).read_text())
+    assert release["model_version"] == "1"
+    assert release["build_id"] == "777"
+    assert release["new_version"] is True
+
+    tags = subprocess.run(
+        [".venv/bin/python", "-m", "amlops", "models", "list", "--json"],
+        cwd=clone,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(tags.stdout)[0]["tags"]["build_id"] == "777"
+
+
+PIPELINE_FILES = sorted([*(REPO / "pipelines").rglob("*.yml"), *(REPO / ".github" / "workflows").glob("*.yml")])
+PROJECT_COMMAND = re.compile(r"\.venv/bin/python -m amlops ([^\n]+(?:\n +--[^\n]+)*)")
+#: Pipeline expressions replaced by a value of the right kind, so the command line can really be parsed.
+EXPRESSIONS = {
+    r"\$\{\{ parameters\.stage \}\}": "preprod",
+    r"\$\{\{ parameters\.trafficSteps \}\}": "10,50,100",
+    r'"?\$\(jq -r \.model_version \.\./release\.json\)"?': "3",
+    r'"?\$\(?[A-Za-z_.]+\)?"?': "/tmp/artifact",
+}
+
+
+@pytest.mark.parametrize("path", PIPELINE_FILES, ids=lambda p: p.relative_to(REPO).as_posix())
+def test_pipeline_files_parse_and_never_continue_on_error(path: Path):
+    spec = yaml.safe_load(path.read_text())
+    assert isinstance(spec, dict)
+    assert "continueOnError: true" not in path.read_text()
+    assert "continue-on-error: true" not in path.read_text()
+
+
+def _all_commands() -> set[str]:
+    found = set()
+    for path in PIPELINE_FILES:
+        for match in PROJECT_COMMAND.finditer(path.read_text()):
+            command = " ".join(match[1].split())
+            for expression, value in EXPRESSIONS.items():
+                command = re.sub(expression, value, command)
+            found.add(command)
+    return found
+
+
+@pytest.mark.parametrize("command", sorted(_all_commands()))
+def test_every_project_command_in_the_yaml_parses(command: str):
+    """Parse each command line the pipelines run: a renamed command or option fails here, before CI does."""
+    from amlops.cli import parser
+
+    args = parser().parse_args(command.split())
+    assert callable(args.handler)
+
+
+def test_release_flow_preprod_then_approved_production_then_rollback():
+    spec = yaml.safe_load((REPO / "pipelines" / "azure-pipelines-release.yml").read_text())
+    assert spec["resources"]["pipelines"][0]["trigger"]["branches"]["include"] == ["main"]
+    stages = {stage["stage"]: stage for stage in spec["stages"]}
+    assert list(stages) == ["PreProduction", "Production"]
+    assert stages["Production"]["dependsOn"] == "PreProduction"
+    jobs = {job["deployment"]: job for job in stages["Production"]["jobs"]}
+    assert stages["PreProduction"]["jobs"][0]["environment"] == "preprod"
+    assert jobs["DeployProduction"]["environment"] == "production"
+    assert jobs["Rollback"]["dependsOn"] == "DeployProduction"
+    assert jobs["Rollback"]["condition"] == "failed()"
+    steps = _steps(jobs["DeployProduction"])
+    template = next(s for s in steps if "template" in s)
+    assert template["parameters"]["stage"] == "prod"
+    promote = [s for s in steps if "azure promote" in _commands(s)]
+    assert promote == [steps[-1]], "the production marker moves last, after the production deploy and smoke test"
+    deploy = yaml.safe_load((REPO / "pipelines" / "templates" / "deploy-stage.yml").read_text())["steps"]
+    assert ["azure deploy" in _commands(s) for s in deploy][1:] == [True, False]
+    assert "azure smoke" in _commands(deploy[-1])
+
+
+def test_github_actions_are_pinned_to_release_tags():
+    for path in (REPO / ".github" / "workflows").glob("*.yml"):
+        for line in path.read_text().splitlines():
+            if "uses:" in line:
+                ref = line.split("uses:")[1].strip().split("@")
+                assert len(ref) == 2, line
+                assert re.fullmatch(r"v\d+\.\d+\.\d+|[0-9a-f]{40}", ref[1]), line
