@@ -55,6 +55,7 @@ def guarded(action: Callable[[], int]) -> int:
     from amlops.build import BuildFailure
     from amlops.config import ConfigError
     from amlops.data import DataValidationError
+    from amlops.drift import DataDriftError
     from amlops.migrate import ArchiveError
     from amlops.serving.client import ScoringError
     from amlops.serving.local import EndpointError
@@ -66,7 +67,15 @@ def guarded(action: Callable[[], int]) -> int:
     except ValidationError as error:
         log.error("%s", explain_settings_error(error))
         return EXIT_BAD_INPUT
-    except (DataValidationError, ConfigError, ArchiveError, FileNotFoundError, LookupError, BuildFailure) as error:
+    except (
+        DataValidationError,
+        DataDriftError,
+        ConfigError,
+        ArchiveError,
+        FileNotFoundError,
+        LookupError,
+        BuildFailure,
+    ) as error:
         log.error("%s", error)
         return EXIT_BAD_INPUT
     except (SmokeTestFailure, ScoringError) as error:

@@ -105,6 +105,17 @@ class DataSettings(BaseSettings):
     min_rows: int = Field(default=100, ge=2)
 
 
+class DriftSettings(BaseSettings):
+    """How far new training data may drift from the reference snapshot before ``prep`` refuses it."""
+
+    model_config = SettingsConfigDict(env_prefix="AMLOPS_DRIFT_", extra="ignore")
+
+    enabled: bool = True
+    max_psi: float = Field(default=0.25, gt=0, description="Population stability index per feature (0.25 = major).")
+    max_ks: float = Field(default=0.3, gt=0, le=1, description="Kolmogorov-Smirnov statistic per feature.")
+    bins: int = Field(default=10, ge=2, le=100, description="Quantile bins of the reference for the PSI.")
+
+
 class GateSettings(BaseSettings):
     """Thresholds the evaluate step applies before a candidate may replace production."""
 
@@ -130,7 +141,9 @@ class ScoringSettings(BaseSettings):
 
 def explain_settings_error(error: ValidationError) -> str:
     """Name the environment variable behind each invalid setting (``AMLOPS_GATE_MIN_R2: ...``)."""
-    classes = {cls.__name__: cls for cls in (ProjectSettings, DataSettings, GateSettings, ScoringSettings)}
+    classes = {
+        cls.__name__: cls for cls in (ProjectSettings, DataSettings, DriftSettings, GateSettings, ScoringSettings)
+    }
     settings_class = classes.get(error.title)
     if settings_class is None:
         return str(error)

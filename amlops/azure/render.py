@@ -105,6 +105,11 @@ def stage_training_code(project: translate.Project, dest: Path) -> Path:
     dest.mkdir(parents=True)
     _copy_package(dest)
     shutil.copy2(script, dest / script.name)
+    # The drift reference of the prep step (the job's working directory is this folder).
+    snapshot = project.settings.data_snapshot
+    (dest / "data").mkdir()
+    for name in (snapshot.name, snapshot.name + ".sha256"):
+        shutil.copy2(snapshot.parent / name, dest / "data" / name)
     return dest
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from amlops import data
+from amlops import data, drift
 from amlops.files import write_json
-from amlops.settings import DataSettings, ProjectSettings
+from amlops.settings import DataSettings, DriftSettings, ProjectSettings
 
 log = logging.getLogger("amlops.steps.prep")  # not __main__ when run with -m
 
@@ -23,31 +23,68 @@ TEST_FILE = "test.csv"
 FINGERPRINT_FILE = "fingerprint.json"
 
 
-def prepare(frame: pd.DataFrame, rules: DataSettings, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Validate a raw table and split it into train and test tables.
+def prepare(
+    frame: pd.DataFrame,
+    rules: DataSettings,
+    source: str,
+    reference: pd.DataFrame | None = None,
+    drift_rules: DriftSettings | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate a raw table, check it for drift against a reference, and split it into train and test tables.
 
     Args:
         frame: The raw table.
         rules: Minimum rows, test fraction and split seed.
         source: Name of the data for error messages.
+        reference: The reference table (the committed snapshot); no drift check when ``None``.
+        drift_rules: Drift thresholds.
 
     Raises:
         DataValidationError: when any column breaks a schema rule.
+        DataDriftError: when any column drifted beyond the thresholds.
     """
     valid = data.validate(frame, min_rows=rules.min_rows, source=source)
+    drift_rules = drift_rules or DriftSettings()
+    if reference is not None and drift_rules.enabled:
+        measured = drift.check(reference, valid, drift_rules, source)
+        worst = max(measured, key=lambda d: d.psi)
+        log.info(
+            "prep: no drift (largest PSI %.3f on %r, largest KS %.3f)",
+            worst.psi,
+            worst.column,
+            max(d.ks for d in measured),
+        )
     return data.split(valid, test_size=rules.test_size, seed=rules.seed)
 
 
-def run(data_path: Path, out: Path, rules: DataSettings | None = None) -> dict:
+def load_reference(path: Path, rules: DataSettings) -> pd.DataFrame | None:
+    """The validated reference snapshot, or ``None`` (with a warning) where it is not shipped."""
+    if not Path(path).is_file():
+        log.warning("prep: no reference snapshot at %s; drift check skipped", path)
+        return None
+    return data.validate(data.load_csv(path), min_rows=rules.min_rows, source=str(path))
+
+
+def run(data_path: Path, out: Path, rules: DataSettings | None = None, reference_path: Path | None = None) -> dict:
     """Run the step on files: read ``data_path``, write the splits and fingerprint to ``out``.
+
+    Args:
+        data_path: The raw CSV.
+        out: Output folder.
+        rules: Data rules; read from the environment when omitted.
+        reference_path: Drift reference; the committed snapshot when omitted.
 
     Returns:
         The fingerprint record written to ``fingerprint.json``.
     """
     rules = rules or DataSettings()
+    drift_rules = DriftSettings()
     data_path, out = Path(data_path), Path(out)
     frame = data.load_csv(data_path)
-    train, test = prepare(frame, rules, source=str(data_path))
+    reference = None
+    if drift_rules.enabled:
+        reference = load_reference(reference_path or ProjectSettings().data_snapshot, rules)
+    train, test = prepare(frame, rules, source=str(data_path), reference=reference, drift_rules=drift_rules)
     out.mkdir(parents=True, exist_ok=True)
     train.to_csv(out / TRAIN_FILE, index=False)
     test.to_csv(out / TEST_FILE, index=False)
@@ -79,13 +116,14 @@ def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(prog="prep", description=__doc__.splitlines()[0])
     cli.add_argument("--data", type=Path, default=None, help="CSV to prepare (default: the data/ snapshot)")
     cli.add_argument("--out", type=Path, required=True, help="output folder")
+    cli.add_argument("--reference", type=Path, default=None, help="drift reference CSV (default: the snapshot)")
     return cli
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m amlops.steps.prep --data raw.csv --out prepared/``."""
     args = parser().parse_args(argv)
-    run(args.data or ProjectSettings().data_snapshot, args.out)
+    run(args.data or ProjectSettings().data_snapshot, args.out, reference_path=args.reference)
     return 0
 
 

@@ -1,0 +1,104 @@
+"""Distribution drift against the reference snapshot stops prep, naming the column and the statistic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from amlops import data, drift
+from amlops.settings import DriftSettings
+from amlops.steps import prep
+
+
+@pytest.fixture(scope="module")
+def reference(diabetes: pd.DataFrame) -> pd.DataFrame:
+    return data.validate(diabetes, min_rows=100)
+
+
+def _bmi_shifted(frame: pd.DataFrame) -> pd.DataFrame:
+    """A population four BMI points heavier: every value still inside the schema's range."""
+    return frame.assign(bmi=frame["bmi"] + 4.0)
+
+
+def _older_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """A different population: patients over 50 only."""
+    return frame[frame["age"] > 50].reset_index(drop=True)
+
+
+def test_the_reference_does_not_drift_from_itself(reference: pd.DataFrame):
+    measured = drift.check(reference, reference, DriftSettings(), "snapshot")
+    assert [d.column for d in measured] == [*data.FEATURES, data.TARGET]
+    assert all(d.psi == pytest.approx(0, abs=1e-12) and d.ks == 0 for d in measured)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_resample_of_the_same_population_passes(reference: pd.DataFrame, seed: int):
+    resample = reference.sample(len(reference), replace=True, random_state=seed)
+    drift.check(reference, resample, DriftSettings(), "resample")
+
+
+def test_a_small_sample_of_the_same_population_passes(reference: pd.DataFrame):
+    drift.check(reference, reference.sample(100, random_state=1), DriftSettings(), "sample")
+
+
+@pytest.mark.parametrize(
+    ("shift", "column"),
+    [(_bmi_shifted, "bmi"), (_older_only, "age")],
+    ids=["bmi+4", "age>50"],
+)
+def test_a_shifted_population_is_refused_naming_column_and_statistic(reference, shift, column):
+    shifted = shift(reference)
+    data.validate(shifted, min_rows=100)  # the schema alone would accept it
+    with pytest.raises(drift.DataDriftError) as raised:
+        drift.check(reference, shifted, DriftSettings(), "new.csv")
+    assert column in [d.column for d in raised.value.drifted]
+    message = str(raised.value)
+    assert message.startswith("new.csv: data drifted")
+    assert f"column {column!r}: psi " in message
+
+
+def test_thresholds_come_from_the_environment(reference, monkeypatch: pytest.MonkeyPatch):
+    resample = reference.sample(len(reference), replace=True, random_state=0)
+    monkeypatch.setenv("AMLOPS_DRIFT_MAX_PSI", "0.001")
+    with pytest.raises(drift.DataDriftError, match="psi"):
+        drift.check(reference, resample, DriftSettings(), "resample")
+
+
+def test_psi_grows_with_the_shift(reference: pd.DataFrame):
+    values = reference["bmi"].to_numpy()
+    small, large = drift.psi(values, values + 1, 10), drift.psi(values, values + 4, 10)
+    assert 0 < small < large
+
+
+def test_prep_refuses_drifted_data_and_writes_nothing(tmp_path: Path, reference, caplog):
+    from amlops.cli import EXIT_BAD_INPUT, run_step
+
+    shifted = tmp_path / "heavier.csv"
+    _bmi_shifted(reference).to_csv(shifted, index=False)
+    code = run_step(prep.main, ["--data", str(shifted), "--out", str(tmp_path / "out")])
+    assert code == EXIT_BAD_INPUT
+    assert "column 'bmi': psi" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_drift_check_can_be_switched_off(tmp_path: Path, reference, monkeypatch: pytest.MonkeyPatch):
+    shifted = tmp_path / "heavier.csv"
+    _bmi_shifted(reference).to_csv(shifted, index=False)
+    monkeypatch.setenv("AMLOPS_DRIFT_ENABLED", "false")
+    assert prep.run(shifted, tmp_path / "out")["rows"] == len(reference)
+
+
+@pytest.mark.integration
+def test_drifted_data_never_reaches_the_registry(project: Path, reference):
+    from amlops import pipeline
+    from amlops.registry import Registry
+
+    pipeline.run()
+    shifted = project / "older.csv"
+    _older_only(reference).to_csv(shifted, index=False)
+    with pytest.raises(drift.DataDriftError, match="'age'"):
+        pipeline.run(shifted)
+    assert [v.version for v in Registry().versions()] == ["1"]
+    assert Registry().production().version == "1"
