@@ -6,6 +6,7 @@ an explicit host, which is 127.0.0.1 unless the deployment config says otherwise
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -25,7 +26,6 @@ from amlops.serving.stage import StagedDeployment
 log = logging.getLogger(__name__)
 
 SERVER_APP = "azureml_inference_server_http.server.entry:app"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class EndpointError(RuntimeError):
@@ -46,6 +46,21 @@ class EndpointState:
     deployment_dir: str
     log_file: str
     started_at: float
+
+
+def exposure_warning(host: str) -> str | None:
+    """Why binding ``host`` exposes the endpoint beyond this machine, or ``None`` for a loopback address."""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        return f"binds {host!r}, a host name that may resolve to a public interface; use 127.0.0.1"
+    return (
+        f"binds {host}: it is reachable from other machines, without authentication; "
+        "bind 127.0.0.1 unless it sits behind an authenticating proxy"
+    )
 
 
 def free_port(host: str) -> int:
@@ -103,8 +118,9 @@ class LocalEndpoint:
             EndpointError: if the process exits or is not healthy within ``startupTimeoutSeconds``.
         """
         host = self.config.host
-        if host not in LOOPBACK:
-            log.warning("endpoint %s binds %s: it is reachable from other machines", self.name, host)
+        warning = exposure_warning(host)
+        if warning:
+            log.warning("endpoint %s: %s", self.name, warning)
         port = self.config.port or free_port(host)
         url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         self.state_dir.mkdir(parents=True, exist_ok=True)
