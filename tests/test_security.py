@@ -64,7 +64,7 @@ def test_the_scan_would_catch_a_key(tmp_path: Path):
         check=True,
     )
     found = {item["type"] for items in json.loads(done.stdout)["results"].values() for item in items}
-    assert "Azure Storage account access key" in found
+    assert "Azure Storage Account access key" in found
 
 
 @pytest.mark.parametrize("name", SECRET_FILES)
