@@ -82,3 +82,13 @@ def staged(tmp_path_factory: pytest.TempPathFactory, model_folder: Path):
         REPO,
         tmp_path_factory.mktemp("deploy") / "local",
     )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the endpoint fuzz campaign's counts (requests sent, 4xx, 5xx) when it ran."""
+    import sys
+
+    fuzz = sys.modules.get("tests.test_fuzz")
+    line = fuzz.campaign_summary() if fuzz else None
+    if line:
+        terminalreporter.write_line(line)
