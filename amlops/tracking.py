@@ -7,7 +7,9 @@ Locally that is a SQLite file under ``.mlops/`` with an explicit artifact locati
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+from amlops.files import file_lock
 from amlops.settings import ProjectSettings
 
 log = logging.getLogger(__name__)
@@ -27,17 +29,28 @@ def configure(settings: ProjectSettings | None = None) -> str:
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = mlflow.MlflowClient()
-    experiment = client.get_experiment_by_name(settings.experiment_name)
-    if experiment is None:
-        location = (settings.artifact_root / settings.experiment_name).as_uri() if uri.startswith("sqlite:") else None
-        try:
-            experiment_id = client.create_experiment(settings.experiment_name, artifact_location=location)
-        except mlflow.exceptions.MlflowException:
-            # Another process created it between our look-up and create: use theirs.
-            experiment_id = client.get_experiment_by_name(settings.experiment_name).experiment_id
+    if uri.startswith("sqlite:///"):
+        # A new SQLite store creates its tables on first use: two processes doing it at once collide.
+        with file_lock(Path(uri.removeprefix("sqlite:///")).with_suffix(".init.lock")):
+            experiment_id = _experiment(settings, uri)
     else:
-        experiment_id = experiment.experiment_id
+        experiment_id = _experiment(settings, uri)
     mlflow.set_experiment(experiment_id=experiment_id)
     log.debug("MLflow tracking at %s, experiment %s", uri, experiment_id)
     return experiment_id
+
+
+def _experiment(settings: ProjectSettings, uri: str) -> str:
+    """The experiment's id, creating it (with an explicit artifact location) if needed."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = (settings.artifact_root / settings.experiment_name).as_uri() if uri.startswith("sqlite:") else None
+    try:
+        return client.create_experiment(settings.experiment_name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between our look-up and create: use theirs.
+        return client.get_experiment_by_name(settings.experiment_name).experiment_id

@@ -205,15 +205,18 @@ def test_smoke_test_passes(endpoint: LocalEndpoint, model_folder: Path, diabetes
 
 def test_binds_loopback_only(endpoint: LocalEndpoint):
     port = port_of(endpoint)
+    direct = int(endpoint.state.direct_url.rsplit(":", 1)[1])
     assert endpoint.state.url == f"http://127.0.0.1:{port}"
-    command = endpoint.command(port)
-    assert command[command.index("--bind") + 1] == f"127.0.0.1:{port}"
+    command = endpoint.command(port, direct)
+    binds = [command[i + 1] for i, word in enumerate(command) if word == "--bind"]
+    assert binds == [f"127.0.0.1:{port}", f"127.0.0.1:{direct}"]
     cmdline = Path(f"/proc/{endpoint.state.pid}/cmdline")
     if cmdline.exists():  # what actually runs, not only what would be run
         running = cmdline.read_bytes().decode().split("\0")
-        assert running[running.index("--bind") + 1] == f"127.0.0.1:{port}"
+        assert [running[i + 1] for i, word in enumerate(running) if word == "--bind"] == binds
     if Path("/proc/net/tcp").exists():
-        assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and no IPv6 or wildcard socket
+        for listening in (port, direct):  # 127.0.0.1, and no IPv6 or wildcard socket
+            assert listening_addresses(listening) == {"0100007F"}
 
 
 def test_lifecycle_state_file_processes_and_port(staged: StagedDeployment, tmp_path: Path):

@@ -46,6 +46,9 @@ class EndpointState:
     deployment_dir: str
     log_file: str
     started_at: float
+    #: A second port only this server listens on: health checks and smoke tests of a new server reach it
+    #: while an old one still shares the public port (``SO_REUSEPORT``) during a release.
+    direct_url: str = ""
 
 
 def exposure_warning(host: str) -> str | None:
@@ -87,22 +90,28 @@ class LocalEndpoint:
         self.name = name
         self.process: subprocess.Popen | None = None
         self.state: EndpointState | None = None
+        self.recorded = False
 
     @property
     def state_file(self) -> Path:
         """Where the running endpoint's state is recorded."""
         return self.state_dir / f"{self.name}.json"
 
-    def command(self, port: int) -> list[str]:
-        """The gunicorn command line."""
+    def _address(self, port: int) -> str:
         host = self.config.host
-        bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def command(self, port: int, direct_port: int) -> list[str]:
+        """The gunicorn command line: the public port (shareable during a release) and a direct port."""
         return [
             sys.executable,
             "-m",
             "gunicorn",
             "--bind",
-            bind,
+            self._address(port),
+            "--bind",
+            self._address(direct_port),
+            "--reuse-port",
             "--workers",
             str(self.config.workers),
             "--timeout",
@@ -111,8 +120,12 @@ class LocalEndpoint:
             SERVER_APP,
         ]
 
-    def start(self) -> EndpointState:
-        """Start the server and wait until its liveness probe answers.
+    def start(self, record: bool = True) -> EndpointState:
+        """Start the server and wait until its liveness probe answers (on its direct port).
+
+        Args:
+            record: Write the state file now. A release starts the new server unrecorded, verifies it, and
+                records it only when it replaces the old one.
 
         Raises:
             EndpointError: if the process exits or is not healthy within ``startupTimeoutSeconds``.
@@ -122,9 +135,10 @@ class LocalEndpoint:
         if warning:
             log.warning("endpoint %s: %s", self.name, warning)
         port = self.config.port or free_port(host)
-        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        direct_port = free_port(host)
+        url, direct_url = (f"http://{'[' + host + ']' if ':' in host else host}:{p}" for p in (port, direct_port))
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        log_file = self.state_dir / f"{self.name}.log"
+        log_file = self.state_dir / f"{self.name}-{direct_port}.log"  # one per server: a release runs two
         env = (
             os.environ
             | self.staged.environment()
@@ -136,7 +150,7 @@ class LocalEndpoint:
         )
         with log_file.open("wb") as sink:
             self.process = subprocess.Popen(
-                self.command(port),
+                self.command(port, direct_port),
                 env=env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
@@ -156,13 +170,15 @@ class LocalEndpoint:
             deployment_dir=str(self.staged.root),
             log_file=str(log_file),
             started_at=started,
+            direct_url=direct_url,
         )
         try:
-            self._wait_healthy(url, log_file)
+            self._wait_healthy(direct_url, log_file)
         except BaseException:
             self.stop()
             raise
-        self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
+        if record:
+            self.record()
         log.info(
             "endpoint %s: %s serving %s v%s (healthy after %.1fs)",
             self.name,
@@ -172,6 +188,11 @@ class LocalEndpoint:
             time.time() - started,
         )
         return self.state
+
+    def record(self) -> None:
+        """Write the state file: from now on this server is the endpoint ``name``."""
+        self.recorded = True
+        self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
 
     def _wait_healthy(self, url: str, log_file: Path) -> None:
         deadline = time.monotonic() + self.config.startupTimeoutSeconds
@@ -203,7 +224,9 @@ class LocalEndpoint:
             signal_group(self.process.pid, signal.SIGKILL)  # and any worker left behind
             self.process.wait()
         self.process = None
-        self.state_file.unlink(missing_ok=True)
+        if self.recorded:
+            self.state_file.unlink(missing_ok=True)
+            self.recorded = False
 
     def __enter__(self) -> LocalEndpoint:
         self.start()

@@ -106,6 +106,14 @@ def run(trained: Path, prepared: Path, out: Path, gate: GateSettings | None = No
 
     gate = gate or GateSettings()
     registry = registry or Registry()
+    decision = judge(trained, prepared, gate, registry)
+    write_json(Path(out) / DECISION_FILE, asdict(decision) | {"register": decision.register})
+    log.info("evaluate: %s — %s", decision.outcome, "; ".join(decision.reasons))
+    return decision
+
+
+def judge(trained: Path, prepared: Path, gate: GateSettings, registry) -> Decision:
+    """Score the candidate and the registry's current production model on the holdout, and apply the gate."""
     _, holdout = prep.load_splits(prepared)
     candidate = model_lib.metrics(model_lib.load_mlflow_model(Path(trained) / train_step.MODEL_DIR), holdout)
     current = registry.production()
@@ -114,10 +122,7 @@ def run(trained: Path, prepared: Path, out: Path, gate: GateSettings | None = No
         with tempfile.TemporaryDirectory() as scratch:
             production_model = model_lib.load_mlflow_model(registry.download(current.version, Path(scratch) / "m"))
         production_metrics = model_lib.metrics(production_model, holdout)
-    decision = decide(candidate, production_metrics, gate, current.version if current else None)
-    write_json(Path(out) / DECISION_FILE, asdict(decision) | {"register": decision.register})
-    log.info("evaluate: %s — %s", decision.outcome, "; ".join(decision.reasons))
-    return decision
+    return decide(candidate, production_metrics, gate, current.version if current else None)
 
 
 def load_decision(folder: Path) -> Decision:

@@ -8,19 +8,22 @@ version in production afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import subprocess
 from pathlib import Path
 
-from amlops.files import read_json, write_json
-from amlops.settings import ProjectSettings
+from amlops.files import file_lock, read_json, write_json
+from amlops.settings import GateSettings, ProjectSettings
 from amlops.steps import evaluate, prep
 from amlops.steps import train as train_step
 
 log = logging.getLogger("amlops.steps.register")  # not __main__ when run with -m
 
 REGISTRATION_FILE = "registration.json"
+#: Reliability tests set this to a point name (``register:before-promote``) to kill the process there.
+FAULT_VARIABLE = "AMLOPS_FAULT_INJECTION"
 #: Azure DevOps and GitHub Actions expose the build id under these names.
 BUILD_ID_VARIABLES = ("BUILD_BUILDID", "GITHUB_RUN_ID")
 
@@ -45,6 +48,29 @@ def git_commit(root: Path) -> tuple[str, bool]:
     except (OSError, subprocess.SubprocessError):
         return "uncommitted", True
     return sha, bool(status.strip())
+
+
+def fault_point(name: str) -> None:
+    """Die here, as a crash would, when ``AMLOPS_FAULT_INJECTION`` names this point (reliability tests only)."""
+    if os.environ.get(FAULT_VARIABLE) == name:
+        log.error("fault injection: exiting at %s", name)
+        os._exit(70)
+
+
+@contextlib.contextmanager
+def registry_lock(settings: ProjectSettings):
+    """Serialise check-register-promote between processes sharing a local (SQLite) registry.
+
+    Two pipeline runs may evaluate at the same time; under this lock the later one re-checks production before
+    it registers, so the production marker always ends on a version that beat the one it replaced. A remote
+    registry (Azure ML) offers no such lock: there, concurrent training runs are serialised by the release.
+    """
+    uri = settings.resolved_tracking_uri
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    with file_lock(Path(uri.removeprefix("sqlite:///")).with_suffix(".register.lock")):
+        yield
 
 
 def lineage_tags(
@@ -96,18 +122,28 @@ def run(
 
     registry = registry or Registry()
     decision = evaluate.load_decision(decided)
-    record: dict = {"outcome": decision.outcome, "reasons": decision.reasons, "registered_version": None}
-    if decision.register:
-        train_record = read_json(Path(trained) / train_step.INFO_FILE)
-        fingerprint = read_json(Path(prepared) / prep.FINGERPRINT_FILE)
-        tags = lineage_tags(train_record, decision, fingerprint, pipeline_run_id, ProjectSettings().root)
-        version = registry.register(
-            train_record["model_uri"], train_record["run_id"], tags, description="; ".join(decision.reasons)
-        )
-        record["registered_version"] = version.version
-        if promote:
-            registry.promote(version.version)
-    else:
+    with registry_lock(registry.settings):
+        current = registry.production()
+        if decision.register and promote and (current.version if current else None) != decision.production_version:
+            # Another run promoted a model since this one was evaluated: judge again against it, same holdout.
+            log.warning(
+                "register: production moved to v%s since evaluate; re-applying the gate",
+                current.version if current else None,
+            )
+            decision = evaluate.judge(trained, prepared, GateSettings(**decision.gate), registry)
+        record: dict = {"outcome": decision.outcome, "reasons": decision.reasons, "registered_version": None}
+        if decision.register:
+            train_record = read_json(Path(trained) / train_step.INFO_FILE)
+            fingerprint = read_json(Path(prepared) / prep.FINGERPRINT_FILE)
+            tags = lineage_tags(train_record, decision, fingerprint, pipeline_run_id, ProjectSettings().root)
+            version = registry.register(
+                train_record["model_uri"], train_record["run_id"], tags, description="; ".join(decision.reasons)
+            )
+            record["registered_version"] = version.version
+            fault_point("register:before-promote")
+            if promote:
+                registry.promote(version.version)
+    if not decision.register:
         log.info("register: nothing registered (%s)", decision.outcome)
     current = registry.production()
     record["production_version"] = current.version if current else None

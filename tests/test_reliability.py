@@ -1,0 +1,63 @@
+"""Nothing is lost: concurrent training runs, a crash mid-registration, a failed release."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from amlops import pipeline
+from amlops.registry import Registry
+from amlops.steps.register import FAULT_VARIABLE
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _pipeline_process(project: Path, alpha: float, **env: str) -> subprocess.Popen:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")} | {"AMLOPS_ROOT": str(project)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "amlops", "pipeline", "run", "--alpha", str(alpha)],
+        cwd=REPO,
+        env=environ | env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_pipeline_runs_at_once_lose_nothing(project: Path):
+    runs = [_pipeline_process(project, alpha) for alpha in (1000.0, 1.0)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (_, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err[-3000:]
+    registry = Registry()
+    versions = registry.versions()
+    registered = [re.search(r'"registered_version": "(\d+)"', out) for out, _ in outputs]
+    # Every version a run says it registered exists, and no two runs got the same number.
+    numbers = [m[1] for m in registered if m]
+    assert sorted(numbers) == sorted({v.version for v in versions} & set(numbers))
+    assert len(set(numbers)) == len(numbers) >= 1
+    # Production ends on the best registered model (alpha=1 beats alpha=1000 on this holdout).
+    best = min(versions, key=lambda v: v.metrics["rmse"])
+    assert registry.production().version == best.version
+    assert best.tags["param.alpha"] == "1.0"
+
+
+def test_a_crash_between_registering_and_promoting_leaves_production_unchanged(project: Path):
+    pipeline.run(alpha=1000.0)
+    assert Registry().production().version == "1"
+    crashed = _pipeline_process(project, 1.0, **{FAULT_VARIABLE: "register:before-promote"})
+    _, err = crashed.communicate(timeout=300)
+    assert crashed.returncode == 70, err[-2000:]
+    assert "fault injection: exiting at register:before-promote" in err
+    registry = Registry()
+    assert [v.version for v in registry.versions()] == ["2", "1"]  # registered ...
+    assert registry.production().version == "1"  # ... but production never moved
+    assert not registry.get("2").in_production
+    # The next run sees v1 in production and promotes a better candidate as usual.
+    assert pipeline.run(alpha=1.0).registration["production_version"] == "3"
