@@ -6,6 +6,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# What the targets below need: the installed environment. `make run ENV_READY=1` uses .venv as it is
+# (the test suite does this in temporary copies that share the checkout's .venv).
+ENV := $(if $(ENV_READY),,$(INSTALLED))
 
 # Never phone home, from any tool the targets start.
 export MLFLOW_DISABLE_TELEMETRY := true
@@ -28,38 +31,38 @@ $(INSTALLED): requirements.lock pyproject.toml
 
 install: $(INSTALLED) ## Create .venv with the exact versions in requirements.lock
 
-run: $(INSTALLED) ## Run the whole lifecycle locally: pipeline, register, deploy, smoke test, summary
+run: $(ENV) ## Run the whole lifecycle locally: pipeline, register, deploy, smoke test, summary
 	$(PY) -m amlops run
 
-test: $(INSTALLED) ## Run the whole test suite (installs what it needs first)
+test: $(ENV) ## Run the whole test suite (installs what it needs first)
 	$(PY) -m pytest
 
-lint: $(INSTALLED) ## Check style with ruff (configured in pyproject.toml)
+lint: $(ENV) ## Check style with ruff (configured in pyproject.toml)
 	$(PY) -m amlops build lint
 
-dry-run: $(INSTALLED) ## Run the CI build's steps locally, in order, into build/artifact/
+dry-run: $(ENV) ## Run the CI build's steps locally, in order, into build/artifact/
 	$(PY) -m amlops build all --artifact-dir build/artifact
 
-format: $(INSTALLED) ## Reformat the code with ruff
+format: $(ENV) ## Reformat the code with ruff
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-serve: $(INSTALLED) ## Serve the production model on 127.0.0.1 in the foreground until Ctrl-C
+serve: $(ENV) ## Serve the production model on 127.0.0.1 in the foreground until Ctrl-C
 	$(PY) -m amlops serve
 
-pipeline: $(INSTALLED) ## Run only the training pipeline (prep, train, evaluate, register)
+pipeline: $(ENV) ## Run only the training pipeline (prep, train, evaluate, register)
 	$(PY) -m amlops pipeline run
 
-models: $(INSTALLED) ## List registered model versions and which one is in production
+models: $(ENV) ## List registered model versions and which one is in production
 	$(PY) -m amlops models list
 
-validate: $(INSTALLED) ## Data quality check of the snapshot (or DATA=path.csv)
+validate: $(ENV) ## Data quality check of the snapshot (or DATA=path.csv)
 	$(PY) -m amlops validate $(if $(DATA),--data $(DATA))
 
-snapshot: $(INSTALLED) ## Rewrite data/diabetes.csv and its sha256 from scikit-learn
+snapshot: $(ENV) ## Rewrite data/diabetes.csv and its sha256 from scikit-learn
 	$(PY) -m amlops snapshot
 
-render: $(INSTALLED) ## Write the Azure ML v2 YAML files (jobs, components, endpoints) into build/azureml (offline)
+render: $(ENV) ## Write the Azure ML v2 YAML files (jobs, components, endpoints) into build/azureml (offline)
 	$(PY) -m amlops azure render
 
 lock: ## Re-resolve requirements.lock from pyproject.toml in a throw-away venv

@@ -248,8 +248,20 @@ STEPS: dict[str, Callable[[BuildContext], None]] = {
 }
 
 
+def dry_run_registry(artifact_dir: Path) -> str:
+    """The registry a local build uses: its own SQLite file beside the artifact, never the developer's."""
+    return f"sqlite:///{artifact_dir.parent / (artifact_dir.name + '-registry') / 'mlflow.db'}"
+
+
 def run(step: str, context: BuildContext) -> None:
-    """Run one step, or every step in order for ``all``."""
+    """Run one step, or every step in order for ``all``.
+
+    A local build registers into :func:`dry_run_registry` (unless ``AMLOPS_TRACKING_URI`` says otherwise), so a
+    dry run leaves the developer's registry and production marker alone.
+    """
+    if context.target == "local" and not os.environ.get("AMLOPS_TRACKING_URI"):
+        os.environ["AMLOPS_TRACKING_URI"] = dry_run_registry(context.artifact_dir)
+        log.info("build: local registry %s", os.environ["AMLOPS_TRACKING_URI"])
     names = list(STEPS) if step == "all" else [step]
     for number, name in enumerate(names, start=1):
         log.info("build: step %d/%d %s", number, len(names), name)

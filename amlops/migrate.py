@@ -146,6 +146,16 @@ def import_archive(archive: Path, registry, *, promote: bool = False) -> Importe
     archive = Path(archive)
     if not archive.is_file():
         raise FileNotFoundError(f"{archive}: no such archive")
+    digest = sha256_file(archive)
+    done = next((v for v in registry.versions() if v.tags.get("import_archive_sha256") == digest), None)
+    if done is not None:
+        log.info("%s was already imported as %s v%s; nothing registered", archive, registry.name, done.version)
+        if promote and not done.in_production:
+            registry.promote(done.version)
+        tags = done.tags
+        return ImportedVersion(
+            registry.name, done.version, tags["imported_from_name"], tags["imported_from_version"], promote
+        )
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         _extract(archive, folder)
@@ -156,7 +166,7 @@ def import_archive(archive: Path, registry, *, promote: bool = False) -> Importe
             "imported_from_registry": metadata["source_registry"],
             "imported_from_name": metadata["name"],
             "imported_from_version": metadata["version"],
-            "import_archive_sha256": sha256_file(archive),
+            "import_archive_sha256": digest,
         }
         kept = {k: v for k, v in metadata["tags"].items() if k not in ORIGIN_TAGS + SOURCE_ONLY_TAGS}
         tags = kept | origin

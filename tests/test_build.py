@@ -87,7 +87,7 @@ def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
     (clone / ".venv").symlink_to(REPO / ".venv")
     done = subprocess.run(
-        ["make", "dry-run"],
+        ["make", "dry-run", "ENV_READY=1"],
         cwd=clone,
         env=_env() | {"BUILD_BUILDID": "777"},
         capture_output=True,
@@ -121,10 +121,11 @@ def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     assert release["build_id"] == "777"
     assert release["new_version"] is True
 
+    assert not (clone / ".mlops" / "mlflow.db").exists(), "a dry run must not touch the developer's registry"
     tags = subprocess.run(
         [".venv/bin/python", "-m", "amlops", "models", "list", "--json"],
         cwd=clone,
-        env=_env(),
+        env=_env() | {"AMLOPS_TRACKING_URI": build.dry_run_registry(artifact)},
         capture_output=True,
         text=True,
         timeout=120,

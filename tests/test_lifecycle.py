@@ -53,7 +53,13 @@ def _env() -> dict[str, str]:
 
 def _make(clone: Path, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["make", *targets], cwd=clone, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+        ["make", *targets, "ENV_READY=1"],
+        cwd=clone,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -70,6 +70,15 @@ def test_import_into_an_empty_registry_keeps_lineage_and_predicts_identically(ex
     np.testing.assert_array_equal(before, after)
 
 
+def test_importing_the_same_archive_twice_registers_once(exported, target):
+    _, archive = exported
+    first = import_archive(archive, target)
+    again = import_archive(archive, target, promote=True)
+    assert again.version == first.version
+    assert [v.version for v in target.versions()] == [first.version]
+    assert target.production().version == first.version
+
+
 def test_imported_model_deploys_and_serves_the_same_predictions(exported, target):
     from amlops.serving.deploy import local_endpoint
     from amlops.serving.smoke import smoke_local

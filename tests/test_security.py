@@ -26,8 +26,12 @@ def _repository_files() -> list[str]:
         check=False,
     )
     if done.returncode != 0:  # not a git checkout (an unpacked archive): scan the files themselves
-        skip = {".venv", ".mlops", "build", ".git", "__pycache__"}
-        return [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file() and not skip & set(p.parts)]
+        skip = {".venv", ".mlops", "build", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", "mlruns"}
+        return [
+            str(p.relative_to(REPO))
+            for p in REPO.rglob("*")
+            if p.is_file() and not skip & set(p.relative_to(REPO).parts) and ".egg-info" not in str(p)
+        ]
     return [name for name in done.stdout.splitlines() if (REPO / name).is_file()]
 
 
