@@ -24,9 +24,11 @@ from amlops.settings import ProjectSettings
 
 log = logging.getLogger("amlops")
 
-#: Exit codes: 0 success, 1 unexpected failure, 2 bad input (data, config, arguments), 3 smoke test failed.
+#: Exit codes: 0 success, 1 unexpected failure, 2 bad input (data, config, arguments; also a refused action, such
+#: as deploying or promoting a retired version), 3 smoke test failed, 4 ``models check`` found the model degraded.
 EXIT_BAD_INPUT = 2
 EXIT_SMOKE_FAILED = 3
+EXIT_DEGRADED = 4
 #: Endpoint name of the short-lived deployment `run` smoke-tests (`serve`/`deploy` use "local").
 RUN_ENDPOINT = "run"
 
@@ -74,10 +76,12 @@ def guarded(action: Callable[[], int]) -> int:
         ArchiveError,
         FileNotFoundError,
         LookupError,
-        BuildFailure,
     ) as error:
         log.error("%s", error)
         return EXIT_BAD_INPUT
+    except BuildFailure as error:
+        log.error("build failed: %s", error)
+        return 1
     except (SmokeTestFailure, ScoringError) as error:
         log.error("smoke test failed: %s", error)
         return EXIT_SMOKE_FAILED
@@ -160,7 +164,13 @@ def cmd_models(args: argparse.Namespace) -> int:
         sys.stdout.write(
             json.dumps(
                 [
-                    {"version": v.version, "production": v.in_production, "metrics": v.metrics, "tags": v.tags}
+                    {
+                        "version": v.version,
+                        "production": v.in_production,
+                        "retired": v.retired,
+                        "metrics": v.metrics,
+                        "tags": v.tags,
+                    }
                     for v in versions
                 ],
                 indent=2,
@@ -180,9 +190,143 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{v.version:>7}  {'*' if v.in_production else '':4}  {m.get('rmse', float('nan')):8.3f}  "
             f"{m.get('mae', float('nan')):8.3f}  {m.get('r2', float('nan')):7.4f}  "
             f"{v.tags.get('data_sha256', '')[:12]:12}  {v.tags.get('git_commit', '')[:11]:11}  "
-            f"{v.tags.get('decision', '')}\n"
+            f"{v.tags.get('decision', '')}{'  RETIRED' if v.retired else ''}\n"
         )
     return 0
+
+
+def _model_ref(text: str | None) -> tuple[str | None, str | None]:
+    """``NAME:VERSION``, ``NAME``, ``VERSION``, ``NAME:production`` -> (name or None, version or None)."""
+    if not text:
+        return None, None
+    if ":" in text:
+        name, _, version = text.rpartition(":")
+        return name or None, None if version in ("", "production") else version
+    if text == "production":
+        return None, None
+    return (None, text) if text.isdigit() else (text, None)
+
+
+def _governed(args: argparse.Namespace, name: str | None = None):
+    """The registry of ``name`` (default: the project's model): local, or the workspace's with ``--target azure``.
+
+    Returns:
+        The registry and, for Azure, the ``MLClient`` (else ``None``).
+    """
+    from amlops.registry import Registry
+
+    settings = ProjectSettings()
+    if name:
+        settings = settings.model_copy(update={"model_name": name})
+    if (args.target or settings.target) == "azure":
+        from amlops.azure.connection import connect
+        from amlops.governance import AzureRegistry
+
+        client = connect(args.workspace_config)
+        return AzureRegistry(client, settings=settings), client
+    return Registry(settings), None
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    """A version's metrics, lineage, retirement, last efficacy check and deployments (default: production)."""
+    from amlops import governance
+
+    name, version = _model_ref(args.model)
+    registry, client = _governed(args, name)
+    described = governance.describe(registry, governance.resolve(registry, version), client=client)
+    if args.json:
+        sys.stdout.write(json.dumps(described, indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(governance.render_description(described))
+    return 0
+
+
+def cmd_models_retire(args: argparse.Namespace) -> int:
+    """Mark a version as not to be served; with --replace, redeploy production wherever it is live."""
+    from amlops import governance
+
+    name, version = _model_ref(args.model)
+    registry, client = _governed(args, name)
+    target = governance.resolve(registry, version)
+    result = governance.retire(
+        registry,
+        target.version,
+        args.reason,
+        replacement=args.replacement,
+        replace=args.replace,
+        config=args.config,
+        client=client,
+        say=lambda line: sys.stdout.write(line + "\n"),
+    )
+    for record in result.replaced:
+        sys.stdout.write(
+            f"replaced: {record.target} endpoint {record.endpoint} serves v{result.replaced_by} at {record.url}\n"
+        )
+    still = result.still_live
+    for record in still:
+        sys.stdout.write(f"STILL LIVE: {record.target} endpoint {record.endpoint} ({record.deployment}) {record.url}\n")
+    if still:
+        sys.stdout.write(
+            "the retired version keeps serving there until replaced: rerun with --replace, or undeploy it\n"
+        )
+    return 0
+
+
+def cmd_models_unretire(args: argparse.Namespace) -> int:
+    """Undo a retirement (recorded with who and when)."""
+    from amlops import governance
+
+    name, version = _model_ref(args.model)
+    registry, _ = _governed(args, name)
+    target = registry.get(version) if version else governance.resolve(registry, None)
+    governance.unretire(registry, target.version, args.reason)
+    sys.stdout.write(f"{target.name} v{target.version} may be deployed and promoted again\n")
+    return 0
+
+
+def cmd_models_check(args: argparse.Namespace) -> int:
+    """Score the production model on newer labelled data; exit 4 when degraded (and retrain if asked)."""
+    from amlops import governance
+    from amlops.settings import EfficacySettings
+
+    rules = EfficacySettings()
+    registry, client = _governed(args)
+    report = governance.check_efficacy(registry, args.data, rules=rules)
+    retrained = None
+    if report.degraded and (args.retrain or rules.retrain):
+        log.info("degraded: starting the training pipeline on %s", args.data)
+        target = "azure" if client is not None else "local"
+        retrained = governance.retrain(args.data, target=target, client=client)
+    if args.json:
+        sys.stdout.write(json.dumps(asdict(report) | {"retrained": retrained}, indent=2) + "\n")
+    else:
+        sys.stdout.write(governance.render_report(report))
+        if retrained:
+            sys.stdout.write(f"retraining: {json.dumps(retrained)}\n")
+    return EXIT_DEGRADED if report.degraded else 0
+
+
+def cmd_endpoints_list(args: argparse.Namespace) -> int:
+    """Each endpoint with the version it serves (local: running endpoints and records; azure: the stages)."""
+    from amlops import governance
+
+    registry, client = _governed(args)
+    if client is not None:
+        rows = governance.azure_endpoints(client, registry)
+    else:
+        rows = governance.endpoints(registry=registry)
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        sys.stdout.write(governance.render_endpoints(rows))
+    return 0
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", choices=["local", "azure"], default=None, help="registry and endpoints (default: AMLOPS_TARGET)"
+    )
+    parser.add_argument("--workspace-config", type=Path, default=None, help="studio config.json (--target azure)")
 
 
 def _registry(uri: str | None):
@@ -247,41 +391,32 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Deploy the production model (or --version) to a local endpoint left running in the background."""
-    from amlops.serving.deploy import local_endpoint
-    from amlops.serving.local import stop_recorded
-    from amlops.serving.smoke import smoke_local
+    from amlops import governance
 
-    settings = ProjectSettings()
-    stop_recorded(settings.endpoints_dir, args.name)
-    endpoint = local_endpoint(args.version, settings=settings, deployment_config=args.config, name=args.name)
-    state = endpoint.start()
-    try:
-        smoke_local(state, settings.data_snapshot)
-    except BaseException:
-        endpoint.stop()
-        raise
+    state, _ = governance.deploy_local(args.version, name=args.name, config=args.config)
     sys.stdout.write(json.dumps(asdict(state), indent=2) + "\n")
     return 0
 
 
 def cmd_undeploy(args: argparse.Namespace) -> int:
     """Stop a local endpoint started by ``deploy`` or a notebook."""
-    from amlops.serving.local import stop_recorded
+    from amlops import governance
 
-    if not stop_recorded(ProjectSettings().endpoints_dir, args.name):
+    if governance.undeploy_local(args.name) is None:
         log.info("no local endpoint named %r was running", args.name)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the production model (or --version) in the foreground until Ctrl-C."""
+    from amlops import governance
     from amlops.serving.deploy import local_endpoint
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with local_endpoint(args.version, deployment_config=args.config) as endpoint:
-        state = endpoint.state
+    endpoint = local_endpoint(args.version, deployment_config=args.config)
+    with governance.serving_local(endpoint, config=args.config) as (state, _):
         sys.stdout.write(
             f"serving {state.model_name} v{state.model_version} at {state.scoring_uri}\n"
             f"try:\n  {curl_example(state.scoring_uri)}\nCtrl-C stops it.\n"
@@ -302,9 +437,8 @@ def curl_example(scoring_uri: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The whole local lifecycle: pipeline, deploy production locally, smoke test, summary, stop."""
-    from amlops import pipeline
+    from amlops import governance, pipeline
     from amlops.serving.deploy import local_deployment_config, local_endpoint
-    from amlops.serving.smoke import smoke_local
 
     settings = ProjectSettings()
     result = pipeline.run(args.data)
@@ -317,9 +451,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     serve_config = local_deployment_config(settings, args.config)
     # Its own name and any free port: never collides with a `make serve` endpoint left running.
-    with local_endpoint(settings=settings, deployment_config=args.config, name=RUN_ENDPOINT, port=0) as endpoint:
-        smoke = smoke_local(endpoint.state, settings.data_snapshot)
-        sys.stdout.write(summary(result, endpoint.state, smoke, serve_config))
+    endpoint = local_endpoint(settings=settings, deployment_config=args.config, name=RUN_ENDPOINT, port=0)
+    with governance.serving_local(endpoint, settings=settings, config=args.config, smoke=True) as (state, smoke):
+        sys.stdout.write(summary(result, state, smoke, serve_config))
         sys.stdout.flush()
     log.info("endpoint stopped")
     return 0
@@ -398,7 +532,9 @@ def parser() -> argparse.ArgumentParser:
     listing = pipeline_commands.add_parser("list", help="list a pipeline's published versions")
     listing.set_defaults(handler=cmd_pipeline_list)
     listing.add_argument("--name", default=DEFAULT_PIPELINE_NAME)
-    models_cli = commands.add_parser("models", help="list, export or import registered model versions")
+    models_cli = commands.add_parser(
+        "models", help="list, show, export, import, promote, retire or check registered model versions"
+    )
     models_commands = models_cli.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     models = models_commands.add_parser("list", help="registered versions, their metrics and the production one")
     models.set_defaults(handler=cmd_models)
@@ -416,6 +552,38 @@ def parser() -> argparse.ArgumentParser:
     import_.add_argument("archive", type=Path)
     import_.add_argument("--registry-uri", default=None, help="target MLflow registry (default: the project's)")
     import_.add_argument("--promote", action="store_true", help="also move the target's production marker")
+    show = models_commands.add_parser("show", help="a version's metrics, lineage and live deployments")
+    show.set_defaults(handler=cmd_models_show)
+    show.add_argument("model", nargs="?", default=None, help="NAME[:VERSION] or VERSION (default: production)")
+    show.add_argument("--json", action="store_true")
+    _target_options(show)
+    retire = models_commands.add_parser("retire", help="mark a version as not to be served (deploys are refused)")
+    retire.set_defaults(handler=cmd_models_retire)
+    retire.add_argument("model", help="NAME:VERSION or VERSION")
+    retire.add_argument("--reason", required=True, help="why; recorded and shown in every refusal")
+    retire.add_argument("--replacement", default=None, help="needed to retire production: the version replacing it")
+    retire.add_argument("--replace", action="store_true", help="redeploy production wherever the version is live")
+    retire.add_argument("--config", type=Path, default=None, help="local deployment config for the replacements")
+    _target_options(retire)
+    unretire = models_commands.add_parser("unretire", help="undo a retirement")
+    unretire.set_defaults(handler=cmd_models_unretire)
+    unretire.add_argument("model", help="NAME:VERSION or VERSION")
+    unretire.add_argument("--reason", default=None)
+    _target_options(unretire)
+    check = models_commands.add_parser(
+        "check", help="score production on newer labelled data: ok (exit 0) or degraded (exit 4)"
+    )
+    check.set_defaults(handler=cmd_models_check)
+    check.add_argument("--data", type=Path, required=True, help="labelled CSV with the training schema")
+    check.add_argument("--retrain", action="store_true", help="start the training pipeline on it when degraded")
+    check.add_argument("--json", action="store_true")
+    _target_options(check)
+    endpoints_cli = commands.add_parser("endpoints", help="endpoints and the model version each serves")
+    endpoints_commands = endpoints_cli.add_subparsers(dest="endpoints_command", required=True, metavar="ACTION")
+    endpoints_list = endpoints_commands.add_parser("list", help="each endpoint with the version it serves")
+    endpoints_list.set_defaults(handler=cmd_endpoints_list)
+    endpoints_list.add_argument("--json", action="store_true")
+    _target_options(endpoints_list)
     build_cli = command("build", cmd_build, "run a CI build step, or `all` of them in order (local dry run)")
     build_cli.add_argument("step", choices=["all", *BUILD_STEPS], help="the step to run")
     build_cli.add_argument(

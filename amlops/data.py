@@ -180,3 +180,39 @@ def write_snapshot(path: Path) -> str:
     digest = sha256_file(path)
     path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
     return digest
+
+
+#: Seed and noise of :func:`write_shifted_fixture` (changing either changes the committed fixture's bytes).
+SHIFTED_SEED = 2026
+SHIFTED_NOISE = 1.0
+
+
+def write_shifted_fixture(path: Path, *, seed: int = SHIFTED_SEED, noise: float = SHIFTED_NOISE) -> str:
+    """Write newer labelled data whose target relationship changed (concept drift), and return its sha256.
+
+    The diabetes features are kept as they are; the target values are the same 442 numbers, reassigned to the
+    patients in the order of a *different* relationship: ``s5 + bp - bmi`` (standardised) plus Gaussian noise of
+    standard deviation ``noise`` from ``numpy.random.default_rng(seed)``. The higher a patient's new score, the
+    higher the progression value it receives. Body mass index, the strongest predictor the model learned, now
+    counts the other way, so the production model degrades (RMSE about 77 instead of 54, R² about 0), while every
+    column's distribution, the target's included, is exactly that of the snapshot: the schema and the drift check
+    in ``prep`` both pass, and only an efficacy check on labelled data can see the change. A model retrained on it
+    reaches R² of about 0.6.
+
+    The bytes are deterministic (same seed and noise, same file), written like :func:`write_snapshot`.
+    """
+    import numpy as np
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame.loc[:, [*FEATURES, TARGET]]
+    standard = (frame - frame.mean()) / frame.std()
+    score = standard["s5"] + standard["bp"] - standard["bmi"]
+    score = score.to_numpy() + noise * np.random.default_rng(seed).standard_normal(len(frame))
+    rank = np.argsort(np.argsort(score, kind="stable"), kind="stable")
+    frame[TARGET] = np.sort(frame[TARGET].to_numpy())[rank]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
+    digest = sha256_file(path)
+    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest

@@ -17,6 +17,29 @@ log = logging.getLogger(__name__)
 PRODUCTION_TAG = "production"
 METRIC_TAG_PREFIX = "metric."
 PARAM_TAG_PREFIX = "param."
+#: Retirement (``models retire``): a retired version is never deployed or promoted again until unretired.
+RETIRED_TAG = "retired"
+RETIRED_REASON_TAG = "retired_reason"
+RETIRED_BY_TAG = "retired_by"
+RETIRED_AT_TAG = "retired_at"
+
+
+class VersionNotFoundError(LookupError):
+    """The registry has no such model version."""
+
+
+class RetiredVersionError(LookupError):
+    """The version is retired: it may not be deployed or promoted (``models unretire`` undoes it)."""
+
+    def __init__(self, version: Version):
+        self.version = version
+        tags = version.tags
+        super().__init__(
+            f"{version.name} version {version.version} is retired and may not be deployed or promoted: "
+            f"{tags.get(RETIRED_REASON_TAG) or 'no reason recorded'} (retired by {tags.get(RETIRED_BY_TAG, '?')} at "
+            f"{tags.get(RETIRED_AT_TAG, '?')}; `python -m amlops models unretire {version.name}:{version.version}` "
+            "undoes it)"
+        )
 
 
 @dataclass(frozen=True)
@@ -35,6 +58,11 @@ class Version:
     def in_production(self) -> bool:
         """Whether this version carries the production marker (alias, or tag where aliases are unsupported)."""
         return PRODUCTION_ALIAS in self.aliases or self.tags.get(PRODUCTION_TAG) == "true"
+
+    @property
+    def retired(self) -> bool:
+        """Whether the version is retired (not to be served)."""
+        return self.tags.get(RETIRED_TAG) == "true"
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -89,8 +117,19 @@ class Registry:
         return self._version(max(tagged, key=lambda mv: int(mv.version))) if tagged else None
 
     def get(self, version: str) -> Version:
-        """One version by number."""
-        return self._version(self.client.get_model_version(self.name, str(version)))
+        """One version by number.
+
+        Raises:
+            VersionNotFoundError: the model has no such version.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._version(self.client.get_model_version(self.name, str(version)))
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise VersionNotFoundError(f"{self.name} has no version {version!r} in this registry") from None
 
     def versions(self) -> list[Version]:
         """Every version of the model, newest first."""
@@ -115,14 +154,34 @@ class Registry:
             description=description,
         )
         log.info("registry: registered %s version %s", self.name, mv.version)
-        return self._version(mv)
+        registered = self._version(mv)
+        self._emit("model.registered", registered.version, {"source": source, "run_id": run_id})
+        return registered
+
+    def _emit(self, kind: str, version: str, details: dict) -> None:
+        from amlops import governance
+
+        governance.emit(kind, self.name, version, details, settings=self.settings, registry=self.uri)
+
+    @property
+    def uri(self) -> str:
+        """The registry's tracking URI, without credentials (recorded in events)."""
+        from amlops.migrate import redact_uri
+
+        return redact_uri(self.settings.resolved_tracking_uri)
 
     def register_folder(self, folder: Path, tags: dict[str, str], description: str = "") -> Version:
         """Register a model folder that no run of this registry produced (an import).
 
         The files are logged as the artifacts of a run named ``import`` so the version has a durable source.
+        Deployment records and efficacy checks describe the source registry's endpoints, not this one's: they are
+        dropped (a retirement is kept: a retired model stays retired wherever it goes).
         """
         import mlflow
+
+        from amlops.governance import SOURCE_ONLY_PREFIXES
+
+        tags = {k: v for k, v in tags.items() if not k.startswith(SOURCE_ONLY_PREFIXES)}
 
         with mlflow.start_run(run_name="import", tags={"step": "import"}) as active:
             mlflow.log_artifacts(str(folder), artifact_path="model")
@@ -135,11 +194,19 @@ class Registry:
             self.client.set_model_version_tag(self.name, str(version), key, str(value))
 
     def promote(self, version: str) -> None:
-        """Move the production marker to ``version``, recording the version it replaces."""
+        """Move the production marker to ``version``, recording the version it replaces.
+
+        Raises:
+            RetiredVersionError: the version is retired.
+            VersionNotFoundError: no such version.
+        """
         from mlflow.exceptions import MlflowException
 
+        target = self.get(version)
+        if target.retired:
+            raise RetiredVersionError(target)
         previous = self.production()
-        version = str(version)
+        version = target.version
         self.client.set_model_version_tag(self.name, version, PRODUCTION_TAG, "true")
         try:
             self.client.set_registered_model_alias(self.name, PRODUCTION_ALIAS, version)
@@ -155,6 +222,8 @@ class Registry:
             PRODUCTION_ALIAS,
             previous.version if previous else "none",
         )
+        if previous is None or previous.version != version:  # a no-op promotion is not an event
+            self._emit("model.promoted", version, {"previous_version": previous.version if previous else None})
 
     def download(self, version: str, dest: Path) -> Path:
         """Copy a version's model folder to ``dest`` (replaced if it exists) and return it."""

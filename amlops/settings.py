@@ -139,10 +139,49 @@ class ScoringSettings(BaseSettings):
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=64)
 
 
+class EfficacySettings(BaseSettings):
+    """Thresholds ``models check`` applies to the production model on newer labelled data."""
+
+    model_config = SettingsConfigDict(env_prefix="AMLOPS_EFFICACY_", extra="ignore")
+
+    max_rmse: float = Field(default=70.0, gt=0, description="Absolute ceiling on RMSE on the newer data.")
+    min_r2: float = Field(default=0.3, description="Absolute floor on R² on the newer data.")
+    max_relative_degradation: float = Field(
+        default=0.15,
+        ge=0,
+        description="Largest relative increase of RMSE and of MAE over the metric.<name> tags recorded at "
+        "registration (0.15 = 15% worse).",
+    )
+    min_rows: int = Field(default=30, ge=2, description="Fewest labelled rows a check may use.")
+    retrain: bool = Field(default=False, description="Start the training pipeline when a check is degraded.")
+
+
+class EventSettings(BaseSettings):
+    """How lifecycle events (registered, promoted, retired, degraded...) reach whatever starts the next step."""
+
+    model_config = SettingsConfigDict(env_prefix="AMLOPS_EVENTS_", extra="ignore")
+
+    command: str | None = Field(
+        default=None,
+        description="Command run once per event with the event as JSON on stdin (split like a shell would, "
+        "not run by one: use `sh -c '...'` for pipes).",
+    )
+    timeout: float = Field(default=60.0, gt=0, description="Seconds the command may take.")
+
+
 def explain_settings_error(error: ValidationError) -> str:
     """Name the environment variable behind each invalid setting (``AMLOPS_GATE_MIN_R2: ...``)."""
     classes = {
-        cls.__name__: cls for cls in (ProjectSettings, DataSettings, DriftSettings, GateSettings, ScoringSettings)
+        cls.__name__: cls
+        for cls in (
+            ProjectSettings,
+            DataSettings,
+            DriftSettings,
+            GateSettings,
+            ScoringSettings,
+            EfficacySettings,
+            EventSettings,
+        )
     }
     settings_class = classes.get(error.title)
     if settings_class is None:

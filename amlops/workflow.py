@@ -193,19 +193,10 @@ def deploy(target: str = "local") -> tuple[Endpoint, object]:
 
         build_steps.release(PREPRODUCTION, version=production_model(target).version, client=_azure())
         return endpoint(target), build_steps.smoke(PREPRODUCTION, client=_azure())
-    from amlops.serving.deploy import local_endpoint
-    from amlops.serving.local import stop_recorded
-    from amlops.serving.smoke import smoke_local
+    from amlops import governance
 
-    settings = ProjectSettings()
-    stop_recorded(settings.endpoints_dir)
-    started = local_endpoint(settings=settings)
-    state = started.start()
-    try:
-        smoke = smoke_local(state, settings.data_snapshot)
-    except BaseException:
-        started.stop()
-        raise
+    # Refuses a retired version, smoke-tests, records the deployment on the version (as `python -m amlops deploy`).
+    state, smoke = governance.deploy_local(settings=ProjectSettings())
     return _local_endpoint(state), smoke
 
 
@@ -231,9 +222,9 @@ def teardown(target: str = "local") -> None:
     """Stop the local endpoint (Azure endpoints are left for the release pipeline to manage)."""
     check_target(target)
     if target == "local":
-        from amlops.serving.local import stop_recorded
+        from amlops import governance
 
-        stop_recorded(ProjectSettings().endpoints_dir)
+        governance.undeploy_local(settings=ProjectSettings())
 
 
 def _local_endpoint(state) -> Endpoint:

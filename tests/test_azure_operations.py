@@ -413,6 +413,27 @@ def test_keep_old_allows_rollback(cloud, files, models):
     operations.smoke_deployment(cloud.uri(ep), KEY, None, _target(models, "1"))
 
 
+def test_cleanup_deletes_the_kept_deployment_once_the_release_is_final(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    _release(cloud, files, models, "green", "2", keep_old=True)
+    ep = f"{MODEL}-preprod"
+    assert set(cloud.deployments[ep]) == {"blue", "green"}
+    assert operations.delete_idle(cloud, ep, say=lambda line: None) == ["blue"]
+    assert set(cloud.deployments[ep]) == {"green"}
+    assert cloud.endpoints[ep].tags[operations.PREVIOUS_TAG] == ""
+    assert operations.delete_idle(cloud, ep, say=lambda line: None) == []
+
+
+def test_cleanup_refuses_while_traffic_is_split(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    _release(cloud, files, models, "green", "2", keep_old=True)
+    ep = f"{MODEL}-preprod"
+    cloud.endpoints[ep].traffic = {"blue": 50, "green": 50}
+    with pytest.raises(operations.AzureOperationError, match="split"):
+        operations.delete_idle(cloud, ep, say=lambda line: None)
+    assert set(cloud.deployments[ep]) == {"blue", "green"}
+
+
 def test_rollback_without_a_previous_deployment_says_so(cloud, files, models):
     _release(cloud, files, models, "blue", "1")
     _release(cloud, files, models, "green", "2")  # blue deleted after the healthy release

@@ -140,6 +140,7 @@ PROJECT_COMMAND = re.compile(r"\.venv/bin/python -m amlops ([^\n]+(?:\n +--[^\n]
 EXPRESSIONS = {
     r"\$\{\{ parameters\.stage \}\}": "preprod",
     r"\$\{\{ parameters\.trafficSteps \}\}": "10,50,100",
+    r"\$\{\{ parameters\.extraArguments \}\}": "--keep-old",
     r'"?\$\(jq -r \.model_version \.\./release\.json\)"?': "3",
     r'"?\$\(?[A-Za-z_.]+\)?"?': "/tmp/artifact",
 }
@@ -187,8 +188,10 @@ def test_release_flow_preprod_then_approved_production_then_rollback():
     steps = _steps(jobs["DeployProduction"])
     template = next(s for s in steps if "template" in s)
     assert template["parameters"]["stage"] == "prod"
-    promote = [s for s in steps if "azure promote" in _commands(s)]
-    assert promote == [steps[-1]], "the production marker moves last, after the production deploy and smoke test"
+    commands = [_commands(s) for s in steps]
+    assert template["parameters"]["extraArguments"] == "--keep-old"  # so that Rollback has somewhere to go
+    assert ["azure promote" in c for c in commands][-2:] == [True, False], "promote after deploy and smoke test"
+    assert "azure cleanup --stage prod" in commands[-1], "the old deployment goes only when the release is final"
     deploy = yaml.safe_load((REPO / "pipelines" / "templates" / "deploy-stage.yml").read_text())["steps"]
     assert ["azure deploy" in _commands(s) for s in deploy][1:] == [True, False]
     assert "azure smoke" in _commands(deploy[-1])

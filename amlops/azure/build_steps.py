@@ -148,8 +148,11 @@ def release(
 ) -> Any:
     """Release a registered version to a stage (``preprod`` or ``prod``) as a new blue/green deployment.
 
-    Every configuration error is raised before any Azure call. Returns :class:`operations.DeployResult`.
+    Every configuration error is raised before any Azure call; a retired version is refused before anything is
+    created. The outcome is recorded on the versions involved (:func:`amlops.governance.record_release`).
+    Returns :class:`operations.DeployResult`.
     """
+    from amlops import governance
     from amlops.azure import translate
     from amlops.azure.settings import STAGES, AzureSettings
     from amlops.serving.deploy import scoring_limits
@@ -165,6 +168,9 @@ def release(
     client = _client(client)
     name = settings.model_name
     version = operations.resolve_model_version(client, name, version)
+    # Every Azure release (azure deploy, the DevOps release, notebooks, retire --replace) passes here.
+    models = governance.AzureRegistry(client, name, settings)
+    governance.ensure_servable(models.get(version))
     work = settings.build_dir / "azureml-deploy" / chosen.name
     model_folder = operations.download_model(client, name, version, work / "model")
     staged = stage_app(
@@ -181,17 +187,65 @@ def release(
         source=str(config_path),
     )
     say(f"releasing {name}:{version} to {chosen.description} ({entities.kind} endpoint {endpoint_name})")
-    result = operations.deploy(
-        client,
-        entities.endpoint,
-        entities.deployment,
-        operations.SmokeTarget(model_folder, name, version, known_rows(settings.data_snapshot)),
-        say=say,
-        **deploy_options,
-    )
+    where = {"stage": chosen.name, "endpoint": endpoint_name, "deployment": entities.deployment.name}
+    try:
+        before = governance.azure_serving(client, endpoint_name)
+    except Exception as error:  # noqa: BLE001 - only the records of the replaced versions depend on it
+        log.warning("could not list the deployments of %s before the release: %s", endpoint_name, error)
+        before = {}
+    try:
+        result = operations.deploy(
+            client,
+            entities.endpoint,
+            entities.deployment,
+            operations.SmokeTarget(model_folder, name, version, known_rows(settings.data_snapshot)),
+            say=say,
+            **deploy_options,
+        )
+    except BaseException as error:
+        governance.record_release(models, version, before=before, error=error, **where)
+        raise
+    governance.record_release(models, version, before=before, result=result, **where)
     say(f"released: {result.deployment} serves {name}:{version} at {result.scoring_uri}")
     say(f"  traffic {result.traffic}; deleted {result.deleted or 'nothing'}")
     return result
+
+
+def rollback(stage: str, *, to: str | None = None, client: Any = None, say: Any = log.info) -> tuple[str, Any]:
+    """Send a stage's traffic back to the previous deployment (:func:`operations.rollback`), recorded.
+
+    A previous deployment that serves a retired version is refused before traffic moves.
+
+    Returns:
+        The deployment now serving, and its entity.
+    """
+    from amlops import governance
+    from amlops.azure.settings import STAGES, AzureSettings
+    from amlops.settings import ProjectSettings
+
+    settings = ProjectSettings()
+    endpoint_name = AzureSettings().endpoint_name(STAGES[stage].name, settings)
+    client = _client(client)
+    models = governance.AzureRegistry(client, settings.model_name, settings)
+    endpoint = client.online_endpoints.get(endpoint_name)
+    before = governance.azure_serving(client, endpoint_name)
+    candidate = to or _rollback_candidate(endpoint, before)
+    if candidate in before and before[candidate][0] == models.name:
+        governance.ensure_servable(models.get(before[candidate][1]))
+    target, deployment = operations.rollback(client, endpoint_name, to=to, say=say)
+    governance.record_rollback(
+        models, stage=STAGES[stage].name, endpoint=endpoint_name, url=endpoint.scoring_uri, target=target, before=before
+    )
+    return target, deployment
+
+
+def _rollback_candidate(endpoint: Any, before: dict[str, tuple[str, str, int]]) -> str | None:
+    """The deployment :func:`operations.rollback` will choose (recorded previous one, else the only other one)."""
+    recorded = [name for name in str((endpoint.tags or {}).get(operations.PREVIOUS_TAG, "")).split(",") if name]
+    if recorded:
+        return recorded[0]
+    others = [name for name, (_, _, share) in before.items() if share <= 0]
+    return others[0] if len(others) == 1 else None
 
 
 def default_deployment_name(version: str, now: Any = None) -> str:

@@ -218,7 +218,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     settings = ProjectSettings()
     endpoint_name = AzureSettings().endpoint_name(args.stage, settings)
     client = _connect(args)
-    deployment_name, deployment = operations.rollback(client, endpoint_name, to=args.to, say=say)
+    deployment_name, deployment = build_steps.rollback(args.stage, to=args.to, client=client, say=say)
     if args.no_smoke:
         return 0
     result = build_steps.smoke_live(client, endpoint_name, operations.model_of(deployment))
@@ -236,13 +236,25 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Delete the deployments a stage keeps at 0% traffic, once its release is final."""
+    from amlops.azure import operations
+
+    endpoint_name = AzureSettings().endpoint_name(args.stage, ProjectSettings())
+    deleted = operations.delete_idle(_connect(args), endpoint_name, say=say)
+    say(f"deleted {deleted or 'nothing'} from {endpoint_name}")
+    return 0
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     """Move the registry's production marker to a version (after the production release succeeded)."""
     from amlops.azure import operations
+    from amlops.governance import AzureRegistry
 
     name = ProjectSettings().model_name
     client = _connect(args)
-    operations.promote(client, name, operations.resolve_model_version(client, name, args.version), say=say)
+    # Refuses a retired version and emits `model.promoted`, as the local `models promote` does.
+    AzureRegistry(client, name).promote(operations.resolve_model_version(client, name, args.version), say=say)
     return 0
 
 
@@ -354,6 +366,9 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
 
     smoke = command("smoke", cmd_smoke, "smoke-test a stage's endpoint through its URL and key")
     _stage_option(smoke)
+
+    cleanup = command("cleanup", cmd_cleanup, "delete the deployments a stage keeps at 0%% traffic (after a release)")
+    _stage_option(cleanup)
 
     promote = command("promote", cmd_promote, "mark a model version as production in the workspace registry")
     promote.add_argument("--version", required=True, help="registered model version")

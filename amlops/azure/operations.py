@@ -549,17 +549,38 @@ def deploy(
 
     deleted = []
     if not keep_old:
-        for old in live:
-            say(f"deleting the old deployment {old} (the new one is healthy and serves all traffic)")
-            client.online_deployments.begin_delete(name=old, endpoint_name=endpoint_name).result()
-            deleted.append(old)
-        if deleted:
-            # Re-read: the service has dropped the deleted deployments from the traffic map.
-            live_endpoint = client.online_endpoints.get(endpoint_name)
-            live_endpoint.traffic = {k: v for k, v in (live_endpoint.traffic or {}).items() if k not in deleted}
-            live_endpoint.tags = {**(live_endpoint.tags or {}), PREVIOUS_TAG: ""}
-            _update(client, live_endpoint)
+        deleted, live_endpoint = _delete(client, live_endpoint, live, say)
     return DeployResult(endpoint_name, new, scoring_uri, dict(live_endpoint.traffic), list(live), deleted)
+
+
+def _delete(client: Any, endpoint: Any, names: Iterable[str], say: Say) -> tuple[list[str], Any]:
+    """Delete deployments that take no traffic, then drop them from the endpoint's traffic map and tags."""
+    deleted = []
+    for old in names:
+        say(f"deleting the old deployment {old} (the new one is healthy and serves all traffic)")
+        client.online_deployments.begin_delete(name=old, endpoint_name=endpoint.name).result()
+        deleted.append(old)
+    if deleted:
+        # Re-read: the service has dropped the deleted deployments from the traffic map.
+        endpoint = client.online_endpoints.get(endpoint.name)
+        endpoint.traffic = {k: v for k, v in (endpoint.traffic or {}).items() if k not in deleted}
+        endpoint.tags = {**(endpoint.tags or {}), PREVIOUS_TAG: ""}
+        _update(client, endpoint)
+    return deleted, endpoint
+
+
+def delete_idle(client: Any, endpoint_name: str, *, say: Say = log.info) -> list[str]:
+    """Delete the deployments an endpoint keeps at 0% (``deploy --keep-old``) once a release is final.
+
+    Raises:
+        AzureOperationError: if no deployment takes all the traffic (a release is still moving it).
+    """
+    endpoint = client.online_endpoints.get(endpoint_name)
+    traffic = {name: int(share) for name, share in (endpoint.traffic or {}).items()}
+    if 100 not in traffic.values():
+        raise AzureOperationError(f"endpoint {endpoint_name}: traffic {traffic} is split; finish the release first")
+    idle = [item.name for item in client.online_deployments.list(endpoint_name) if traffic.get(item.name, 0) == 0]
+    return _delete(client, endpoint, idle, say)[0]
 
 
 _MODEL_ID = re.compile(r"(?:models/|azureml:)(?P<name>[^/:@]+)(?:/versions/|:)(?P<version>[^/:]+)$")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from amlops import config
+from amlops.governance import ensure_servable
 from amlops.registry import Registry
 from amlops.serving.local import LocalEndpoint
 from amlops.serving.stage import StagedDeployment, stage
@@ -39,14 +40,22 @@ def stage_version(
     deployment_config: Path | None = None,
     name: str = "local",
 ) -> tuple[StagedDeployment, config.LocalDeploymentConfig]:
-    """Download a registered version (production by default) and stage it under ``build/deploy/<name>``."""
+    """Download a registered version (production by default) and stage it under ``build/deploy/<name>``.
+
+    Raises:
+        RetiredVersionError: the version is retired (with who, when and why): nothing is downloaded or started.
+        LookupError: no such version, or nothing in production.
+    """
     settings = settings or ProjectSettings()
     registry = registry or Registry(settings)
     if version is None:
-        current = registry.production()
-        if current is None:
+        chosen = registry.production()
+        if chosen is None:
             raise LookupError(f"no version of {registry.name} is in production yet: run the pipeline first")
-        version = current.version
+    else:
+        chosen = registry.get(version)
+    # Every local deploy (deploy, serve, run, the notebooks, retire --replace) stages here: a retired version stops.
+    version = ensure_servable(chosen).version
     deployment = local_deployment_config(settings, deployment_config)
     inference = config.load_inference_config(settings.root / INFERENCE_CONFIG_FILE)
     target = settings.build_dir / "deploy" / name

@@ -1,0 +1,533 @@
+"""Governance against a real (temporary) registry: deployment records, retirement, efficacy checks, events.
+
+Local deploys start the real inference server (on free ports); Azure releases run against ``FakeCloud``, the
+MLClient stand-in of ``tests/test_azure_operations.py``, with a models API that keeps tags.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import requests
+
+from amlops import governance, pipeline
+from amlops.cli import EXIT_BAD_INPUT, EXIT_DEGRADED, main
+from amlops.registry import Registry, RetiredVersionError
+from amlops.settings import ProjectSettings
+from tests.conftest import REPO
+from tests.test_azure_operations import MODEL, FakeCloud
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
+]
+
+SHIFTED = REPO / "data" / "fixtures" / "diabetes_shifted.csv"
+ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
+
+
+@pytest.fixture
+def free_port_config(project: Path) -> Path:
+    """The local deployment config on any free port (tests never take the fixed one)."""
+    path = project / "deploymentConfig.free.yml"
+    text = (project / "deploymentConfig.local.yml").read_text()
+    assert "port: 31311" in text
+    path.write_text(text.replace("port: 31311", "port: 0"))
+    return path
+
+
+@pytest.fixture
+def no_servers_left(project: Path):
+    """Stop every local endpoint a test left running, and check their processes are gone."""
+    yield
+    import os
+
+    settings = ProjectSettings()
+    left = governance.local_endpoints(settings)
+    for state in left:
+        governance.undeploy_local(state.name, settings=settings)
+    for state in left:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(state.pid, 0)  # stopped and reaped, not a zombie
+
+
+@pytest.fixture
+def two_versions(project: Path, model_folder: Path) -> Registry:
+    """Versions 1 (production) and 2 of the same real model, registered directly (no pipeline run)."""
+    registry = Registry()
+    tags = {"metric.rmse": "53.78", "metric.mae": "42.81", "metric.r2": "0.4541", "decision": "register"}
+    for _ in range(2):
+        registry.register_folder(model_folder, tags)
+    registry.promote("1")
+    return registry
+
+
+def served_version(url: str) -> str:
+    answer = requests.post(url, json={"data": [ROW]}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["model"]["version"])
+
+
+def record(registry: Registry, version: str, target: str = "local", endpoint: str = "local") -> dict:
+    return json.loads(registry.get(version).tags[governance.deployment_tag(target, endpoint)])
+
+
+def events(kind: str | None = None) -> list[dict]:
+    found = governance.read_events(ProjectSettings())
+    return [e for e in found if kind is None or e["type"] == kind]
+
+
+# --- deployment tracking -----------------------------------------------------------------------------------------
+
+
+def test_deploy_is_recorded_shown_and_undeploy_updates_it(
+    two_versions, free_port_config, no_servers_left, capsys: pytest.CaptureFixture
+):
+    assert main(["deploy", "--config", str(free_port_config)]) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert served_version(state["scoring_uri"]) == "1"
+
+    recorded = record(two_versions, "1")
+    assert recorded["outcome"] == "succeeded"
+    assert recorded["url"] == state["scoring_uri"]
+    assert (recorded["target"], recorded["endpoint"], recorded["stage"]) == ("local", "local", "local")
+    assert recorded["config"] == str(free_port_config.resolve())
+
+    assert main(["models", "show", MODEL]) == 0
+    shown = capsys.readouterr().out
+    assert f"{MODEL} v1  (production)" in shown
+    live_section = shown.split("live deployments")[1]
+    assert state["scoring_uri"] in live_section
+    assert "rmse 53.78" in shown
+    assert main(["models", "show", f"{MODEL}:1", "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert [(d["endpoint"], d["url"]) for d in described["live"]] == [("local", state["scoring_uri"])]
+    assert described["metrics"] == {"rmse": 53.78, "mae": 42.81, "r2": 0.4541}
+
+    assert main(["endpoints", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["endpoint"], r["version"], r["status"]) for r in rows] == [("local", "1", "live")]
+
+    assert main(["undeploy"]) == 0
+    assert record(two_versions, "1")["outcome"] == "undeployed"
+    assert main(["models", "show", "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["live"] == []
+    assert [h["outcome"] for h in described["history"]] == ["succeeded", "undeployed"]
+    assert main(["endpoints", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_a_new_version_replaces_the_old_one_only_after_its_smoke_test(
+    two_versions, free_port_config, no_servers_left, monkeypatch
+):
+    settings = ProjectSettings()
+    old, _ = governance.deploy_local(config=free_port_config)
+    new, smoke = governance.deploy_local("2", config=free_port_config)
+    assert smoke.model_version == "2"
+    assert served_version(new.scoring_uri) == "2"
+    assert governance.running_local(settings).pid == new.pid
+    with pytest.raises(requests.ConnectionError):
+        requests.post(old.scoring_uri, json={"data": [ROW]}, timeout=5)
+    assert record(two_versions, "1")["outcome"] == "undeployed"
+    assert "replaced by v2" in record(two_versions, "1")["detail"]
+    assert record(two_versions, "2")["outcome"] == "succeeded"
+
+    # A release whose smoke test fails leaves the serving version alone, and is recorded as failed.
+    from amlops.serving.smoke import SmokeTestFailure
+
+    def failing(state, data):
+        raise SmokeTestFailure("predictions differ")
+
+    monkeypatch.setattr("amlops.serving.smoke.smoke_local", failing)
+    with pytest.raises(SmokeTestFailure):
+        governance.deploy_local("1", config=free_port_config)
+    assert governance.running_local(settings).pid == new.pid
+    assert served_version(new.scoring_uri) == "2"
+    assert record(two_versions, "1")["outcome"] == "failed"
+    assert "predictions differ" in record(two_versions, "1")["detail"]
+    assert record(two_versions, "2")["outcome"] == "succeeded"
+
+
+def test_run_records_its_short_lived_endpoint(project: Path, no_servers_left, capsys):
+    assert main(["run"]) == 0
+    capsys.readouterr()
+    history = governance.history(Registry().get("1"))
+    assert [(h.endpoint, h.outcome) for h in history] == [("run", "succeeded"), ("run", "undeployed")]
+
+
+def test_history_stays_within_its_limits(two_versions):
+    for number in range(governance.HISTORY_LIMIT + 15):
+        entry = governance.DeploymentRecord(
+            "azure",
+            f"endpoint-{number % 3}",
+            f"d{number}",
+            "https://x/score",
+            "succeeded",
+            governance.now(),
+            detail="x" * 200,
+        )
+        assert governance.record_deployment(two_versions, "1", entry)
+    version = two_versions.get("1")
+    kept = governance.history(version)
+    assert len(version.tags[governance.HISTORY_TAG]) <= governance.TAG_VALUE_BUDGET
+    assert 0 < len(kept) <= governance.HISTORY_LIMIT
+    assert kept[-1].deployment == f"d{governance.HISTORY_LIMIT + 14}"  # the newest kept, the oldest dropped
+    assert {r.endpoint for r in governance.endpoint_records(version)} == {"endpoint-0", "endpoint-1", "endpoint-2"}
+
+
+def test_an_import_drops_the_source_registrys_deployment_records(two_versions, model_folder, tmp_path):
+    tags = {"metric.rmse": "53.78", "deployment.local.local": "{}", "deployments": "[]", "retired": "true"}
+    other = Registry(ProjectSettings().model_copy(update={"tracking_uri": f"sqlite:///{tmp_path / 'o' / 'db'}"}))
+    imported = other.register_folder(model_folder, tags)
+    assert set(imported.tags) == {"metric.rmse", "retired"}  # a retirement travels, deployments do not
+
+
+# --- retirement ----------------------------------------------------------------------------------------------------
+
+
+def test_a_retired_version_is_refused_by_every_deploy_path(two_versions, free_port_config, caplog, capsys):
+    assert main(["models", "retire", f"{MODEL}:2", "--reason", "trained on a corrupt extract"]) == 0
+    retired = two_versions.get("2")
+    assert retired.retired
+    assert retired.tags["retired_reason"] == "trained on a corrupt extract"
+    assert retired.tags["retired_by"] == governance.who()
+    assert retired.tags["retired_at"]
+
+    for argv in (
+        ["deploy", "--version", "2", "--config", str(free_port_config)],
+        ["models", "promote", "2"],
+    ):
+        caplog.clear()
+        assert main(argv) == EXIT_BAD_INPUT, argv
+        assert "version 2 is retired" in caplog.text
+        assert "trained on a corrupt extract" in caplog.text
+    from amlops.serving.deploy import local_endpoint
+
+    with pytest.raises(RetiredVersionError, match="corrupt extract"):
+        local_endpoint("2", deployment_config=free_port_config)
+    assert governance.local_endpoints() == []
+    assert not (ProjectSettings().build_dir / "deploy").exists()  # refused before anything was staged
+    assert two_versions.production().version == "1"
+
+    assert main(["models", "unretire", "2", "--reason", "false alarm"]) == 0
+    again = two_versions.get("2")
+    assert not again.retired
+    assert again.tags["unretired_reason"] == "false alarm"
+    assert again.tags["retired_reason"] == "trained on a corrupt extract"  # the last retirement stays on record
+    assert main(["models", "promote", "2"]) == 0
+    assert two_versions.production().version == "2"
+    assert [e["type"] for e in events()][-3:] == ["model.retired", "model.unretired", "model.promoted"]
+
+
+def test_retiring_production_needs_a_valid_replacement(two_versions, caplog):
+    assert main(["models", "retire", "1", "--reason", "stale"]) == EXIT_BAD_INPUT
+    assert "is the production version: name the version that replaces it" in caplog.text
+    assert main(["models", "retire", "1", "--reason", "stale", "--replacement", "1"]) == EXIT_BAD_INPUT
+    assert main(["models", "retire", "1", "--reason", "stale", "--replacement", "9"]) == EXIT_BAD_INPUT
+    assert "has no version '9'" in caplog.text
+    assert main(["models", "retire", "2", "--reason", "bad"]) == 0
+    assert main(["models", "retire", "1", "--reason", "stale", "--replacement", "2"]) == EXIT_BAD_INPUT
+    assert "version 2 is retired" in caplog.text
+    assert not two_versions.get("1").retired
+    assert two_versions.production().version == "1"
+    assert main(["models", "unretire", "2"]) == 0
+
+    promoted_before = len(events("model.promoted"))
+    assert main(["models", "retire", "1", "--reason", "stale", "--replacement", "2"]) == 0
+    assert two_versions.production().version == "2"
+    assert two_versions.get("1").retired
+    assert len(events("model.promoted")) == promoted_before + 1
+    assert events("model.retired")[-1]["details"]["replacement"] == "2"
+    assert main(["models", "retire", "2", "--reason", "x"]) == EXIT_BAD_INPUT  # production again: needs one
+
+
+def test_retire_replace_moves_a_live_endpoint_to_production(two_versions, free_port_config, no_servers_left, capsys):
+    old, _ = governance.deploy_local(config=free_port_config)
+    assert main(["models", "retire", "1", "--reason", "stale", "--replacement", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"STILL LIVE: local endpoint local (local) {old.scoring_uri}" in out
+    assert served_version(old.scoring_uri) == "1"  # retiring alone does not stop a live endpoint...
+    assert main(["models", "unretire", "1"]) == 0
+    assert main(["models", "promote", "1"]) == 0
+
+    code = main(["models", "retire", "1", "--reason", "stale", "--replacement", "2", "--replace"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "replaced: local endpoint local serves v2" in out
+    assert "STILL LIVE" not in out
+    new = governance.running_local()
+    assert new.pid != old.pid
+    assert served_version(new.scoring_uri) == "2"  # ...--replace does, through the deploy path
+    assert record(two_versions, "1")["outcome"] == "undeployed"
+    assert record(two_versions, "2")["outcome"] == "succeeded"
+    assert events("model.retired")[-1]["details"]["live"][0]["endpoint"] == "local"
+
+
+# --- efficacy ------------------------------------------------------------------------------------------------------
+
+
+def test_models_check_ok_on_the_snapshot_and_degraded_on_the_shifted_fixture(project: Path, capsys):
+    pipeline.run()
+    assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ok: {MODEL} v1")
+    assert main(
+        ["models", "check", "--data", str(project / "data" / "fixtures" / "diabetes_shifted.csv"), "--json"]
+    ) == (EXIT_DEGRADED)
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "degraded"
+    assert report["metrics"]["rmse"] > 70
+    assert any("above the ceiling" in reason for reason in report["reasons"])
+    assert any("worse than the" in reason for reason in report["reasons"])
+    assert report["retrained"] is None
+    last = json.loads(Registry().get("1").tags[governance.EFFICACY_TAG])
+    assert (last["status"], last["data"]) == ("degraded", "diabetes_shifted.csv")
+    assert len(events("model.degraded")) == 1
+    assert EXIT_DEGRADED not in (0, 1, EXIT_BAD_INPUT, 3)
+
+
+def test_thresholds_come_from_configuration(project: Path, monkeypatch, caplog):
+    pipeline.run()
+    monkeypatch.setenv("AMLOPS_EFFICACY_MAX_RMSE", "40")
+    assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == EXIT_DEGRADED
+    monkeypatch.setenv("AMLOPS_EFFICACY_MAX_RMSE", "minus one")
+    assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == EXIT_BAD_INPUT
+    assert "AMLOPS_EFFICACY_MAX_RMSE" in caplog.text
+
+
+def test_check_validates_the_data_first(project: Path, tmp_path: Path, caplog):
+    pipeline.run()
+    bad = tmp_path / "bad.csv"
+    bad.write_text((project / "data" / "diabetes.csv").read_text().replace("age,", "years,", 1))
+    assert main(["models", "check", "--data", str(bad)]) == EXIT_BAD_INPUT
+    assert "'age'" in caplog.text
+
+
+def test_degraded_check_with_retrain_trains_a_model_that_passes(project: Path, capsys):
+    pipeline.run()
+    shifted = project / "data" / "fixtures" / "diabetes_shifted.csv"
+    assert main(["models", "check", "--data", str(shifted), "--retrain", "--json"]) == EXIT_DEGRADED
+    report = json.loads(capsys.readouterr().out)
+    assert report["retrained"]["outcome"] == "register"
+    assert report["retrained"]["production_version"] == "2"
+    assert main(["models", "check", "--data", str(shifted)]) == 0  # the retrained model is good enough on it
+
+
+def test_the_shipped_shifted_fixture_is_reproducible_and_only_the_relationship_moved(tmp_path: Path):
+    import pandas as pd
+
+    from amlops import data, drift
+    from amlops.settings import DriftSettings
+
+    digest = data.write_shifted_fixture(tmp_path / "shifted.csv")
+    assert (tmp_path / "shifted.csv").read_bytes() == SHIFTED.read_bytes()
+    assert SHIFTED.with_name(SHIFTED.name + ".sha256").read_text().split()[0] == digest
+    snapshot = data.validate(pd.read_csv(REPO / "data" / "diabetes.csv"), min_rows=100)
+    shifted = data.validate(pd.read_csv(SHIFTED), min_rows=100)
+    assert drift.check(snapshot, shifted, DriftSettings(), "shifted")  # no column drifted: prep accepts it
+    assert (snapshot[list(data.FEATURES)] == shifted[list(data.FEATURES)]).all().all()
+    assert sorted(snapshot[data.TARGET]) == sorted(shifted[data.TARGET])
+    assert not (snapshot[data.TARGET] == shifted[data.TARGET]).all()
+
+
+# --- events --------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def event_sink(project: Path, tmp_path: Path, monkeypatch) -> Path:
+    """A configured events command that appends what it receives on stdin (one line per invocation)."""
+    sink = tmp_path / "received.jsonl"
+    script = tmp_path / "sink.py"
+    script.write_text(
+        "import os, sys\n"
+        "event = sys.stdin.read().strip()\n"
+        f"with open({str(sink)!r}, 'a') as out:\n"
+        "    out.write(os.environ['AMLOPS_EVENT_TYPE'] + ' ' + event + '\\n')\n"
+    )
+    monkeypatch.setenv("AMLOPS_EVENTS_COMMAND", f"{sys.executable} {script}")
+    return sink
+
+
+def test_an_event_fires_exactly_once_per_registration_and_promotion(event_sink: Path):
+    pipeline.run()
+    logged = events()
+    assert [(e["type"], e["version"]) for e in logged] == [("model.registered", "1"), ("model.promoted", "1")]
+    received = event_sink.read_text().splitlines()
+    assert [line.split(" ", 1)[0] for line in received] == ["model.registered", "model.promoted"]
+    assert [json.loads(line.split(" ", 1)[1])["id"] for line in received] == [e["id"] for e in logged]
+    assert logged[0]["model"] == MODEL
+    assert logged[0]["registry"] == ProjectSettings().resolved_tracking_uri
+
+    pipeline.run()  # the gate keeps production: nothing registered, nothing promoted
+    assert main(["models", "promote", "1"]) == 0  # already production: no change, no event
+    assert len(events()) == 2
+    assert len(event_sink.read_text().splitlines()) == 2
+
+
+def test_a_failing_event_command_does_not_undo_the_action(project: Path, monkeypatch, caplog):
+    monkeypatch.setenv("AMLOPS_EVENTS_COMMAND", f"{sys.executable} -c 'import sys; sys.exit(7)'")
+    result = pipeline.run()
+    assert result.registration["production_version"] == "1"
+    assert "AMLOPS_EVENTS_COMMAND exited with code 7" in caplog.text
+    assert len(events()) == 2
+
+
+# --- Azure: the release path, at the SDK boundary -----------------------------------------------------------------
+
+
+class TaggedModels:
+    """``MLClient.models`` with tags that persist, for the versions of ``folders``."""
+
+    def __init__(self, folders: dict[str, Path]):
+        self.folders = folders
+        self.tags: dict[str, dict[str, str]] = {version: {} for version in folders}
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        version = version or max(self.folders)
+        if version not in self.folders:
+            raise ResourceNotFoundError(f"model {name}:{version} not found")
+        return SimpleNamespace(name=name, version=version, tags=dict(self.tags[version]), path=f"azureml:{version}")
+
+    def list(self, name: str) -> list[Any]:
+        return [self.get(name, version) for version in self.folders]
+
+    def create_or_update(self, model: Any) -> Any:
+        self.tags[model.version] = {k: str(v) for k, v in model.tags.items()}
+        return model
+
+    def download(self, name: str, version: str, download_path: str) -> None:
+        shutil.copytree(self.folders[version], Path(download_path) / name / "model", dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="module")
+def azure_models(tmp_path_factory: pytest.TempPathFactory, diabetes) -> dict[str, Path]:
+    from amlops import model as model_lib
+
+    root = tmp_path_factory.mktemp("azure-models")
+    return {
+        version: model_lib.save_mlflow_model(model_lib.fit(diabetes, alpha=alpha), diabetes, root / version / "model")
+        for version, alpha in (("1", 1.0), ("2", 0.3), ("wrong", 40.0))
+    }
+
+
+@pytest.fixture
+def azure(project: Path, azure_models):
+    cloud = FakeCloud({k: v for k, v in azure_models.items() if k != "wrong"}, azure_models["wrong"])
+    models = TaggedModels(cloud.models)
+    client = SimpleNamespace(
+        online_endpoints=cloud.online_endpoints, online_deployments=cloud.online_deployments, models=models
+    )
+    yield cloud, client, governance.AzureRegistry(client, MODEL)
+    cloud.close()
+
+
+ENDPOINT = f"{MODEL}-preprod"
+
+
+def test_azure_releases_and_rollbacks_are_recorded_on_the_versions(azure):
+    from amlops.azure import build_steps
+
+    cloud, client, registry = azure
+    quiet = {"say": lambda line: None}
+    build_steps.release("preprod", version="1", client=client, deployment_name="blue", **quiet)
+    first = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
+    assert (first["outcome"], first["deployment"], first["traffic"], first["stage"]) == (
+        "succeeded",
+        "blue",
+        100,
+        "preprod",
+    )
+    assert first["url"] == cloud.uri(ENDPOINT)
+
+    build_steps.release("preprod", version="2", client=client, deployment_name="green", keep_old=True, **quiet)
+    kept = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
+    assert (kept["outcome"], kept["traffic"]) == ("succeeded", 0)  # kept at 0% for a rollback: not live
+    assert [r.endpoint for r in governance.live_deployments(registry, registry.get("1"), client=client)] == []
+    assert [r.deployment for r in governance.live_deployments(registry, registry.get("2"), client=client)] == ["green"]
+
+    rows = governance.azure_endpoints(client, registry)
+    assert [(r["deployment"], r["version"], r["traffic"]) for r in rows if r["endpoint"] == ENDPOINT] == [
+        ("green", "2", 100),
+        ("blue", "1", 0),
+    ]
+
+    build_steps.rollback("preprod", client=client, **quiet)
+    assert json.loads(registry.get("2").tags[governance.deployment_tag("azure", ENDPOINT)])["outcome"] == "rolled-back"
+    back = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
+    assert (back["outcome"], back["traffic"]) == ("succeeded", 100)
+    assert [h.outcome for h in governance.history(registry.get("2"))] == ["succeeded", "rolled-back"]
+
+
+def test_azure_release_and_rollback_refuse_a_retired_version(azure):
+    from amlops.azure import build_steps
+
+    cloud, client, registry = azure
+    quiet = {"say": lambda line: None}
+    build_steps.release("preprod", version="1", client=client, deployment_name="blue", **quiet)
+    build_steps.release("preprod", version="2", client=client, deployment_name="green", keep_old=True, **quiet)
+    governance.retire(registry, "1", "leaks a feature from the future", say=lambda line: None)
+    assert registry.get("1").retired
+
+    cloud.events.clear()
+    with pytest.raises(RetiredVersionError, match="leaks a feature from the future"):
+        build_steps.release("preprod", version="1", client=client, deployment_name="again", **quiet)
+    with pytest.raises(RetiredVersionError, match="leaks a feature"):
+        build_steps.rollback("preprod", client=client, **quiet)  # blue serves the retired v1
+    assert not [e for e in cloud.events if e[0] in ("create_deployment", "endpoint")]  # nothing created or moved
+    assert cloud.endpoints[ENDPOINT].traffic == {"green": 100, "blue": 0}
+
+    with pytest.raises(RetiredVersionError):
+        registry.promote("1")
+    registry.promote("2")
+    assert registry.production().version == "2"
+
+
+def test_a_failed_azure_release_is_recorded_as_failed(azure):
+    from amlops.azure import build_steps
+    from amlops.serving.smoke import SmokeTestFailure
+
+    cloud, client, registry = azure
+    cloud.serve_wrong_model.add("bad")
+    with pytest.raises(SmokeTestFailure):
+        build_steps.release("preprod", version="1", client=client, deployment_name="bad", say=lambda line: None)
+    failed = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
+    assert (failed["outcome"], failed["deployment"]) == ("failed", "bad")
+    assert "predictions differ" in failed["detail"]
+
+
+def test_endpoints_list_target_azure(azure, monkeypatch, capsys):
+    from amlops.azure import build_steps
+
+    cloud, client, _ = azure
+    build_steps.release("preprod", version="2", client=client, deployment_name="blue", say=lambda line: None)
+    monkeypatch.setattr("amlops.azure.connection.connect", lambda config=None: client)
+    assert main(["endpoints", "list", "--target", "azure"]) == 0
+    out = capsys.readouterr().out
+    assert ENDPOINT in out
+    assert "blue" in out
+    assert cloud.uri(ENDPOINT) in out
+    assert f"{MODEL}-prod" in out  # the production stage's endpoint, not created yet
+
+
+def test_deleting_an_idle_azure_deployment_is_recorded(azure):
+    from amlops.azure import build_steps
+
+    _, client, registry = azure
+    quiet = {"say": lambda line: None}
+    build_steps.release("preprod", version="1", client=client, deployment_name="blue", **quiet)
+    build_steps.release("preprod", version="2", client=client, deployment_name="green", keep_old=True, **quiet)
+    described = governance.describe(registry, registry.get("1"), client=client)
+    assert [d["status"] for d in described["deployments"]] == ["standby (0% traffic)"]
+    before = governance.azure_serving(client, ENDPOINT)
+    governance.record_cleanup(registry, stage="preprod", endpoint=ENDPOINT, before=before, deleted=["blue"])
+    assert json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])["outcome"] == "undeployed"

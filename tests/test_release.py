@@ -1,0 +1,64 @@
+"""A failed local release never takes the endpoint: the old server keeps answering on the same port."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from amlops import governance
+from amlops.registry import Registry
+from amlops.serving.local import EndpointError, free_port, stop_recorded
+from amlops.settings import ProjectSettings
+
+pytestmark = pytest.mark.integration
+ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
+
+
+@pytest.fixture
+def fixed_port_config(project: Path) -> Path:
+    """A local deployment config on a fixed port, as `make serve` uses: old and new servers must share it."""
+    path = project / "deploymentConfig.release-test.yml"
+    text = (project / "deploymentConfig.local.yml").read_text()
+    path.write_text(text.replace("port: 31311", f"port: {free_port('127.0.0.1')}").replace("60\n", "20\n"))
+    return path
+
+
+@pytest.fixture
+def registry(project: Path, model_folder: Path) -> Registry:
+    """Version 1 (good, in production) and version 2 (its model file missing: ``init()`` raises)."""
+    registry = Registry()
+    registry.promote(registry.register_folder(model_folder, {}).version)
+    broken = project / "broken-model"
+    shutil.copytree(model_folder, broken)
+    (broken / "model.skops").unlink()
+    registry.register_folder(broken, {})
+    yield registry
+    stop_recorded(ProjectSettings().endpoints_dir)
+
+
+def _served(url: str) -> str:
+    answer = requests.post(f"{url}/score", json={"data": [ROW]}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["model"]["version"]
+
+
+def test_a_model_whose_init_raises_never_takes_the_endpoint(registry, fixed_port_config):
+    old, _ = governance.deploy_local("1", config=fixed_port_config)
+    assert _served(old.url) == "1"
+    with pytest.raises(EndpointError, match="exited with code"):
+        governance.deploy_local("2", config=fixed_port_config)
+    # The public URL still answers, from the old server, and the endpoint still names it.
+    assert [_served(old.url) for _ in range(20)] == ["1"] * 20
+    assert governance.running_local(ProjectSettings()).pid == old.pid
+
+
+def test_a_good_release_takes_over_the_same_port(registry, fixed_port_config, model_folder):
+    old, _ = governance.deploy_local("1", config=fixed_port_config)
+    version = registry.register_folder(model_folder, {}).version
+    new, smoke = governance.deploy_local(version, config=fixed_port_config)
+    assert new.url == old.url
+    assert smoke.model_version == version
+    assert [_served(new.url) for _ in range(20)] == [version] * 20  # the old server is gone from the port
