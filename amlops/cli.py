@@ -120,17 +120,14 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("data", args.data), ("alpha", args.alpha)) if v is not None}
     if args.published:
         name, _, version = args.published.partition(":")
+        if version and not version.isdigit():
+            raise LookupError(f"--published {args.published}: {version!r} is not a version number")
         if not args.promote:
             overrides["promote"] = False
         result = pipeline.run_published(name, int(version) if version else None, **overrides)
     else:
         result = pipeline.run(args.data, promote=args.promote, alpha=args.alpha)
-    outcome = {
-        "pipeline_run_id": result.run_id,
-        "decision": result.decision.outcome,
-        "reasons": result.decision.reasons,
-        **result.registration,
-    }
+    outcome = {"pipeline_run_id": result.run_id, **result.registration}
     sys.stdout.write(json.dumps(outcome, indent=2) + "\n")
     return 0
 

@@ -383,8 +383,9 @@ def register_commands(commands: argparse._SubParsersAction) -> None:
     """Add ``azure`` and its commands to the ``python -m amlops`` subparsers."""
     azure = commands.add_parser(
         "azure",
-        help="the lifecycle on Azure ML v2 (render, submit, publish, register-model, deploy, rollback, endpoint)",
-        description=__doc__.splitlines()[0],
+        help="the lifecycle on Azure ML v2 (render, check, submit, publish, register-model, deploy, smoke, "
+        "rollback, promote, cleanup, endpoint)",
+        description="The lifecycle on Azure ML v2. Only `render` works offline.",
     )
     add_subcommands(azure.add_subparsers(dest="azure_command", required=True, metavar="AZURE_COMMAND"))
 
