@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -113,32 +114,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _target(args: argparse.Namespace) -> str:
+    """``--target``, else ``AMLOPS_TARGET``; with Azure, ``--workspace-config`` is where the workspace is named."""
+    target = args.target or ProjectSettings().target
+    if target == "azure" and args.workspace_config:
+        os.environ["AMLOPS_AZURE_WORKSPACE_CONFIG"] = str(args.workspace_config)
+    return target
+
+
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
-    """Run prep → train → evaluate → register locally (or a published version with --published)."""
-    from amlops import pipeline
+    """Run prep → train → evaluate → register (or a published version with --published), here or on Azure ML."""
+    from amlops import workflow
 
     overrides = {k: v for k, v in (("data", args.data), ("alpha", args.alpha)) if v is not None}
+    if not args.promote:
+        overrides["promote"] = False
     if args.published:
         name, _, version = args.published.partition(":")
         if version and not version.isdigit():
             raise LookupError(f"--published {args.published}: {version!r} is not a version number")
-        if not args.promote:
-            overrides["promote"] = False
-        result = pipeline.run_published(name, int(version) if version else None, **overrides)
+        if _target(args) == "local":
+            overrides |= {"name": name, "version": int(version) if version else None}
+        outcome = workflow.run_published_pipeline(_target(args), **overrides)
     else:
-        result = pipeline.run(args.data, promote=args.promote, alpha=args.alpha)
-    outcome = {"pipeline_run_id": result.run_id, **result.registration}
-    sys.stdout.write(json.dumps(outcome, indent=2) + "\n")
+        outcome = workflow.run_pipeline(_target(args), **overrides)
+    sys.stdout.write(json.dumps(outcome, indent=2, default=str) + "\n")
     return 0
 
 
 def cmd_pipeline_publish(args: argparse.Namespace) -> int:
-    """Publish the pipeline definition as a new version (if it changed)."""
-    from amlops import pipeline
+    """Publish the pipeline: a versioned local definition, or an Azure ML pipeline component."""
+    from amlops import pipeline, workflow
 
     parameters = {k: v for k, v in (("data", args.data), ("alpha", args.alpha)) if v is not None}
-    published = pipeline.publish(args.name, parameters=parameters, description=args.description)
-    sys.stdout.write(json.dumps(asdict(published), indent=2) + "\n")
+    if _target(args) == "azure":
+        published = workflow.publish_pipeline("azure", **parameters)
+    else:
+        published = asdict(pipeline.publish(args.name, parameters=parameters, description=args.description))
+    sys.stdout.write(json.dumps(published, indent=2, default=str) + "\n")
     return 0
 
 
@@ -520,12 +533,14 @@ def parser() -> argparse.ArgumentParser:
     run_pipeline.add_argument("--alpha", type=float, default=None, help="override sklearn.runconfig's --alpha")
     run_pipeline.add_argument("--no-promote", dest="promote", action="store_false")
     run_pipeline.add_argument("--published", default=None, metavar="NAME[:VERSION]", help="run a published version")
+    _target_options(run_pipeline)
     publish = pipeline_commands.add_parser("publish", help="publish the pipeline as a named, versioned definition")
     publish.set_defaults(handler=cmd_pipeline_publish)
     publish.add_argument("--name", default=DEFAULT_PIPELINE_NAME)
     publish.add_argument("--data", default=None, help="default data path (relative to the repository)")
     publish.add_argument("--alpha", type=float, default=None, help="default alpha")
     publish.add_argument("--description", default="")
+    _target_options(publish)
     listing = pipeline_commands.add_parser("list", help="list a pipeline's published versions")
     listing.set_defaults(handler=cmd_pipeline_list)
     listing.add_argument("--name", default=DEFAULT_PIPELINE_NAME)

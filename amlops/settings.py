@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,7 +46,9 @@ class ProjectSettings(BaseSettings):
     tracking_uri: str | None = Field(
         default=None, description="MLflow tracking/registry URI; default: SQLite file in the root."
     )
-    target: str = Field(default="local", description="Where stages run: local or azure.")
+    target: Literal["local", "azure"] = Field(
+        default="local", description="Where commands with --target run by default: local or azure."
+    )
 
     @property
     def in_azureml_job(self) -> bool:

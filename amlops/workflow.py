@@ -53,6 +53,16 @@ def _azure():
     return connection.connect()
 
 
+def _promote_on_azure(outcome: dict) -> dict:
+    """Move the workspace's production marker to a version the pipeline registered (as a local run does)."""
+    from amlops.azure import operations
+
+    if outcome["registered_version"]:
+        operations.promote(_azure(), ProjectSettings().model_name, outcome["registered_version"])
+        outcome["production_version"] = outcome["registered_version"]
+    return outcome
+
+
 def _outcome(outcome: dict) -> dict:
     """An Azure pipeline job's outcome in the same shape as a local run's."""
     return {"run_id": outcome["pipeline_run_id"], "folder": outcome["pipeline_run_id"]} | {
@@ -74,7 +84,7 @@ def run_pipeline(target: str = "local", **parameters) -> dict:
     """
     check_target(target)
     if target == "azure":
-        from amlops.azure import build_steps, operations
+        from amlops.azure import build_steps
 
         alpha = parameters.get("alpha")
         outcome = _outcome(
@@ -82,10 +92,7 @@ def run_pipeline(target: str = "local", **parameters) -> dict:
                 client=_azure(), data=parameters.get("data"), inputs=None if alpha is None else {"alpha": alpha}
             )
         )
-        if outcome["registered_version"] and parameters.get("promote", True):
-            operations.promote(_azure(), ProjectSettings().model_name, outcome["registered_version"])
-            outcome["production_version"] = outcome["registered_version"]
-        return outcome
+        return _promote_on_azure(outcome) if parameters.get("promote", True) else outcome
     from amlops import pipeline
 
     result = pipeline.run(
@@ -97,8 +104,8 @@ def run_pipeline(target: str = "local", **parameters) -> dict:
 def _summary(result) -> dict:
     return {
         "run_id": result.run_id,
-        "outcome": result.decision.outcome,
-        "reasons": result.decision.reasons,
+        "outcome": result.registration["outcome"],  # the register step's verdict: it re-checks under a lock
+        "reasons": result.registration["reasons"],
         "candidate": result.decision.candidate,
         "production": result.decision.production,
         "registered_version": result.registration["registered_version"],
@@ -128,8 +135,9 @@ def run_published_pipeline(target: str = "local", **parameters) -> dict:
     if target == "azure":
         from amlops.azure import build_steps
 
-        data = parameters.pop("data", None)
-        return _outcome(build_steps.run_published(client=_azure(), data=data, inputs=parameters))
+        data, promote = parameters.pop("data", None), parameters.pop("promote", True)
+        outcome = _outcome(build_steps.run_published(client=_azure(), data=data, inputs=parameters))
+        return _promote_on_azure(outcome) if promote else outcome
     from amlops import pipeline
 
     return _summary(pipeline.run_published(**parameters))

@@ -1,0 +1,56 @@
+"""The CLI's target selection and published pipelines, as users call them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from amlops.cli import EXIT_BAD_INPUT, main
+
+
+@pytest.fixture
+def no_workspace(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from amlops import workflow
+    from amlops.azure.connection import WORKSPACE_VARIABLES
+
+    for name in (*WORKSPACE_VARIABLES, "AMLOPS_AZURE_WORKSPACE_CONFIG", "AMLOPS_TARGET"):
+        monkeypatch.delenv(name, raising=False)
+    workflow._azure.cache_clear()
+    return project
+
+
+@pytest.mark.parametrize("command", [["pipeline", "run"], ["pipeline", "publish"], ["models", "show"]])
+def test_target_azure_without_a_workspace_says_what_to_provide(no_workspace, command, caplog):
+    assert main([*command, "--target", "azure"]) == EXIT_BAD_INPUT
+    assert "config.json in the project root" in caplog.text
+
+
+def test_the_default_target_comes_from_the_environment(no_workspace, monkeypatch, caplog):
+    monkeypatch.setenv("AMLOPS_TARGET", "azure")
+    assert main(["pipeline", "run"]) == EXIT_BAD_INPUT
+    assert "config.json in the project root" in caplog.text
+
+
+def test_an_unknown_target_in_the_environment_is_named(no_workspace, monkeypatch, caplog):
+    monkeypatch.setenv("AMLOPS_TARGET", "cloud")
+    assert main(["pipeline", "run"]) == EXIT_BAD_INPUT
+    assert "AMLOPS_TARGET='cloud'" in caplog.text
+
+
+@pytest.mark.integration
+def test_publish_then_rerun_a_published_version_with_another_alpha(no_workspace, capsys):
+    assert main(["pipeline", "publish"]) == 0
+    published = json.loads(capsys.readouterr().out)
+    assert (published["name"], published["version"]) == ("diabetes-ridge-training", 1)
+    assert main(["pipeline", "publish"]) == 0  # unchanged: same version
+    assert json.loads(capsys.readouterr().out)["version"] == 1
+    assert main(["pipeline", "run", "--published", "diabetes-ridge-training:1"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["outcome"] == "register"
+    assert main(["pipeline", "run", "--published", "diabetes-ridge-training", "--alpha", "1000"]) == 0
+    worse = json.loads(capsys.readouterr().out)
+    assert worse["outcome"] == "keep"
+    assert worse["production_version"] == "1"
+    assert main(["pipeline", "run", "--published", "diabetes-ridge-training:7"]) == EXIT_BAD_INPUT
