@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
@@ -301,7 +302,15 @@ def cmd_models_check(args: argparse.Namespace) -> int:
 
     rules = EfficacySettings()
     registry, client = _governed(args)
-    report = governance.check_efficacy(registry, args.data, rules=rules)
+    with tempfile.TemporaryDirectory(prefix="amlops-check-data-") as scratch:
+        data = args.data
+        if str(data).startswith("azureml:"):
+            if client is None:
+                raise LookupError(f"--data {data}: an Azure ML data asset needs --target azure")
+            from amlops.azure.operations import download_data_asset
+
+            data = download_data_asset(client, str(data), Path(scratch))
+        report = governance.check_efficacy(registry, data, rules=rules)
     retrained = None
     if report.degraded and (args.retrain or rules.retrain):
         log.info("degraded: starting the training pipeline on %s", args.data)
@@ -586,7 +595,12 @@ def parser() -> argparse.ArgumentParser:
         "check", help="score production on newer labelled data: ok (exit 0) or degraded (exit 4)"
     )
     check.set_defaults(handler=cmd_models_check)
-    check.add_argument("--data", type=Path, required=True, help="labelled CSV with the training schema")
+    check.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="labelled CSV with the training schema, or a data asset azureml:NAME:VERSION (--target azure)",
+    )
     check.add_argument("--retrain", action="store_true", help="start the training pipeline on it when degraded")
     check.add_argument("--json", action="store_true")
     _target_options(check)

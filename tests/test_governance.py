@@ -531,3 +531,38 @@ def test_deleting_an_idle_azure_deployment_is_recorded(azure):
     before = governance.azure_serving(client, ENDPOINT)
     governance.record_cleanup(registry, stage="preprod", endpoint=ENDPOINT, before=before, deleted=["blue"])
     assert json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])["outcome"] == "undeployed"
+
+
+class FakeData:
+    def __init__(self, path: str):
+        self.path = path
+        self.calls: list[tuple] = []
+
+    def get(self, name: str, version: str | None = None, label: str | None = None):
+        self.calls.append((name, version, label))
+        return SimpleNamespace(name=name, version=version or "9", path=self.path, type="uri_file")
+
+
+def test_models_check_reads_an_azure_data_asset(tmp_path: Path, monkeypatch):
+    from amlops.azure import operations
+
+    def download(client, uri: str, dest: Path) -> Path:
+        assert uri == "azureml://datastores/workspaceblobstore/paths/checks/shifted.csv"
+        dest.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copy2(SHIFTED, dest / "shifted.csv"))
+
+    monkeypatch.setattr(operations, "_download_aml_uri", download)
+    data = FakeData("azureml://datastores/workspaceblobstore/paths/checks/shifted.csv")
+    client = SimpleNamespace(data=data)
+    path = operations.download_data_asset(client, "azureml:diabetes-checks:3", tmp_path / "a")
+    assert path.read_bytes() == SHIFTED.read_bytes()
+    assert data.calls == [("diabetes-checks", "3", None)]
+    operations.download_data_asset(client, "azureml:diabetes-checks@latest", tmp_path / "b")
+    assert data.calls[-1] == ("diabetes-checks", None, "latest")
+    with pytest.raises(operations.AzureOperationError, match="only datastore paths"):
+        operations.download_data_asset(SimpleNamespace(data=FakeData("https://x/y.csv")), "azureml:d:1", tmp_path)
+
+
+def test_a_data_asset_needs_the_azure_target(project: Path, caplog):
+    assert main(["models", "check", "--data", "azureml:diabetes-checks:3"]) == 2
+    assert "needs --target azure" in caplog.text
