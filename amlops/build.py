@@ -262,6 +262,8 @@ def run(step: str, context: BuildContext) -> None:
     if context.target == "local" and not os.environ.get("AMLOPS_TRACKING_URI"):
         os.environ["AMLOPS_TRACKING_URI"] = dry_run_registry(context.artifact_dir)
         log.info("build: local registry %s", os.environ["AMLOPS_TRACKING_URI"])
+        if os.environ.pop("AMLOPS_EVENTS_COMMAND", None):
+            log.info("build: AMLOPS_EVENTS_COMMAND is not run for a dry run's events")
     names = list(STEPS) if step == "all" else [step]
     for number, name in enumerate(names, start=1):
         log.info("build: step %d/%d %s", number, len(names), name)

@@ -134,8 +134,7 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
         name, _, version = args.published.partition(":")
         if version and not version.isdigit():
             raise LookupError(f"--published {args.published}: {version!r} is not a version number")
-        if _target(args) == "local":
-            overrides |= {"name": name, "version": int(version) if version else None}
+        overrides |= {"name": name, "version": int(version) if version else None}
         outcome = workflow.run_published_pipeline(_target(args), **overrides)
     else:
         outcome = workflow.run_pipeline(_target(args), **overrides)
@@ -311,11 +310,11 @@ def cmd_models_check(args: argparse.Namespace) -> int:
 
             data = download_data_asset(client, str(data), Path(scratch))
         report = governance.check_efficacy(registry, data, rules=rules)
-    retrained = None
-    if report.degraded and (args.retrain or rules.retrain):
-        log.info("degraded: starting the training pipeline on %s", args.data)
-        target = "azure" if client is not None else "local"
-        retrained = governance.retrain(args.data, target=target, client=client)
+        retrained = None
+        if report.degraded and (args.retrain or rules.retrain):
+            log.info("degraded: starting the training pipeline on %s", args.data)
+            target = "azure" if client is not None else "local"
+            retrained = governance.retrain(data, target=target, client=client)
     if args.json:
         sys.stdout.write(json.dumps(asdict(report) | {"retrained": retrained}, indent=2) + "\n")
     else:

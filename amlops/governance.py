@@ -70,7 +70,6 @@ HISTORY_LIMIT = 20
 #: and other registries 5,000: the history stays under the smallest).
 TAG_VALUE_BUDGET = 5000
 OUTCOMES = ("succeeded", "failed", "rolled-back", "undeployed")
-EVENTS_FILE = "events.jsonl"
 #: Events :func:`emit` sends.
 EVENT_TYPES = ("model.registered", "model.promoted", "model.retired", "model.unretired", "model.degraded")
 #: CI variables naming who started a build, in order of preference, with the system that sets them.
@@ -162,7 +161,7 @@ def emit(
         "details": details or {},
     }
     line = json.dumps(event, sort_keys=True, default=str)
-    path = settings.state_dir / EVENTS_FILE
+    path = settings.events_file
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as sink:
         sink.write(line + "\n")
@@ -202,7 +201,7 @@ def _run_event_command(rules: EventSettings, kind: str, line: str) -> None:
 
 def read_events(settings: ProjectSettings | None = None) -> list[dict]:
     """Every event in the local event log, oldest first."""
-    path = (settings or ProjectSettings()).state_dir / EVENTS_FILE
+    path = (settings or ProjectSettings()).events_file
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -654,12 +653,14 @@ def deploy_local(
     )
     if port is not None:
         deployment = deployment.model_copy(update={"port": port})
-    endpoint = LocalEndpoint(staged, deployment, settings.endpoints_dir, name=name)
     new = f"v{staged.model_version}"
     # Servers share the public port (SO_REUSEPORT) and answer checks on their own direct port; one recorded by an
     # older version of this code has no direct port and cannot share: it is stopped first.
     same_port = old is not None and deployment.port != 0 and deployment.port == _port(old.url)
     blocking = same_port and not old.direct_url
+    endpoint = LocalEndpoint(
+        staged, deployment, settings.endpoints_dir, name=name, share_port=same_port and not blocking
+    )
     if blocking:
         log.info(
             "endpoint %s: v%s holds port %d; stopping it before %s starts", name, old.model_version, _port(old.url), new

@@ -83,6 +83,11 @@ class ProjectSettings(BaseSettings):
         return self.state_dir / "artifacts"
 
     @property
+    def events_file(self) -> Path:
+        """Lifecycle events of this registry, one JSON line each (beside the registry's own files)."""
+        return self.artifact_root.parent / "events.jsonl"
+
+    @property
     def build_dir(self) -> Path:
         """Git-ignored folder for pipeline outputs, staged deployments and endpoint state."""
         return self.root / "build"

@@ -134,9 +134,22 @@ def run_published_pipeline(target: str = "local", **parameters) -> dict:
     check_target(target)
     if target == "azure":
         from amlops.azure import build_steps
+        from amlops.azure.translate import Project
 
         data, promote = parameters.pop("data", None), parameters.pop("promote", True)
-        outcome = _outcome(build_steps.run_published(client=_azure(), data=data, inputs=parameters))
+        name, version = parameters.pop("name", None), parameters.pop("version", None)
+        project = Project.load()
+        if name and name != project.pipeline_name:
+            raise LookupError(f"the published pipeline component is {project.pipeline_name!r}, not {name!r}")
+        outcome = _outcome(
+            build_steps.run_published(
+                client=_azure(),
+                project=project,
+                data=data,
+                version=None if version is None else str(version),
+                inputs=parameters,
+            )
+        )
         return _promote_on_azure(outcome) if promote else outcome
     from amlops import pipeline
 

@@ -190,8 +190,10 @@ def test_release_flow_preprod_then_approved_production_then_rollback():
     assert template["parameters"]["stage"] == "prod"
     commands = [_commands(s) for s in steps]
     assert template["parameters"]["extraArguments"] == "--keep-old"  # so that Rollback has somewhere to go
-    assert ["azure promote" in c for c in commands][-2:] == [True, False], "promote after deploy and smoke test"
-    assert "azure cleanup --stage prod" in commands[-1], "the old deployment goes only when the release is final"
+    assert "azure promote" in commands[-1], "the production marker moves last, after the deploy and smoke test"
+    cleanup = jobs["Cleanup"]
+    assert (cleanup["dependsOn"], cleanup["condition"]) == ("DeployProduction", "succeeded()")
+    assert "azure cleanup --stage prod" in _commands(_steps(cleanup)[-1]), "the old deployment goes last"
     deploy = yaml.safe_load((REPO / "pipelines" / "templates" / "deploy-stage.yml").read_text())["steps"]
     assert ["azure deploy" in _commands(s) for s in deploy][1:] == [True, False]
     assert "azure smoke" in _commands(deploy[-1])

@@ -62,3 +62,13 @@ def test_a_good_release_takes_over_the_same_port(registry, fixed_port_config, mo
     assert new.url == old.url
     assert smoke.model_version == version
     assert [_served(new.url) for _ in range(20)] == [version] * 20  # the old server is gone from the port
+
+
+def test_another_endpoint_cannot_take_a_port_in_use(registry, fixed_port_config, project: Path):
+    """`make serve` (or any other endpoint) must not silently share the port of a deployed endpoint."""
+    from amlops.cli import main
+
+    old, _ = governance.deploy_local("1", config=fixed_port_config)
+    assert main(["serve", "--config", str(fixed_port_config)]) == 1
+    assert [_served(old.url) for _ in range(10)] == ["1"] * 10
+    assert governance.running_local(ProjectSettings()).pid == old.pid

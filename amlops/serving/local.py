@@ -66,6 +66,18 @@ def exposure_warning(host: str) -> str | None:
     )
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be bound on ``host`` by a socket that does not share it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(host: str) -> int:
     """A TCP port that is free on ``host`` right now."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -83,7 +95,14 @@ class LocalEndpoint:
             requests.post(endpoint.state.scoring_uri, json={"data": [...]})
     """
 
-    def __init__(self, staged: StagedDeployment, config: LocalDeploymentConfig, state_dir: Path, name: str = "local"):
+    def __init__(
+        self,
+        staged: StagedDeployment,
+        config: LocalDeploymentConfig,
+        state_dir: Path,
+        name: str = "local",
+        share_port: bool = False,
+    ):
         self.staged = staged
         self.config = config
         self.state_dir = Path(state_dir)
@@ -91,6 +110,8 @@ class LocalEndpoint:
         self.process: subprocess.Popen | None = None
         self.state: EndpointState | None = None
         self.recorded = False
+        #: Only a release replacing the server recorded under the same name may share its public port.
+        self.share_port = share_port
 
     @property
     def state_file(self) -> Path:
@@ -135,6 +156,11 @@ class LocalEndpoint:
         if warning:
             log.warning("endpoint %s: %s", self.name, warning)
         port = self.config.port or free_port(host)
+        if self.config.port and not self.share_port and not port_is_free(host, port):
+            raise EndpointError(
+                f"endpoint {self.name}: port {port} on {host} is in use (another endpoint? `python -m amlops "
+                "endpoints list` shows them, `undeploy --name NAME` stops one); stop it or choose another port"
+            )
         direct_port = free_port(host)
         url, direct_url = (f"http://{'[' + host + ']' if ':' in host else host}:{p}" for p in (port, direct_port))
         self.state_dir.mkdir(parents=True, exist_ok=True)
