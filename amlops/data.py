@@ -166,6 +166,16 @@ def features_and_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return frame.loc[:, list(FEATURES)], frame[TARGET]
 
 
+def write_csv_with_sha256(frame: pd.DataFrame, path: Path) -> str:
+    """Write a table as CSV with deterministic bytes, and its sha256 beside it (``<name>.sha256``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
+    digest = sha256_file(path)
+    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
 def write_snapshot(path: Path) -> str:
     """Write scikit-learn's diabetes data set (raw units) as a CSV and return its sha256.
 
@@ -174,12 +184,7 @@ def write_snapshot(path: Path) -> str:
     from sklearn.datasets import load_diabetes
 
     frame = load_diabetes(as_frame=True, scaled=False).frame.loc[:, [*FEATURES, TARGET]]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
-    digest = sha256_file(path)
-    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
-    return digest
+    return write_csv_with_sha256(frame, path)
 
 
 #: Seed and noise of :func:`write_shifted_fixture` (changing either changes the committed fixture's bytes).
@@ -210,9 +215,4 @@ def write_shifted_fixture(path: Path, *, seed: int = SHIFTED_SEED, noise: float 
     score = score.to_numpy() + noise * np.random.default_rng(seed).standard_normal(len(frame))
     rank = np.argsort(np.argsort(score, kind="stable"), kind="stable")
     frame[TARGET] = np.sort(frame[TARGET].to_numpy())[rank]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
-    digest = sha256_file(path)
-    path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
-    return digest
+    return write_csv_with_sha256(frame, path)
