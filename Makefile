@@ -47,6 +47,13 @@ format: $(ENV) ## Reformat the code with ruff
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+.PHONY: bench
+bench: $(ENV) ## Benchmark the endpoint vs its floor and peers (~10 min, installs wrk); results in build/bench/
+	@command -v wrk >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); echo "installing wrk (load generator)"; \
+	  $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; } \
+	  || echo "wrk could not be installed: the Python load generator is used (it saturates first; see its ceiling)"; }
+	$(PY) -m bench --update-docs
+
 serve: $(ENV) ## Serve the production model on 127.0.0.1 in the foreground until Ctrl-C
 	$(PY) -m amlops serve
 

@@ -1,0 +1,149 @@
+"""Time of each lifecycle stage of a ``make run`` in a throw-away copy of the project.
+
+The parent (:func:`measure`) copies the configuration files and data into a temporary folder, points
+``AMLOPS_ROOT`` at it and runs ``python -m bench.lifecycle`` there: that child runs exactly what
+``make run`` runs (``amlops.cli.main(["run"])``) with timers wrapped around the pipeline steps, the
+deployment, the endpoint start and the smoke test, and writes what it measured as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+#: What a copy of the project needs to run the lifecycle (the code comes from the installed package), as in
+#: ``tests/conftest.py``.
+PROJECT_FILES = (
+    "sklearn.runconfig",
+    "myenv.yml",
+    "inferenceConfig.yml",
+    "deploymentConfig.yml",
+    "deploymentConfig.local.yml",
+    "score.py",
+    "train.py",
+    "pyproject.toml",
+    "data",
+    "environments",
+)
+STAGES = ("startup", "prep", "train", "evaluate", "register", "deploy", "smoke test", "other")
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy the project's configuration, data and entry scripts into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name)
+        elif source.exists():
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def measure(work: Path, timeout: float = 300) -> dict:
+    """One ``make run``-equivalent in a fresh copy of the project under ``work``: seconds per stage.
+
+    Raises:
+        RuntimeError: if the run fails.
+    """
+    root = copy_project(Path(tempfile.mkdtemp(prefix="lifecycle-", dir=work)) / "project")
+    report = root.parent / "lifecycle.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMLOPS_", "MLFLOW_TRACKING", "PYTEST"))}
+    env |= {
+        "AMLOPS_ROOT": str(root),
+        "PYTHONPATH": str(REPO),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
+    launched = time.monotonic()
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench.lifecycle", "--report", str(report), "--launched", repr(launched)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    total = time.monotonic() - launched
+    if finished.returncode != 0 or not report.is_file():
+        raise RuntimeError(
+            f"the lifecycle run failed ({finished.returncode}):\n{finished.stdout[-2000:]}\n{finished.stderr[-3000:]}"
+        )
+    stages = json.loads(report.read_text())
+    stages["other"] = total - sum(stages.values())
+    stages["total"] = total
+    shutil.rmtree(root.parent, ignore_errors=True)
+    return stages
+
+
+# --- the child ------------------------------------------------------------------------------------------
+
+
+def _timed(stages: dict[str, float], name: str, function):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        started = time.monotonic()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            stages[name] = stages.get(name, 0.0) + time.monotonic() - started
+
+    return wrapper
+
+
+def _run_instrumented(launched: float) -> dict[str, float]:
+    from amlops import cli
+    from amlops.serving import deploy, local, smoke
+    from amlops.steps import evaluate, prep, register
+    from amlops.steps import train as train_step
+
+    stages: dict[str, float] = {}
+    first_step: list[float] = []
+
+    def first(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            first_step.append(time.monotonic())
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    prep.main = first(_timed(stages, "prep", prep.main))
+    train_step.main = _timed(stages, "train", train_step.main)
+    evaluate.main = _timed(stages, "evaluate", evaluate.main)
+    register.main = _timed(stages, "register", register.main)
+    # deploy = download from the registry + staging + starting the server until its liveness answers.
+    deploy.local_endpoint = _timed(stages, "deploy", deploy.local_endpoint)
+    local.LocalEndpoint.start = _timed(stages, "deploy", local.LocalEndpoint.start)
+    smoke.smoke_local = _timed(stages, "smoke test", smoke.smoke_local)
+
+    code = cli.main(["run"])
+    if code != 0:
+        raise SystemExit(code)
+    stages["startup"] = first_step[0] - launched  # interpreter, imports, MLflow set-up
+    return stages
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``make run``'s lifecycle with timers and write the stage times to ``--report``."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--report", type=Path, required=True)
+    parser.add_argument("--launched", type=float, required=True, help="time.monotonic() when the parent started us")
+    args = parser.parse_args(argv)
+    stages = _run_instrumented(args.launched)
+    args.report.write_text(json.dumps(stages))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,292 @@
+"""The scoring fast paths (docs/performance.md) give exactly what the general paths give.
+
+* :class:`LinearPipeline` (the skops file read without scikit-learn) predicts what the estimator predicts.
+* The simdjson parse of a list-of-lists body reads the numbers :func:`json.loads` reads, or steps aside.
+* Small batches predicted in plain Python, and large answers serialised by orjson, agree with the rest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.linear_model import Lasso, LinearRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+from amlops.data import FEATURES
+from amlops.scoring import (
+    FOLD_FROM_ROWS,
+    FOLD_TOLERANCE,
+    PYTHON_ROWS,
+    SERIALIZE_FROM_ROWS,
+    SIMDJSON_FROM_BYTES,
+    LinearPipeline,
+    ScoringService,
+    _list_body_matrix,
+    load_model,
+    parse_rows,
+    read_linear_pipeline,
+)
+from amlops.settings import ScoringSettings
+from tests.test_scoring import RECORD, ROW, body
+
+TOLERANCE = 1e-9
+
+
+def random_rows(diabetes: pd.DataFrame, count: int, seed: int = 0) -> np.ndarray:
+    """Rows spread over and beyond the snapshot's range, some integral, some far outside it."""
+    rng = np.random.default_rng(seed)
+    features = diabetes.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+    low, high = features.min(axis=0), features.max(axis=0)
+    span = high - low
+    rows = rng.uniform(low - span, high + span, size=(count, len(FEATURES)))
+    rows[: count // 4] = np.round(rows[: count // 4])  # integers, as clients often send
+    rows[count // 4 : count // 2] *= rng.choice([1e-3, 1.0, 1e3, 1e6], size=(count // 2 - count // 4, 1))
+    return rows
+
+
+def fitted(estimator, diabetes: pd.DataFrame):
+    features = diabetes.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+    return estimator.fit(features, diabetes["target"].to_numpy(dtype=np.float64))
+
+
+LINEAR_MODELS = {
+    "scaler-ridge": lambda: Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=1.0))]),
+    "scaler-ridge-alpha-0.01": lambda: Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=0.01))]),
+    "no-mean": lambda: Pipeline([("scale", StandardScaler(with_mean=False)), ("ridge", Ridge())]),
+    "no-std": lambda: Pipeline([("scale", StandardScaler(with_std=False)), ("ols", LinearRegression())]),
+    "no-intercept": lambda: Pipeline([("scale", StandardScaler()), ("ridge", Ridge(fit_intercept=False))]),
+    "two-scalers": lambda: Pipeline([("a", StandardScaler()), ("b", StandardScaler()), ("ridge", Ridge())]),
+    "ridge-alone": lambda: Ridge(alpha=0.5),
+    "ols-alone": lambda: LinearRegression(),
+}
+
+
+@pytest.mark.parametrize("kind", LINEAR_MODELS)
+def test_linear_pipeline_predicts_what_the_estimator_predicts(kind: str, diabetes: pd.DataFrame, tmp_path: Path):
+    estimator = fitted(LINEAR_MODELS[kind](), diabetes)
+    sio.dump(estimator, tmp_path / "model.skops")
+    linear = read_linear_pipeline(tmp_path / "model.skops")
+    assert linear is not None
+    rows = random_rows(diabetes, 20_000)
+    expected = estimator.predict(rows)
+    np.testing.assert_allclose(linear.predict(rows), expected, rtol=0, atol=TOLERANCE)
+    for start in range(0, 400, 4):  # a few rows at a time, in plain Python
+        python = linear.predict_rows(rows[start : start + 4].tolist())
+        if python is not None:
+            np.testing.assert_allclose(python, expected[start : start + 4], rtol=0, atol=TOLERANCE)
+
+
+def test_the_project_model_is_served_by_the_fast_path(model_folder: Path, diabetes: pd.DataFrame):
+    model = load_model(model_folder, "diabetes-ridge", "7")
+    assert model.linear is not None
+    assert model._estimator is None  # scikit-learn is not even loaded
+    rows = random_rows(diabetes, 50_000, seed=1)
+    np.testing.assert_allclose(model.linear.predict(rows), model.estimator.predict(rows), rtol=0, atol=TOLERANCE)
+    snapshot_rows = diabetes.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+    expected = model.estimator.predict(snapshot_rows)
+    np.testing.assert_array_equal(model.linear.exact_predict(snapshot_rows), expected)  # the same arithmetic
+    np.testing.assert_allclose(model.linear.predict(snapshot_rows), expected, rtol=0, atol=FOLD_TOLERANCE)
+
+
+def test_the_folded_map_stays_within_its_tolerance_inside_its_bound(model_folder: Path):
+    model = load_model(model_folder)
+    *_, bound = model.linear._folded
+    assert bound > 301  # the snapshot's largest value: real rows take the folded map
+    rows = np.random.default_rng(3).uniform(-bound, bound, size=(200_000, len(FEATURES)))
+    rows[:1000] = np.sign(rows[:1000]) * bound  # the corners, where the rounding bound is reached
+    np.testing.assert_allclose(model.linear.predict(rows), model.estimator.predict(rows), rtol=0, atol=FOLD_TOLERANCE)
+    outside = rows[:FOLD_FROM_ROWS].copy()
+    outside[5, 3] = bound * 1.01  # one value beyond the bound: scikit-learn's own arithmetic for the batch
+    np.testing.assert_array_equal(model.linear.predict(outside), model.linear.exact_predict(outside))
+
+
+def test_predict_rows_steps_aside_for_values_where_the_order_of_summation_could_matter(model_folder: Path):
+    linear = load_model(model_folder).linear
+    assert linear.predict_rows([ROW]) is not None
+    for huge in ([1e300] * 10, [10**400, *ROW[1:]], [float("nan"), *ROW[1:]], [1e12, *ROW[1:]]):
+        assert linear.predict_rows([ROW, huge]) is None
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        lambda: Pipeline([("poly", PolynomialFeatures(2)), ("ridge", Ridge())]),
+        lambda: Pipeline([("scale", StandardScaler()), ("lasso", Lasso(alpha=0.1))]),
+    ],
+    ids=["polynomial", "lasso"],
+)
+def test_other_models_are_not_read_as_linear_pipelines(estimator, diabetes: pd.DataFrame, tmp_path: Path):
+    sio.dump(fitted(estimator(), diabetes), tmp_path / "model.skops")
+    assert read_linear_pipeline(tmp_path / "model.skops") is None
+
+
+def test_a_model_the_fast_path_does_not_read_is_served_by_scikit_learn(
+    model_folder: Path, diabetes: pd.DataFrame, tmp_path: Path
+):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_folder, folder)
+    estimator = fitted(Pipeline([("poly", PolynomialFeatures(2)), ("ridge", Ridge())]), diabetes)
+    sio.dump(estimator, folder / "model.skops")
+    model = load_model(folder, "poly", "1")
+    assert model.linear is None
+    rows = diabetes.loc[:9, list(FEATURES)].to_numpy(dtype=np.float64)
+    status, payload = ScoringService(model).handle(body(rows.tolist()))
+    assert status == 200
+    np.testing.assert_allclose(payload["predictions"], estimator.predict(rows), rtol=0, atol=TOLERANCE)
+
+
+def test_read_linear_pipeline_gives_none_for_a_file_that_is_not_skops(tmp_path: Path):
+    (tmp_path / "model.skops").write_bytes(b"not a zip file")
+    assert read_linear_pipeline(tmp_path / "model.skops") is None
+    with pytest.raises(FileNotFoundError):
+        read_linear_pipeline(tmp_path / "missing.skops")
+
+
+# --- parsing -------------------------------------------------------------------------------------------
+
+
+def number_text(value: float, rng: random.Random) -> str:
+    """One JSON number written in one of the many ways clients write numbers."""
+    style = rng.randrange(8)
+    if style == 0:
+        return str(round(value))
+    if style == 1:
+        return repr(value)
+    if style == 2:
+        return f"{value:.17e}"
+    if style == 3:
+        return f"{value:E}".replace("E+0", "E+").replace("E-0", "E-")
+    if style == 4:
+        return f"{value:.25f}"
+    if style == 5:
+        return str(rng.choice([0, -0, 2**53 + 1, 2**63 - 1, 2**63 + 1, 2**64 - 1, -(2**63)]))
+    if style == 6:
+        return rng.choice(["-0", "-0.0", "0e0", "1E-400", "4.9e-324", "1.7976931348623157e308", "0." + "3" * 40])
+    return f"{value:g}"
+
+
+def random_body(rng: random.Random, rows: int, width: int = len(FEATURES)) -> bytes:
+    space = [" ", "", "\n", "\t", "\r\n  "]
+    lines = []
+    for _ in range(rows):
+        values = [number_text(rng.uniform(-1e3, 1e3), rng) for _ in range(width)]
+        lines.append("[" + ("," + rng.choice(space)).join(values) + rng.choice(space) + "]")
+    return ('{"data"' + rng.choice(space) + ":" + rng.choice(space) + "[" + ",".join(lines) + "]}").encode()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_simdjson_path_reads_the_numbers_json_loads_reads(seed: int):
+    rng = random.Random(seed)
+    raw = random_body(rng, rng.choice([1, 2, 7, 50, 300]))
+    fast = _list_body_matrix(raw, len(FEATURES), 10_000)
+    expected = np.array(json.loads(raw)["data"], dtype=np.float64)
+    assert fast is not None, raw[:200]
+    np.testing.assert_array_equal(fast, expected)
+    np.testing.assert_array_equal(parse_rows(raw, FEATURES, ScoringSettings()), expected)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        body([RECORD]),
+        body([ROW]).replace("59", "NaN"),
+        body([ROW]).replace("59", str(2**64)),
+        body([ROW]).replace("59", "123456789" * 3),
+        body([ROW]).replace("59", "1e400"),
+        body([ROW]).replace("59", "059"),
+        body([ROW]).replace("59", "+59"),
+        body([ROW]).replace("59", ".59"),
+        body([ROW]).replace("59", "true"),
+        body([ROW]).replace("59", '"59"'),
+        body([ROW]).replace("59", "[59]"),
+        body([ROW, ROW[:9]]),
+        body([[*ROW[:9], [ROW[9]]]]),
+        body([]),
+        '{"data": [[1,2,3,4,5,6,7,8,9,10]], "data": [[1,2,3,4,5,6,7,8,9,10]]}',
+        '{"datae": [[1,2,3,4,5,6,7,8,9,10]]}',
+        '{"da ta": [[1,2,3,4,5,6,7,8,9,10]]}',
+        '{"data": [[1,2,3,4,5,6,7,8,9,10],]}',
+        '{"data": [[1,2,3,4,5,6,7,8,9,10]]} x',
+        "\ufeff" + body([ROW]),
+    ],
+)
+def test_the_simdjson_path_steps_aside_for_anything_else(raw: str):
+    assert _list_body_matrix(raw.encode("utf-8", "surrogatepass"), len(FEATURES), 10_000) is None
+
+
+def test_the_simdjson_path_respects_the_batch_limit():
+    raw = body([ROW] * 5).encode()
+    assert _list_body_matrix(raw, len(FEATURES), 5) is not None
+    assert _list_body_matrix(raw, len(FEATURES), 4) is None
+
+
+# --- the service ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rows", [1, 2, PYTHON_ROWS, PYTHON_ROWS + 1, SERIALIZE_FROM_ROWS, 100, 1000, 4000])
+@pytest.mark.parametrize("form", ["lists", "records", "bytes"])
+def test_every_path_of_the_service_gives_the_estimators_predictions(
+    model_folder: Path, diabetes: pd.DataFrame, rows: int, form: str
+):
+    service = ScoringService(load_model(model_folder, "diabetes-ridge", "7"))
+    matrix = random_rows(diabetes, rows, seed=rows)
+    if form == "records":
+        raw = body([dict(zip(FEATURES, row, strict=True)) for row in matrix.tolist()])
+    else:
+        raw = body(matrix.tolist())
+    if form == "bytes":
+        raw = raw.encode()
+    expected = service.model.estimator.predict(matrix)
+
+    status, payload = service.handle(raw)
+    assert status == 200
+    np.testing.assert_allclose(payload["predictions"], expected, rtol=0, atol=TOLERANCE)
+    assert payload["model"] == {"name": "diabetes-ridge", "version": "7"}
+
+    status, answer = service.respond(raw)
+    assert status == 200
+    assert isinstance(answer, bytes) == (rows >= SERIALIZE_FROM_ROWS)
+    document = json.loads(answer) if isinstance(answer, bytes) else answer
+    assert document["model"] == payload["model"]
+    np.testing.assert_array_equal(document["predictions"], payload["predictions"])
+
+
+def test_large_list_bodies_take_the_simdjson_path(model_folder: Path):
+    raw = body([ROW] * 100)
+    assert len(raw) >= SIMDJSON_FROM_BYTES
+    assert _list_body_matrix(raw.encode(), len(FEATURES), 10_000) is not None
+
+
+def test_linear_pipeline_reports_an_overflow_in_the_first_row_that_overflows(model_folder: Path):
+    linear = load_model(model_folder).linear
+    assert isinstance(linear, LinearPipeline)
+    with np.errstate(over="ignore", invalid="ignore"):
+        predictions = linear.predict(np.array([ROW, [1.7e308] * 10, ROW]))
+    assert np.isfinite(predictions).tolist() == [True, False, True]
+
+
+def test_entry_script_returns_a_ready_made_json_response_for_large_batches(staged, monkeypatch: pytest.MonkeyPatch):
+    for name, value in staged.environment().items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location("amlops_fast_entry_script", staged.app_dir / staged.entry_script)
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    entry.init()
+    small = entry.run(body([ROW]))
+    large = entry.run(body([ROW] * 50))
+    assert isinstance(small, dict)
+    assert large.status_code == 200
+    assert large.mimetype == "application/json"
+    document = json.loads(large.get_data())
+    assert document["model"] == small["model"]
+    np.testing.assert_allclose(document["predictions"], small["predictions"] * 50, rtol=0, atol=TOLERANCE)
