@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m bench                  # the full benchmark (about 8 minutes), results in build/bench/
+    python -m bench                  # the full benchmark (10-15 minutes), results in build/bench/
     python -m bench --quick          # a smoke run with tiny request counts (what the tests run)
     python -m bench --help
 
@@ -186,7 +186,9 @@ def measure(plan: Plan, generator: str, args: argparse.Namespace, work: Path) ->
                     },
                 }
             )
-        runs = measure_repetition(rep, plan, variants, workers, model_folder, bodies, expected, work, point, raw)
+        runs = measure_repetition(
+            rep, plan, variants, workers, model_folder, bodies, expected, work, point, raw, generator
+        )
         raw["runs"].extend(runs)
     if plan.lifecycle_runs:
         from bench import lifecycle
@@ -197,13 +199,15 @@ def measure(plan: Plan, generator: str, args: argparse.Namespace, work: Path) ->
     return raw
 
 
-def measure_repetition(rep, plan, variants, workers, model_folder, bodies, expected, work, point, raw) -> list[dict]:
+def measure_repetition(
+    rep, plan, variants, workers, model_folder, bodies, expected, work, point, raw, generator="wrk"
+) -> list[dict]:
     """One repetition: start every server (each one's cold start alone), then load them in turn.
 
     The load points are interleaved (for each batch and client count, every server in turn) so that whatever
     else the machine is doing affects all servers alike: the ratios are what this benchmark is about.
     """
-    from bench import servers
+    from bench import load, servers
 
     started: list[servers.Server] = []
     runs: dict[str, dict] = {}
@@ -221,9 +225,10 @@ def measure_repetition(rep, plan, variants, workers, model_folder, bodies, expec
                 "load": {},
             }
             kind = "mlflow" if variant.mlflow else "data"
-            for batch in plan.batches:  # warm up: first requests pay lazy imports and caches
+            for batch in plan.batches:  # warm up (not measured): first requests pay lazy imports and caches
                 if plan.warmup_seconds:
-                    point(server.url, bodies[kind][batch], plan.clients[0], plan.warmup_seconds / len(plan.batches))
+                    seconds = plan.warmup_seconds / len(plan.batches)
+                    load.run_load(generator, server.url, bodies[kind][batch], plan.clients[0], seconds, 10)
         for batch in plan.batches:
             log(f"repetition {rep + 1}/{plan.repetitions}: batches of {batch} rows")
             for clients in (1, *plan.clients):
