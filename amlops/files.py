@@ -37,3 +37,35 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: What a copy of the project needs to run the lifecycle (the code comes from the installed package): the doc's
+#: configuration files, the entry scripts, the data and the environments.
+PROJECT_FILES = (
+    "sklearn.runconfig",
+    "myenv.yml",
+    "inferenceConfig.yml",
+    "deploymentConfig.yml",
+    "deploymentConfig.local.yml",
+    "deploymentConfig.production.yml",
+    "score.py",
+    "train.py",
+    "pyproject.toml",
+    "data",
+    "environments",
+)
+
+
+def copy_project(source: Path, dest: Path) -> Path:
+    """Copy a project's :data:`PROJECT_FILES` from ``source`` into ``dest`` (a fresh project root)."""
+    import shutil
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        path = Path(source) / name
+        if path.is_dir():
+            shutil.copytree(path, dest / name)
+        elif path.exists():
+            shutil.copy2(path, dest / name)
+    return dest

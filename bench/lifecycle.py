@@ -19,34 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from amlops import files
+
 REPO = Path(__file__).resolve().parents[1]
-#: What a copy of the project needs to run the lifecycle (the code comes from the installed package), as in
-#: ``tests/conftest.py``.
-PROJECT_FILES = (
-    "sklearn.runconfig",
-    "myenv.yml",
-    "inferenceConfig.yml",
-    "deploymentConfig.yml",
-    "deploymentConfig.local.yml",
-    "score.py",
-    "train.py",
-    "pyproject.toml",
-    "data",
-    "environments",
-)
 STAGES = ("startup", "prep", "train", "evaluate", "register", "deploy", "smoke test", "other")
 
 
 def copy_project(dest: Path) -> Path:
-    """Copy the project's configuration, data and entry scripts into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name)
-        elif source.exists():
-            shutil.copy2(source, dest / name)
-    return dest
+    """Copy this checkout's configuration, data and entry scripts into ``dest``."""
+    return files.copy_project(REPO, dest)
 
 
 def measure(work: Path, timeout: float = 300) -> dict:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from amlops import files
 
 # Before anything imports MLflow or azure-ai-ml: no telemetry, no interactive Azure login, no network.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -17,32 +18,11 @@ for _name in [n for n in os.environ if n.startswith("AMLOPS_")]:
     os.environ.pop(_name)
 
 REPO = Path(__file__).resolve().parents[1]
-#: What a copy of the project needs to run the lifecycle (code comes from the installed package).
-PROJECT_FILES = (
-    "sklearn.runconfig",
-    "myenv.yml",
-    "inferenceConfig.yml",
-    "deploymentConfig.yml",
-    "deploymentConfig.local.yml",
-    "deploymentConfig.production.yml",
-    "score.py",
-    "train.py",
-    "pyproject.toml",
-    "data",
-    "environments",
-)
 
 
 def copy_project(dest: Path) -> Path:
-    """Copy the project's configuration, data and entry scripts into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name)
-        else:
-            shutil.copy2(source, dest / name)
-    return dest
+    """Copy this checkout's configuration, data and entry scripts into ``dest``."""
+    return files.copy_project(REPO, dest)
 
 
 @pytest.fixture
