@@ -20,6 +20,15 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable or has a wrong field."""
 
 
+def _refused(table: dict[str, str]) -> Any:
+    """A validator refusing each v1 field named in ``table`` with the reason and replacement ``table`` gives."""
+
+    def refuse(cls: type, value: Any, info: ValidationInfo) -> Any:
+        raise ValueError(table[info.field_name])
+
+    return field_validator(*table, mode="before")(classmethod(refuse))
+
+
 class _V1Model(BaseModel):
     """Base for v1-format files: camelCase fields, unknown fields refused."""
 
@@ -114,10 +123,7 @@ class InferenceConfig(_V1Model):
     schemaFile: Any = None
     environment: Any = None
 
-    @field_validator(*INFERENCE_REJECTED, mode="before")
-    @classmethod
-    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
-        raise ValueError(INFERENCE_REJECTED[info.field_name])
+    _refuse = _refused(INFERENCE_REJECTED)
 
 
 # --- deploymentConfig*.yml --------------------------------------------------------------------------
@@ -271,10 +277,7 @@ class AciDeploymentConfig(ServingLimits):
     vnetName: Any = None
     subnetName: Any = None
 
-    @field_validator(*ACI_REJECTED, mode="before")
-    @classmethod
-    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
-        raise ValueError(ACI_REJECTED[info.field_name])
+    _refuse = _refused(ACI_REJECTED)
 
     @field_validator("authEnabled")
     @classmethod
@@ -334,10 +337,7 @@ class AksDeploymentConfig(ServingLimits):
     namespace: Any = None
     blobfuseEnabled: Any = None
 
-    @field_validator(*AKS_REJECTED, mode="before")
-    @classmethod
-    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
-        raise ValueError(AKS_REJECTED[info.field_name])
+    _refuse = _refused(AKS_REJECTED)
 
     @model_validator(mode="after")
     def _consistent(self) -> AksDeploymentConfig:
