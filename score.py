@@ -10,7 +10,7 @@ from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
 from flask import Response
 
-from amlops.scoring import ScoringService
+from amlops.scoring import ScoringService, request_body
 
 service: ScoringService | None = None
 #: What AMLResponse would add: the server reads it on errors only.
@@ -37,7 +37,7 @@ def run(request) -> dict | Response:
     if isinstance(request, str | bytes):
         raw = request
     elif request.method == "POST":
-        raw = request.get_data()
+        raw = request_body(request)
     elif request.method == "OPTIONS":
         return AMLResponse("", 200)  # what the server answers by itself without @rawhttp (CORS preflight)
     else:  # GET: the query parameters as a JSON object, exactly as the server builds it without @rawhttp

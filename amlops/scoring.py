@@ -590,6 +590,30 @@ def _records_to_rows(records: list, features: tuple[str, ...]) -> list[list]:
     return rows
 
 
+def request_body(request: Any) -> bytes:
+    """The body of a Flask request, as the bytes that arrived.
+
+    Under gunicorn (the inference server's HTTP layer, locally and in Azure ML's containers) the whole
+    ``Content-Length`` is read in one call of gunicorn's length reader: ``request.get_data()`` goes through
+    gunicorn's ``Body.read``, which pulls 1 KB at a time and copies what it has buffered on every pull
+    (~120 µs for a 64 KB body, as much as the rest of the server's own work). Any other server, a chunked
+    body, or a body something has already started to read is read with ``request.get_data()``.
+    """
+    stream = request.environ.get("wsgi.input")
+    reader = getattr(stream, "reader", None)
+    length = request.content_length
+    if (
+        length
+        and type(stream).__module__ == "gunicorn.http.body"
+        and type(stream).__name__ == "Body"
+        and type(reader).__name__ == "LengthReader"
+        and reader.length == length
+        and not stream.buf.tell()
+    ):
+        return reader.read(length)
+    return request.get_data()
+
+
 # --- the service --------------------------------------------------------------------------------------
 
 

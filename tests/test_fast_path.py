@@ -3,6 +3,7 @@
 * :class:`LinearPipeline` (the skops file read without scikit-learn) predicts what the estimator predicts.
 * The simdjson parse of a list-of-lists body reads the numbers :func:`json.loads` reads, or steps aside.
 * Small batches predicted in plain Python, and large answers serialised by orjson, agree with the rest.
+* The request body read in one call under gunicorn is the body ``request.get_data()`` reads.
 """
 
 from __future__ import annotations
@@ -10,15 +11,21 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from gunicorn.http.body import Body, ChunkedReader, LengthReader
+from gunicorn.http.unreader import SocketUnreader
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from werkzeug.exceptions import ClientDisconnected
+from werkzeug.wrappers import Request
 
 from amlops.data import FEATURES
 from amlops.scoring import (
@@ -33,6 +40,7 @@ from amlops.scoring import (
     load_model,
     parse_rows,
     read_linear_pipeline,
+    request_body,
 )
 from amlops.settings import ScoringSettings
 from tests.test_scoring import RECORD, ROW, body
@@ -290,3 +298,79 @@ def test_entry_script_returns_a_ready_made_json_response_for_large_batches(stage
     document = json.loads(large.get_data())
     assert document["model"] == small["model"]
     np.testing.assert_allclose(document["predictions"], small["predictions"] * 50, rtol=0, atol=TOLERANCE)
+
+
+# --- the request body under gunicorn --------------------------------------------------------------------
+
+
+def gunicorn_request(payload: bytes, already_buffered: int = 0, declared: int | None = None) -> Request:
+    """A werkzeug request whose ``wsgi.input`` is gunicorn's own ``Body`` reading ``payload`` from a socket.
+
+    ``already_buffered`` bytes sit in gunicorn's read-ahead buffer, as when the body arrives with the headers.
+    """
+    server, client = socket.socketpair()
+    sender = threading.Thread(target=lambda: (client.sendall(payload[already_buffered:]), client.close()))
+    sender.start()
+    unreader = SocketUnreader(server)
+    unreader.unread(payload[:already_buffered])
+    length = len(payload) if declared is None else declared
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "CONTENT_LENGTH": str(length),
+        "wsgi.input": Body(LengthReader(unreader, length)),
+    }
+    request = Request(environ)
+    request.sender = sender
+    return request
+
+
+@pytest.mark.parametrize("size", [1, 1023, 1024, 8192, 8193, 64 * 1024 + 7, 1_000_000])
+@pytest.mark.parametrize("already_buffered", [0, 1, 500])
+def test_request_body_reads_the_whole_body_under_gunicorn_in_one_call(
+    size: int, already_buffered: int, monkeypatch: pytest.MonkeyPatch
+):
+    payload = random.Random(size).randbytes(size)
+    request = gunicorn_request(payload, min(already_buffered, size))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Body.read (1 KB at a time) was used")
+
+    monkeypatch.setattr(Body, "read", refuse)
+    assert request_body(request) == payload
+    request.sender.join()
+
+
+def test_request_body_reads_a_short_body_as_what_arrived():
+    """A client that sends less than its Content-Length: the bytes that arrived (then a 400 for bad JSON)."""
+    request = gunicorn_request(b'{"data": [[1', declared=100)
+    assert request_body(request) == b'{"data": [[1'
+    request.sender.join()
+
+
+def test_request_body_leaves_a_partly_read_body_to_werkzeug():
+    """Werkzeug's own rule then applies: fewer bytes left than Content-Length is a client that disconnected."""
+    request = gunicorn_request(b"0123456789" * 300)
+    assert request.environ["wsgi.input"].read(5) == b"01234"
+    with pytest.raises(ClientDisconnected):
+        request_body(request)
+    request.sender.join()
+
+
+def test_request_body_uses_get_data_for_other_servers_and_chunked_bodies():
+    import io
+
+    payload = b'{"data": [[1, 2]]}'
+    plain = Request({"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(payload)), "wsgi.input": io.BytesIO(payload)})
+    assert request_body(plain) == payload
+    server, client = socket.socketpair()
+    client.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload))
+    client.close()
+    chunked = Request(
+        {
+            "REQUEST_METHOD": "POST",
+            "HTTP_TRANSFER_ENCODING": "chunked",
+            "wsgi.input_terminated": True,
+            "wsgi.input": Body(ChunkedReader(None, SocketUnreader(server))),
+        }
+    )
+    assert request_body(chunked) == payload
