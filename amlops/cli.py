@@ -144,13 +144,11 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
 
 def cmd_pipeline_publish(args: argparse.Namespace) -> int:
     """Publish the pipeline: a versioned local definition, or an Azure ML pipeline component."""
-    from amlops import pipeline, workflow
+    from amlops import workflow
 
     parameters = {k: v for k, v in (("data", args.data), ("alpha", args.alpha)) if v is not None}
-    if _target(args) == "azure":
-        published = workflow.publish_pipeline("azure", **parameters)
-    else:
-        published = asdict(pipeline.publish(args.name, parameters=parameters, description=args.description))
+    target = _target(args)
+    published = workflow.publish_pipeline(target, name=args.name, description=args.description, **parameters)
     sys.stdout.write(json.dumps(published, indent=2, default=str) + "\n")
     return 0
 
@@ -165,10 +163,8 @@ def cmd_pipeline_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """List registered versions with their metrics and which one is in production."""
-    from amlops.registry import Registry
-
-    registry = Registry()
+    """List registered versions with their metrics and which one is in production (local, or ``--target azure``)."""
+    registry, _ = _governed(args)
     versions = registry.versions()
     if args.json:
         sys.stdout.write(
@@ -544,7 +540,9 @@ def parser() -> argparse.ArgumentParser:
     _target_options(run_pipeline)
     publish = pipeline_commands.add_parser("publish", help="publish the pipeline as a named, versioned definition")
     publish.set_defaults(handler=cmd_pipeline_publish)
-    publish.add_argument("--name", default=DEFAULT_PIPELINE_NAME)
+    publish.add_argument(
+        "--name", default=None, help=f"local: any (default {DEFAULT_PIPELINE_NAME}); Azure ML: the project's only"
+    )
     publish.add_argument("--data", default=None, help="default data path (relative to the repository)")
     publish.add_argument("--alpha", type=float, default=None, help="default alpha")
     publish.add_argument("--description", default="")
@@ -559,6 +557,7 @@ def parser() -> argparse.ArgumentParser:
     models = models_commands.add_parser("list", help="registered versions, their metrics and the production one")
     models.set_defaults(handler=cmd_models)
     models.add_argument("--json", action="store_true")
+    _target_options(models)
     export = models_commands.add_parser("export", help="write a version (files, metrics, lineage) to an archive")
     export.set_defaults(handler=cmd_models_export)
     export.add_argument("version", help="version number, NAME:VERSION, or 'production'")

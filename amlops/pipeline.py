@@ -97,8 +97,9 @@ def run(
         for number, (name, (main, argv)) in enumerate(commands.items(), start=1):
             log.info("pipeline: step %d/%d %s", number, len(commands), name)
             main(argv)
-        decision = evaluate.load_decision(outputs["evaluate"])
         registration = read_json(outputs["register"] / register.REGISTRATION_FILE)
+        # The register step's verdict: it re-applies the gate if production moved since evaluate ran.
+        decision = evaluate.decision_from(registration["decision"])
         mlflow.set_tags(
             {"decision": decision.outcome, "registered_version": registration["registered_version"] or "none"}
         )

@@ -114,19 +114,37 @@ def _summary(result) -> dict:
     }
 
 
-def publish_pipeline(target: str = "local", **parameters) -> dict:
-    """Publish the pipeline: a versioned local definition, or an Azure ML pipeline component."""
+def publish_pipeline(target: str = "local", name: str | None = None, description: str = "", **parameters) -> dict:
+    """Publish the pipeline: a versioned local definition, or an Azure ML pipeline component.
+
+    Args:
+        target: ``local`` or ``azure``.
+        name: The pipeline's name; on Azure ML only the project's own (the component is named after the model).
+        description: Shown in listings (locally) and on the component (Azure ML).
+        **parameters: Defaults for ``data`` and the hyperparameters (``alpha``).
+    """
     check_target(target)
     from dataclasses import asdict
 
     if target == "azure":
         from amlops.azure import build_steps
 
-        return asdict(build_steps.publish(client=_azure(), data=parameters.get("data")))
+        data = parameters.pop("data", None)
+        return asdict(
+            build_steps.publish(
+                client=_azure(),
+                data=data,
+                name=name,
+                description=description,
+                hyperparameters=parameters,
+            )
+        )
 
     from amlops import pipeline
 
-    return asdict(pipeline.publish(parameters=parameters or None))
+    return asdict(
+        pipeline.publish(name or pipeline.DEFAULT_PIPELINE_NAME, parameters=parameters or None, description=description)
+    )
 
 
 def run_published_pipeline(target: str = "local", **parameters) -> dict:

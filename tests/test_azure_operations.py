@@ -626,6 +626,43 @@ def test_publish_registers_the_pipeline_component_and_a_disabled_schedule(files,
     assert published.schedule == created.name
 
 
+def test_publish_takes_a_description_and_hyperparameter_defaults(project: Path):
+    from amlops.azure import build_steps
+
+    files = translate.Project.load()
+    client = SimpleNamespace(components=FakeComponents(), schedules=FakeSchedules(False))
+    build_steps.publish(
+        client=client,
+        project=files,
+        version="7",
+        name=files.pipeline_name,
+        description="weekly retrain on the new snapshot",
+        hyperparameters={"alpha": 0.25},
+        say=lambda line: None,
+    )
+    registered, version = client.components.calls[0]
+    assert (registered.name, version) == (files.pipeline_name, "7")
+    assert registered.description == "weekly retrain on the new snapshot"
+    assert float(registered.inputs["alpha"].default) == 0.25
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"name": "my-pipeline"}, "published pipeline component is named"),
+        ({"hyperparameters": {"gamma": 1.0}}, r"no input\(s\) \['gamma'\]"),
+    ],
+)
+def test_publish_refuses_what_azure_cannot_honour(project: Path, options, message):
+    from amlops.azure import build_steps
+
+    files = translate.Project.load()
+    client = SimpleNamespace(components=FakeComponents(), schedules=FakeSchedules(False))
+    with pytest.raises(ConfigError, match=message):
+        build_steps.publish(client=client, project=files, say=lambda line: None, **options)
+    assert client.components.calls == []
+
+
 @pytest.fixture
 def job_outputs(tmp_path: Path, diabetes) -> dict[str, Path]:
     """A training pipeline job's outputs, as its steps write them."""

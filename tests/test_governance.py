@@ -519,6 +519,19 @@ def test_endpoints_list_target_azure(azure, monkeypatch, capsys):
     assert f"{MODEL}-prod" in out  # the production stage's endpoint, not created yet
 
 
+def test_models_list_target_azure(azure, monkeypatch, capsys):
+    _, client, registry = azure
+    registry.promote("2")
+    monkeypatch.setattr("amlops.azure.connection.connect", lambda config=None: client)
+    assert main(["models", "list", "--target", "azure", "--json"]) == 0
+    listed = {v["version"]: v for v in json.loads(capsys.readouterr().out)}
+    assert sorted(listed) == sorted(v.version for v in registry.versions())
+    assert [v for v, entry in listed.items() if entry["production"]] == ["2"]
+    assert listed["2"]["metrics"] == registry.get("2").metrics
+    assert main(["models", "list", "--target", "azure"]) == 0
+    assert any(line.split()[:2] == ["2", "*"] for line in capsys.readouterr().out.splitlines())
+
+
 def test_deleting_an_idle_azure_deployment_is_recorded(azure):
     from amlops.azure import build_steps
 

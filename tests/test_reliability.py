@@ -61,3 +61,26 @@ def test_a_crash_between_registering_and_promoting_leaves_production_unchanged(p
     assert not registry.get("2").in_production
     # The next run sees v1 in production and promotes a better candidate as usual.
     assert pipeline.run(alpha=1.0).registration["production_version"] == "3"
+
+
+def test_a_candidate_judged_against_an_old_production_is_judged_again(project: Path, tmp_path: Path):
+    """Production moved between evaluate and register: register re-applies the gate, and says so."""
+    from amlops.files import read_json
+    from amlops.steps import evaluate, prep, register
+    from amlops.steps import train as train_step
+
+    pipeline.run(alpha=1000.0)  # v1: clearly worse than alpha=1
+    folders = {name: tmp_path / name for name in ("prep", "train", "evaluate", "register")}
+    prep.main(["--data", str(project / "data" / "diabetes.csv"), "--out", str(folders["prep"])])
+    train_step.main(["--data", str(folders["prep"]), "--out", str(folders["train"]), "--alpha", "1.0"])
+    evaluate.main(["--model", str(folders["train"]), "--data", str(folders["prep"]), "--out", str(folders["evaluate"])])
+    judged = evaluate.load_decision(folders["evaluate"])
+    assert (judged.outcome, judged.production_version) == ("register", "1")
+
+    assert pipeline.run(alpha=100.0).registration["production_version"] == "2"  # alpha=100 beats alpha=1 here
+    record = register.run(folders["train"], folders["evaluate"], folders["prep"], folders["register"])
+
+    assert (record["outcome"], record["registered_version"], record["production_version"]) == ("keep", None, "2")
+    assert read_json(folders["register"] / register.REGISTRATION_FILE)["decision"]["production_version"] == "2"
+    assert evaluate.decision_from(record["decision"]).production["rmse"] < judged.candidate["rmse"]
+    assert [v.version for v in Registry().versions()] == ["2", "1"]

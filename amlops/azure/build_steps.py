@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from amlops.azure import operations
+from amlops.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ def publish(
     data: Path | None = None,
     version: str | None = None,
     schedule: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    hyperparameters: dict[str, Any] | None = None,
     say: Any = log.info,
 ) -> Any:
     """Register the training pipeline as a pipeline component (v2's published pipeline), optionally scheduled.
@@ -95,7 +99,13 @@ def publish(
         data: Training CSV of scheduled runs; the snapshot when omitted.
         version: Component version; a UTC timestamp when omitted.
         schedule: Cron expression (UTC) of a schedule created disabled.
+        name: Must be the project's pipeline name when given (``pipeline run --published`` finds it by it).
+        description: The component's description; the pipeline's own when omitted.
+        hyperparameters: Input defaults replacing ``sklearn.runconfig``'s (e.g. ``{"alpha": 0.5}``).
         say: Progress lines.
+
+    Raises:
+        ConfigError: for another name, or a hyperparameter the run configuration does not have.
     """
     from datetime import UTC, datetime
 
@@ -103,10 +113,19 @@ def publish(
     from amlops.azure.connection import offline_client
 
     project = project or translate.Project.load()
+    if name and name != project.pipeline_name:
+        raise ConfigError(
+            f"pipeline name {name!r}: on Azure ML the published pipeline component is named "
+            f"{project.pipeline_name!r}, after the model (AMLOPS_MODEL_NAME); `pipeline run --published` finds it by it"
+        )
+    if hyperparameters:
+        project = project.with_hyperparameters(hyperparameters)
     assets = render.training_assets(project, project.settings.build_dir / "azureml-submit", data)
     operations.validate_job(offline_client(), assets.pipeline)
     version = version or datetime.now(UTC).strftime("%Y%m%d.%H%M%S")
     component = translate.pipeline_component(assets.pipeline)
+    if description:
+        component.description = description
     job = None
     if schedule:
         job = translate.scheduled_pipeline_job(project, f"azureml:{component.name}:{version}", assets.data)

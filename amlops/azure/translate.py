@@ -25,7 +25,7 @@ import hashlib
 import inspect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,19 @@ class Project:
     def root(self) -> Path:
         """The project root."""
         return self.settings.root
+
+    def with_hyperparameters(self, values: dict[str, Any]) -> Project:
+        """The project with some of ``sklearn.runconfig``'s hyperparameter values replaced.
+
+        What a published pipeline's input defaults are built from, when publishing overrides them.
+
+        Raises:
+            ConfigError: naming a value that is not one of the run configuration's hyperparameters.
+        """
+        params = hyperparameters(self.runconfig, str(self.root / RUNCONFIG_FILE))
+        check_inputs(params, values)
+        arguments = [item for param in params for item in (param.flag, values.get(param.name, param.value))]
+        return replace(self, runconfig=self.runconfig.model_copy(update={"arguments": arguments}))
 
     @property
     def prefix(self) -> str:
@@ -339,14 +352,23 @@ def training_pipeline(
         description="prep → train → evaluate → register (the project's step CLIs as command components)",
         default_compute=runconfig.target,
     )(body)
-    unknown = sorted(set(inputs or {}) - {p.name for p in params})
-    if unknown:
-        raise ConfigError(f"the pipeline has no input(s) {unknown}; its hyperparameters: {[p.name for p in params]}")
+    check_inputs(params, inputs or {})
     job = builder(data=Input(type="uri_file", path=str(data)), **(inputs or {}))
     job.experiment_name = project.settings.experiment_name
     job.settings.continue_on_step_failure = False
     job.tags = {"model": project.settings.model_name}
     return job
+
+
+def check_inputs(params: list[Hyperparameter], values: dict[str, Any]) -> None:
+    """Refuse values for inputs the pipeline does not have.
+
+    Raises:
+        ConfigError: naming the unknown inputs and the hyperparameters there are.
+    """
+    unknown = sorted(set(values) - {p.name for p in params})
+    if unknown:
+        raise ConfigError(f"the pipeline has no input(s) {unknown}; its hyperparameters: {[p.name for p in params]}")
 
 
 def _declare(function: Callable, parameters: list[tuple[str, Any, Any]]) -> None:

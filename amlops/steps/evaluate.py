@@ -127,9 +127,12 @@ def judge(trained: Path, prepared: Path, gate: GateSettings, registry) -> Decisi
 
 def load_decision(folder: Path) -> Decision:
     """Read the ``decision.json`` an evaluate run wrote."""
-    content = read_json(Path(folder) / DECISION_FILE)
-    content.pop("register", None)
-    return Decision(**content)
+    return decision_from(read_json(Path(folder) / DECISION_FILE))
+
+
+def decision_from(content: dict) -> Decision:
+    """A :class:`Decision` from its JSON form (``decision.json``, or the one ``registration.json`` records)."""
+    return Decision(**{key: value for key, value in content.items() if key != "register"})
 
 
 def parser() -> argparse.ArgumentParser:

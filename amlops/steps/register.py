@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
 from amlops.files import file_lock, read_json, write_json
@@ -131,7 +132,13 @@ def run(
                 current.version if current else None,
             )
             decision = evaluate.judge(trained, prepared, GateSettings(**decision.gate), registry)
-        record: dict = {"outcome": decision.outcome, "reasons": decision.reasons, "registered_version": None}
+        record: dict = {
+            "outcome": decision.outcome,
+            "reasons": decision.reasons,
+            "registered_version": None,
+            # The verdict acted on: evaluate's, or the one re-applied above (then decision.json is out of date).
+            "decision": asdict(decision),
+        }
         if decision.register:
             train_record = read_json(Path(trained) / train_step.INFO_FILE)
             fingerprint = read_json(Path(prepared) / prep.FINGERPRINT_FILE)
