@@ -1,5 +1,7 @@
 """``python -m bench``."""
 
+from amlops.serving.local import unwind_on_sigterm
 from bench.run import main
 
+unwind_on_sigterm()
 raise SystemExit(main())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +63,15 @@ def staged(tmp_path_factory: pytest.TempPathFactory, model_folder: Path):
         REPO,
         tmp_path_factory.mktemp("deploy") / "local",
     )
+
+
+def pytest_configure(config) -> None:
+    """A SIGTERM (a cancelled CI job) interrupts like Ctrl-C: fixtures tear down and stop the servers they started."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

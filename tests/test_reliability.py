@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,44 @@ def test_a_candidate_judged_against_an_old_production_is_judged_again(project: P
     assert read_json(folders["register"] / register.REGISTRATION_FILE)["decision"]["production_version"] == "2"
     assert evaluate.decision_from(record["decision"]).production["rmse"] < judged.candidate["rmse"]
     assert [v.version for v in Registry().versions()] == ["2", "1"]
+
+
+SIGTERM_SCRIPT = """
+import sys, time
+from pathlib import Path
+from amlops.config import LocalDeploymentConfig, load_inference_config
+from amlops.serving.local import LocalEndpoint, unwind_on_sigterm
+from amlops.serving.stage import stage
+
+unwind_on_sigterm()
+model, repo, work = map(Path, sys.argv[1:4])
+staged = stage(model, "m", "1", load_inference_config(repo / "inferenceConfig.yml"), repo, work / "deploy")
+config = LocalDeploymentConfig(computeType="local", host="127.0.0.1", port=0, workers=1)
+with LocalEndpoint(staged, config, work / "endpoints", name="terminated") as endpoint:
+    print(endpoint.process.pid, flush=True)
+    time.sleep(300)
+"""
+
+
+def test_a_terminated_process_stops_the_servers_it_started(model_folder: Path, tmp_path: Path):
+    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C: the server, in its own session, does not outlive us."""
+    from amlops.serving.local import signal_group
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_SCRIPT, str(model_folder), str(REPO), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = int(process.stdout.readline() or 0)
+    try:
+        assert server, process.stderr.read()[-2000:]
+        assert (tmp_path / "endpoints" / "terminated.json").is_file()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+        assert not Path(f"/proc/{server}").exists()  # stopped and reaped, not orphaned
+        assert not (tmp_path / "endpoints" / "terminated.json").exists()
+    finally:
+        process.kill()
+        if server and Path(f"/proc/{server}").exists():
+            signal_group(server, signal.SIGKILL)

@@ -271,6 +271,20 @@ def signal_group(pid: int, signum: int) -> bool:
     return True
 
 
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM end this process the way Ctrl-C does: ``finally`` blocks run, so the servers it started stop.
+
+    Servers run in their own session (a Ctrl-C in the terminal must not reach a server mid-release), so nothing
+    else stops them when the process that started them is terminated: a cancelled CI job, a timeout, ``kill``.
+    Entry points call this; ``serve`` replaces it with its own handler.
+    """
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def stop_process_group(pid: int, grace_seconds: float = 10.0) -> None:
     """SIGTERM a process group that is not our child, then SIGKILL it after ``grace_seconds``."""
     if not signal_group(pid, signal.SIGTERM):
