@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from amlops.azure.cli import register_commands as register_azure_commands
@@ -412,6 +412,46 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "none"
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """The local release (:mod:`amlops.release`): pre-production, or with --approve production, or --rollback."""
+    from amlops import release
+
+    if args.to and not args.rollback:
+        raise LookupError("--to names the version --rollback goes back to; use --version to choose a candidate")
+    if args.rollback:
+        done = release.rollback(args.to, config=args.config)
+    elif args.approve:
+        done = release.approve(args.version, config=args.config)
+    else:
+        done = release.to_preproduction(args.version, config=args.config)
+    smoke = done.smoke
+    checked = (
+        f"smoke test passed: {smoke.rows} rows equal the model's predictions (max |error| {smoke.max_abs_error:.1e})"
+    )
+    if done.stage == "preprod":
+        sys.stdout.write(
+            f"v{done.version} serves pre-production at {done.url}; {checked}\n"
+            f"production stays {_v(done.previous_production)}. Try it, then approve:\n"
+            f"  python -m amlops release --approve --version {done.version}\n"
+        )
+    elif done.stage == "rollback":
+        sys.stdout.write(
+            f"rolled back: v{done.version} serves production at {done.url} and is the production version again "
+            f"(was {_v(done.previous_production)}); {checked}\n"
+        )
+    else:
+        sys.stdout.write(
+            f"v{done.version} serves production at {done.url} and is the production version "
+            f"(was {_v(done.previous_production)}); {checked}\n"
+            "if it misbehaves: python -m amlops release --rollback\n"
+        )
+    return 0
+
+
 def cmd_undeploy(args: argparse.Namespace) -> int:
     """Stop a local endpoint started by ``deploy`` or a notebook."""
     from amlops import governance
@@ -450,13 +490,22 @@ def curl_example(scoring_uri: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The whole local lifecycle: pipeline, deploy production locally, smoke test, summary, stop."""
+    """The whole local lifecycle: pipeline, deploy the candidate locally, smoke test, promote, summary, stop.
+
+    The pipeline registers a candidate without promoting it; the candidate is promoted only after it served and
+    passed its smoke test (a failed deploy or smoke test leaves production as it was). Running ``make run`` is the
+    approval; ``release`` asks for it explicitly.
+    """
     from amlops import governance, pipeline
+    from amlops.registry import Registry
     from amlops.serving.deploy import local_deployment_config, local_endpoint
+    from amlops.steps import register
 
     settings = ProjectSettings()
-    result = pipeline.run(args.data)
-    if result.registration["production_version"] is None:
+    result = pipeline.run(args.data, promote=False)
+    candidate = result.registration["registered_version"]
+    version = candidate or result.registration["production_version"]
+    if version is None:
         log.error(
             "the gate %sed the candidate and no version is in production, so there is nothing to deploy: %s",
             result.decision.outcome,
@@ -465,12 +514,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     serve_config = local_deployment_config(settings, args.config)
     # Its own name and any free port: never collides with a `make serve` endpoint left running.
-    endpoint = local_endpoint(settings=settings, deployment_config=args.config, name=RUN_ENDPOINT, port=0)
+    endpoint = local_endpoint(version, settings=settings, deployment_config=args.config, name=RUN_ENDPOINT, port=0)
     with governance.serving_local(endpoint, settings=settings, config=args.config, smoke=True) as (state, smoke):
+        if candidate:
+            folder = result.folder
+            decision = register.promote_candidate(candidate, result.decision, folder / "train", folder / "prep")
+            production = Registry(settings).production()
+            result = replace(
+                result,
+                decision=decision,
+                registration=result.registration | {"production_version": production.version if production else None},
+            )
         sys.stdout.write(summary(result, state, smoke, serve_config))
         sys.stdout.flush()
     log.info("endpoint stopped")
     return 0
+
+
+def _version_change(registration: dict) -> str:
+    registered = registration["registered_version"]
+    if not registered:
+        return "  (unchanged)"
+    if registered == registration["production_version"]:
+        return f"  (new: v{registered}, promoted after its smoke test)"
+    return f"  (v{registered} registered, not promoted: production moved and the gate was applied again)"
 
 
 def summary(result, state, smoke, serve_config) -> str:
@@ -483,9 +550,7 @@ def summary(result, state, smoke, serve_config) -> str:
         "",
         "=" * 78,
         f"model        {registration['model_name']}  production version {registration['production_version']}"
-        + (
-            f"  (new: v{registration['registered_version']})" if registration["registered_version"] else "  (unchanged)"
-        ),
+        + _version_change(registration),
         f"candidate    rmse {metrics['rmse']:.3f}  mae {metrics['mae']:.3f}  r2 {metrics['r2']:.4f}"
         f"  (holdout, {result.fingerprint['test_rows']} rows)",
     ]
@@ -628,7 +693,21 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--name", default="local")
     undeploy = command("undeploy", cmd_undeploy, "stop a local endpoint started by deploy or a notebook")
     undeploy.add_argument("--name", default="local")
-    lifecycle = command("run", cmd_run, "pipeline, local deploy of production, smoke test, summary")
+    release_cli = command(
+        "release",
+        cmd_release,
+        "local release: a candidate to pre-production and its smoke test; --approve: to production, then "
+        "promote; --rollback: back to the version production replaced",
+    )
+    release_cli.add_argument("--version", default=None, help="candidate (default: the newest registered version)")
+    steps = release_cli.add_mutually_exclusive_group()
+    steps.add_argument("--approve", action="store_true", help="release what pre-production serves to production")
+    steps.add_argument("--rollback", action="store_true", help="put the version production replaced back")
+    release_cli.add_argument("--to", default=None, help="--rollback: the version to go back to")
+    release_cli.add_argument(
+        "--config", type=Path, default=None, help="production's deployment config (default: deploymentConfig.local.yml)"
+    )
+    lifecycle = command("run", cmd_run, "pipeline, local deploy of the candidate, smoke test, promote, summary")
     lifecycle.add_argument("--data", type=Path, default=None)
     lifecycle.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
     register_azure_commands(commands)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 
 from amlops import files
+
+if TYPE_CHECKING:
+    from amlops.registry import Registry
 
 # Before anything imports MLflow or azure-ai-ml: no telemetry, no interactive Azure login, no network.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -63,6 +67,48 @@ def staged(tmp_path_factory: pytest.TempPathFactory, model_folder: Path):
         REPO,
         tmp_path_factory.mktemp("deploy") / "local",
     )
+
+
+# --- local endpoints and registered versions (governance and release tests) ----------------------------
+
+
+@pytest.fixture
+def free_port_config(project: Path) -> Path:
+    """The local deployment config on any free port (tests never take the fixed one)."""
+    path = project / "deploymentConfig.free.yml"
+    text = (project / "deploymentConfig.local.yml").read_text()
+    assert "port: 31311" in text
+    path.write_text(text.replace("port: 31311", "port: 0"))
+    return path
+
+
+@pytest.fixture
+def no_servers_left(project: Path):
+    """Stop every local endpoint a test left running, and check their processes are gone."""
+    yield
+    from amlops import governance
+    from amlops.settings import ProjectSettings
+
+    settings = ProjectSettings()
+    left = governance.local_endpoints(settings)
+    for state in left:
+        governance.undeploy_local(state.name, settings=settings)
+    for state in left:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(state.pid, 0)  # stopped and reaped, not a zombie
+
+
+@pytest.fixture
+def two_versions(project: Path, model_folder: Path) -> Registry:
+    """Versions 1 (production) and 2 of the same real model, registered directly (no pipeline run)."""
+    from amlops.registry import Registry
+
+    registry = Registry()
+    tags = {"metric.rmse": "53.78", "metric.mae": "42.81", "metric.r2": "0.4541", "decision": "register"}
+    for _ in range(2):
+        registry.register_folder(model_folder, tags)
+    registry.promote("1")
+    return registry
 
 
 def pytest_configure(config) -> None:

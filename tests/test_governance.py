@@ -33,42 +33,6 @@ SHIFTED = REPO / "data" / "fixtures" / "diabetes_shifted.csv"
 ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
 
 
-@pytest.fixture
-def free_port_config(project: Path) -> Path:
-    """The local deployment config on any free port (tests never take the fixed one)."""
-    path = project / "deploymentConfig.free.yml"
-    text = (project / "deploymentConfig.local.yml").read_text()
-    assert "port: 31311" in text
-    path.write_text(text.replace("port: 31311", "port: 0"))
-    return path
-
-
-@pytest.fixture
-def no_servers_left(project: Path):
-    """Stop every local endpoint a test left running, and check their processes are gone."""
-    yield
-    import os
-
-    settings = ProjectSettings()
-    left = governance.local_endpoints(settings)
-    for state in left:
-        governance.undeploy_local(state.name, settings=settings)
-    for state in left:
-        with pytest.raises(ProcessLookupError):
-            os.killpg(state.pid, 0)  # stopped and reaped, not a zombie
-
-
-@pytest.fixture
-def two_versions(project: Path, model_folder: Path) -> Registry:
-    """Versions 1 (production) and 2 of the same real model, registered directly (no pipeline run)."""
-    registry = Registry()
-    tags = {"metric.rmse": "53.78", "metric.mae": "42.81", "metric.r2": "0.4541", "decision": "register"}
-    for _ in range(2):
-        registry.register_folder(model_folder, tags)
-    registry.promote("1")
-    return registry
-
-
 def served_version(url: str) -> str:
     answer = requests.post(url, json={"data": [ROW]}, timeout=30)
     assert answer.status_code == 200, answer.text

@@ -83,7 +83,7 @@ def test_make_run_twice(clone: Path):
     first = _make(clone, "run")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = first.stdout
-    assert "production version 1  (new: v1)" in out
+    assert "production version 1  (new: v1, promoted after its smoke test)" in out
     assert "gate         REGISTER" in out
     assert re.search(r"candidate    rmse \d+\.\d+  mae \d+\.\d+  r2 0\.\d+", out)
     assert "smoke test   passed" in out

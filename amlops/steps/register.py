@@ -124,14 +124,8 @@ def run(
     registry = registry or Registry()
     decision = evaluate.load_decision(decided)
     with registry_lock(registry.settings):
-        current = registry.production()
-        if decision.register and promote and (current.version if current else None) != decision.production_version:
-            # Another run promoted a model since this one was evaluated: judge again against it, same holdout.
-            log.warning(
-                "register: production moved to v%s since evaluate; re-applying the gate",
-                current.version if current else None,
-            )
-            decision = evaluate.judge(trained, prepared, GateSettings(**decision.gate), registry)
+        if promote:
+            decision = _judged_against_production(decision, trained, prepared, registry)
         record: dict = {
             "outcome": decision.outcome,
             "reasons": decision.reasons,
@@ -157,6 +151,51 @@ def run(
     record["model_name"] = registry.name
     write_json(Path(out) / REGISTRATION_FILE, record)
     return record
+
+
+def promote_candidate(
+    version: str, decision: evaluate.Decision, trained: Path, prepared: Path, registry=None
+) -> evaluate.Decision:
+    """Move the production marker to a candidate registered without it, once its deployment checks passed.
+
+    Under the registry lock, like :func:`run`: if production moved since the candidate was judged, the gate is
+    applied again against the new production model, and the marker stays where it is unless the candidate wins.
+
+    Args:
+        version: The candidate's registered version.
+        decision: The verdict it was registered with (``registration.json``'s ``decision``).
+        trained: Folder written by the ``train`` step.
+        prepared: Folder written by the ``prep`` step (its holdout is what the gate compares on).
+        registry: The model registry; the project's own when omitted.
+
+    Returns:
+        The verdict acted on.
+    """
+    from amlops.registry import Registry
+
+    registry = registry or Registry()
+    with registry_lock(registry.settings):
+        decision = _judged_against_production(decision, trained, prepared, registry)
+        if decision.register:
+            registry.promote(version)
+        else:
+            log.warning("register: v%s stays registered but is not promoted: %s", version, "; ".join(decision.reasons))
+    return decision
+
+
+def _judged_against_production(
+    decision: evaluate.Decision, trained: Path, prepared: Path, registry
+) -> evaluate.Decision:
+    """``decision``, or the gate applied again if production moved since it was made (call under the lock)."""
+    current = registry.production()
+    if decision.register and (current.version if current else None) != decision.production_version:
+        # Another run promoted a model since this one was evaluated: judge again against it, same holdout.
+        log.warning(
+            "register: production moved to v%s since evaluate; re-applying the gate",
+            current.version if current else None,
+        )
+        return evaluate.judge(trained, prepared, GateSettings(**decision.gate), registry)
+    return decision
 
 
 def parser() -> argparse.ArgumentParser:
