@@ -36,9 +36,11 @@ log = logging.getLogger(__name__)
 
 OUTCOME_FILE = "outcome.json"
 RELEASE_FILE = "release.json"
-#: Top-level files a release needs beside the model (what `az ml online-deployment create` would upload).
+#: Top-level files a release needs beside the model: what `az ml online-deployment create` would upload, plus
+#: ``sklearn.runconfig``, which the release commands read with the rest of the document's files.
 RELEASE_FILES = (
     "score.py",
+    "sklearn.runconfig",
     "inferenceConfig.yml",
     "deploymentConfig.yml",
     "deploymentConfig.local.yml",

@@ -115,6 +115,14 @@ def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
         assert (artifact / "release" / name).read_bytes() == (clone / name).read_bytes(), name
     assert (artifact / "release" / "amlops" / "scoring.py").is_file()
     assert not list((artifact / "release").rglob("__pycache__"))
+    # What `azure deploy` reads before its first Azure call, read from the release folder alone.
+    from amlops.azure import translate
+    from amlops.azure.settings import STAGES
+    from amlops.settings import ProjectSettings
+
+    files = translate.Project.load(ProjectSettings(root=artifact / "release"))
+    for chosen in STAGES.values():
+        assert files.deployment_config(files.root / chosen.config_file)
 
     release = json.loads((artifact / build.RELEASE_FILE).read_text())
     assert release["model_version"] == "1"
