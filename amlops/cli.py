@@ -462,7 +462,7 @@ def cmd_undeploy(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the production model (or --version) in the foreground until Ctrl-C."""
+    """Serve the production model (or --version) in the foreground until Ctrl-C, smoke-tested first."""
     from amlops import governance
     from amlops.serving.deploy import local_endpoint
 
@@ -470,9 +470,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     endpoint = local_endpoint(args.version, deployment_config=args.config)
-    with governance.serving_local(endpoint, config=args.config) as (state, _):
+    with governance.serving_local(endpoint, config=args.config, smoke=True) as (state, smoke):
         sys.stdout.write(
-            f"serving {state.model_name} v{state.model_version} at {state.scoring_uri}\n"
+            f"serving {state.model_name} v{state.model_version} at {state.scoring_uri} "
+            f"(smoke test passed: {smoke.rows} rows equal the model's predictions)\n"
             f"try:\n  {curl_example(state.scoring_uri)}\nCtrl-C stops it.\n"
         )
         sys.stdout.flush()

@@ -54,11 +54,14 @@ def _azure():
 
 
 def _promote_on_azure(outcome: dict) -> dict:
-    """Move the workspace's production marker to a version the pipeline registered (as a local run does)."""
-    from amlops.azure import operations
+    """Move the workspace's production marker to a version the pipeline registered (as a local run does).
+
+    Through the workspace registry's own ``promote``: a retired version is refused and ``model.promoted`` is sent.
+    """
+    from amlops.governance import AzureRegistry
 
     if outcome["registered_version"]:
-        operations.promote(_azure(), ProjectSettings().model_name, outcome["registered_version"])
+        AzureRegistry(_azure()).promote(outcome["registered_version"])
         outcome["production_version"] = outcome["registered_version"]
     return outcome
 

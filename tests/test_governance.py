@@ -483,6 +483,20 @@ def test_endpoints_list_target_azure(azure, monkeypatch, capsys):
     assert f"{MODEL}-prod" in out  # the production stage's endpoint, not created yet
 
 
+def test_a_pipeline_run_on_azure_promotes_through_the_workspace_registry(azure, monkeypatch):
+    from amlops import workflow
+
+    _, client, registry = azure
+    monkeypatch.setattr(workflow, "_azure", lambda: client)
+    outcome = workflow._promote_on_azure({"registered_version": "2", "production_version": None})
+    assert outcome["production_version"] == registry.production().version == "2"
+    assert events("model.promoted")[-1]["version"] == "2"
+    governance.retire(registry, "1", "trained on a leaked label", say=lambda line: None)
+    with pytest.raises(RetiredVersionError, match="trained on a leaked label"):
+        workflow._promote_on_azure({"registered_version": "1", "production_version": "2"})
+    assert registry.production().version == "2"
+
+
 def test_models_list_target_azure(azure, monkeypatch, capsys):
     _, client, registry = azure
     registry.promote("2")

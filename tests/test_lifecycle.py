@@ -135,6 +135,7 @@ def test_make_serve_answers_until_interrupted(clone: Path):
         line = serve.stdout.readline()
         match = re.search(r"at (http://127\.0\.0\.1:\d+/score)", line)
         assert match, line + serve.stderr.read()
+        assert "smoke test passed" in line
         answer = requests.post(match[1], json={"data": [[59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]]}, timeout=10)
         assert answer.status_code == 200
         assert answer.json()["model"] == {"name": "diabetes-ridge", "version": "1"}
