@@ -264,3 +264,40 @@ def test_start_fails_when_init_fails_and_leaves_nothing_behind(staged: StagedDep
     assert not served.state_file.exists()
     assert not process_group_alive(served.state.pid)
     assert not port_is_open(port_of(served))
+
+
+def test_the_client_names_an_endpoint_it_cannot_reach():
+    from amlops.serving.client import ScoringError
+    from amlops.serving.local import free_port
+
+    url = f"http://127.0.0.1:{free_port('127.0.0.1')}/score"  # nothing listens there
+    with pytest.raises(ScoringError, match=r"no answer from .*/score \(ConnectionError, after 1 retries\)") as caught:
+        ScoringClient(url, retries=1).score([ROW])
+    assert caught.value.status is None
+
+
+def test_the_client_refuses_an_answer_that_is_not_json():
+    import http.server
+    import threading
+
+    from amlops.serving.client import ScoringError
+
+    class TextServer(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>a proxy's login page</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), TextServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ScoringError, match=r"HTTP 200: the answer from .* is not JSON: .*login page"):
+            ScoringClient(f"http://127.0.0.1:{server.server_address[1]}/score").score([ROW])
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,8 +1,9 @@
 """A REST client for the real-time endpoint, as an application would write it.
 
 It sends ``{"data": rows}`` with the endpoint key (when there is one) as a bearer token, retries
-connection failures and 429/502/503/504 answers with back-off, and turns every other error into a
-:class:`ScoringError` carrying the status and the server's message.
+connection failures and 429/502/503/504 answers with back-off, and turns every other failure into a
+:class:`ScoringError`: the status and the server's message, an endpoint it could not reach, or an answer
+that is not JSON.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ RETRY_STATUSES = (429, 502, 503, 504)
 
 
 class ScoringError(RuntimeError):
-    """The endpoint refused or failed a request."""
+    """The endpoint refused or failed a request, could not be reached, or did not answer JSON.
 
-    def __init__(self, status: int, message: str):
-        super().__init__(f"HTTP {status}: {message}")
+    ``status`` is the HTTP status, or ``None`` when no answer came.
+    """
+
+    def __init__(self, status: int | None, message: str):
+        super().__init__(message if status is None else f"HTTP {status}: {message}")
         self.status = status
         self.message = message
 
@@ -41,6 +45,7 @@ class ScoringClient:
     def __init__(self, scoring_uri: str, key: str | None = None, timeout: float = 10.0, retries: int = 3):
         self.scoring_uri = scoring_uri
         self.timeout = timeout
+        self.retries = retries
         self.session = requests.Session()
         retry = Retry(
             total=retries,
@@ -73,20 +78,30 @@ class ScoringClient:
             The response: ``{"predictions": [...], "model": {"name": ..., "version": ...}}``.
 
         Raises:
-            ScoringError: for any non-2xx answer, with the server's message.
+            ScoringError: for any non-2xx answer (with the server's message), no answer, or one that is not JSON.
         """
-        response = self.session.post(self.scoring_uri, json={"data": list(rows)}, timeout=self.timeout)
-        if not response.ok:
-            raise ScoringError(response.status_code, error_message(response))
-        return response.json()
+        return self._json("POST", self.scoring_uri, json={"data": list(rows)})
 
     def swagger(self, version: str = "2") -> dict[str, Any]:
         """The service's swagger/OpenAPI document."""
         base = self.scoring_uri.rsplit("/score", 1)[0]
-        response = self.session.get(f"{base}/swagger.json", params={"version": version}, timeout=self.timeout)
+        return self._json("GET", f"{base}/swagger.json", params={"version": version})
+
+    def _json(self, method: str, url: str, **options: Any) -> Any:
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **options)
+        except requests.RequestException as error:  # refused, reset, timed out: after the retries
+            raise ScoringError(
+                None, f"no answer from {url} ({type(error).__name__}, after {self.retries} retries): {error}"
+            ) from None
         if not response.ok:
             raise ScoringError(response.status_code, error_message(response))
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise ScoringError(
+                response.status_code, f"the answer from {url} is not JSON: {response.text[:200]!r}"
+            ) from None
 
 
 def error_message(response: requests.Response) -> str:
