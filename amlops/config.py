@@ -29,6 +29,13 @@ def _refused(table: dict[str, str]) -> Any:
     return field_validator(*table, mode="before")(classmethod(refuse))
 
 
+#: Why a v1 ``baseImageRegistry`` (inference and training environments alike) is refused.
+_BASE_IMAGE_REGISTRY_REASON = (
+    "v2 pulls base images with the workspace's identity; push the image to the workspace's container "
+    "registry (or grant it pull access) and name it in baseImage"
+)
+
+
 class _V1Model(BaseModel):
     """Base for v1-format files: camelCase fields, unknown fields refused."""
 
@@ -38,12 +45,67 @@ class _V1Model(BaseModel):
 # --- sklearn.runconfig ------------------------------------------------------------------------------
 
 
+#: v1 fields of ``sklearn.runconfig`` this project does not translate, and why (each section has its table).
+RUNCONFIG_REJECTED: dict[str, str] = {
+    "command": "the train component's command is built from script and arguments; remove command",
+    "priority": "v2 jobs on a compute cluster have no priority; remove the field",
+    "credentialPassthrough": (
+        "v2 jobs choose their identity with `identity` (user or managed); these jobs run with the compute's "
+        "managed identity: remove the field"
+    ),
+    "identity": "these jobs run with the compute cluster's managed identity; remove the field",
+    "history": "v2 always snapshots the code folder and keeps the logs and outputs; remove history",
+    "environmentVariables": (
+        "v2 takes variables per job (environment_variables), which this project does not write; set them in the "
+        "training code or the cluster instead"
+    ),
+    "spark": "Spark runs are not command jobs; this scikit-learn project trains on a compute cluster",
+    "hdi": "HDInsight runs are not command jobs; this scikit-learn project trains on a compute cluster",
+    "tensorflow": "distributed training (v2: `distribution`) does not apply to this single-process scikit-learn script",
+    "pyTorch": "distributed training (v2: `distribution`) does not apply to this single-process scikit-learn script",
+    "mpi": "distributed training (v2: `distribution`) does not apply to this single-process scikit-learn script",
+    "paralleltask": "parallel runs are v2 parallel jobs, not command jobs; this project trains one model per job",
+    "dataReferences": "v2 passes data as job inputs: the pipeline gives train.py its data folder itself (--data)",
+    "data": "v2 passes data as job inputs: the pipeline gives train.py its data folder itself (--data)",
+    "outputData": "v2 jobs declare outputs: the pipeline gives train.py its output folder itself (--out)",
+    "datacaches": "v2 has no data caches; inputs are mounted or downloaded by the job",
+    "sourceDirectoryDataStore": "v2 uploads the code folder to the workspace's default datastore; remove the field",
+    "amlcompute": (
+        "v2 does not create a cluster per run: create the cluster named in target once (`az ml compute create`)"
+    ),
+    "kubernetescompute": "name an attached Kubernetes compute in target instead",
+}
+ENVIRONMENT_REJECTED: dict[str, str] = {
+    "version": "v2 gives the environment a new version whenever its conda file or image changes; remove version",
+    "environmentVariables": RUNCONFIG_REJECTED["environmentVariables"],
+    "spark": RUNCONFIG_REJECTED["spark"],
+    "databricks": "Databricks runs are not command jobs; this scikit-learn project trains on a compute cluster",
+    "r": "R environments are not built by this project; the training environment is myenv.yml (conda)",
+    "inferencingStackVersion": "a v1 image option; the scoring environment is environments/score.yml",
+}
+PYTHON_REJECTED: dict[str, str] = {
+    "baseCondaEnvironment": "v2 builds the environment from condaDependenciesFile alone; remove the field",
+}
+DOCKER_REJECTED: dict[str, str] = {
+    "baseDockerfile": "v2 builds this environment from the conda file on baseImage; name a prebuilt image there",
+    "baseImageRegistry": _BASE_IMAGE_REGISTRY_REASON,
+    "platform": "v2 environments run on Linux; remove platform",
+    "gpuSupport": "choose a CUDA base image in baseImage and a GPU cluster in target instead",
+    "shmSize": "v2 sets shared memory per job (resources.shm_size), which this project leaves at the default",
+    "arguments": "v2 sets Docker arguments per job (resources.docker_args), which this project does not use",
+    "sharedVolumes": "v2 jobs mount their inputs and outputs; there are no shared volumes to switch",
+}
+
+
 class PythonSection(_V1Model):
     """``environment.python``: the conda file the environment is built from."""
 
     userManagedDependencies: bool = False
     interpreterPath: str = "python"
     condaDependenciesFile: str
+    baseCondaEnvironment: Any = None
+
+    _refuse = _refused(PYTHON_REJECTED)
 
 
 class DockerSection(_V1Model):
@@ -51,6 +113,15 @@ class DockerSection(_V1Model):
 
     enabled: bool = True
     baseImage: str
+    baseDockerfile: Any = None
+    baseImageRegistry: Any = None
+    platform: Any = None
+    gpuSupport: Any = None
+    shmSize: Any = None
+    arguments: Any = None
+    sharedVolumes: Any = None
+
+    _refuse = _refused(DOCKER_REJECTED)
 
 
 class EnvironmentSection(_V1Model):
@@ -59,10 +130,22 @@ class EnvironmentSection(_V1Model):
     name: str
     python: PythonSection
     docker: DockerSection
+    version: Any = None
+    environmentVariables: Any = None
+    spark: Any = None
+    databricks: Any = None
+    r: Any = None
+    inferencingStackVersion: Any = None
+
+    _refuse = _refused(ENVIRONMENT_REJECTED)
 
 
 class RunConfig(_V1Model):
-    """``sklearn.runconfig``: how ``train.py`` runs (script, arguments, compute, environment, time limit)."""
+    """``sklearn.runconfig``: how ``train.py`` runs (script, arguments, compute, environment, time limit).
+
+    v1 fields with no counterpart in this project's v2 jobs are refused with the reason (:data:`RUNCONFIG_REJECTED`
+    and the tables of each section).
+    """
 
     script: str
     arguments: list[str | int | float] = Field(default_factory=list)
@@ -72,6 +155,27 @@ class RunConfig(_V1Model):
     nodeCount: int = Field(default=1, ge=1)
     maxRunDurationSeconds: int = Field(default=3600, gt=0)
     environment: EnvironmentSection
+    command: Any = None
+    priority: Any = None
+    credentialPassthrough: Any = None
+    identity: Any = None
+    history: Any = None
+    environmentVariables: Any = None
+    spark: Any = None
+    hdi: Any = None
+    tensorflow: Any = None
+    pyTorch: Any = None
+    mpi: Any = None
+    paralleltask: Any = None
+    dataReferences: Any = None
+    data: Any = None
+    outputData: Any = None
+    datacaches: Any = None
+    sourceDirectoryDataStore: Any = None
+    amlcompute: Any = None
+    kubernetescompute: Any = None
+
+    _refuse = _refused(RUNCONFIG_REJECTED)
 
     @property
     def argv(self) -> list[str]:
@@ -90,10 +194,7 @@ INFERENCE_REJECTED: dict[str, str] = {
     ),
     "enableGpu": "choose a CUDA base image in baseImage and a GPU instanceType in the deployment config instead",
     "cudaVersion": "choose a CUDA base image in baseImage (v2 has no CUDA version switch)",
-    "baseImageRegistry": (
-        "v2 pulls base images with the workspace's identity; push the image to the workspace's container "
-        "registry (or grant it pull access) and name it in baseImage"
-    ),
+    "baseImageRegistry": _BASE_IMAGE_REGISTRY_REASON,
     "schemaFile": "score.py serves its own /swagger.json (amlops.scoring); remove the field",
     "environment": (
         "this project builds the scoring environment from condaFile (+ baseImage); remove the inline environment block"

@@ -105,6 +105,33 @@ def test_runconfig_unknown_nested_field_is_named(tmp_path: Path):
         config.load_runconfig(path)
 
 
+RUNCONFIG_REFUSALS = [
+    (section, field, reason)
+    for section, table in (
+        ((), config.RUNCONFIG_REJECTED),
+        (("environment",), config.ENVIRONMENT_REJECTED),
+        (("environment", "python"), config.PYTHON_REJECTED),
+        (("environment", "docker"), config.DOCKER_REJECTED),
+    )
+    for field, reason in table.items()
+]
+
+
+@pytest.mark.parametrize(("section", "field", "reason"), RUNCONFIG_REFUSALS)
+def test_runconfig_v1_fields_are_refused_with_the_reason(tmp_path: Path, section: tuple, field: str, reason: str):
+    import yaml
+
+    document = yaml.safe_load((REPO / "sklearn.runconfig").read_text())
+    place = document
+    for key in section:
+        place = place[key]
+    place[field] = {"some": "v1 value"}
+    path = _write(tmp_path, "sklearn.runconfig", yaml.safe_dump(document))
+    with pytest.raises(config.ConfigError) as raised:
+        config.load_runconfig(path)
+    assert f"sklearn.runconfig: field '{'.'.join([*section, field])}': {reason}" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
