@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from amlops.azure.cli import register_commands as register_azure_commands
 from amlops.build import STEPS as BUILD_STEPS
@@ -350,11 +351,23 @@ def _registry(uri: str | None):
     return Registry(settings.model_copy(update={"tracking_uri": uri}) if uri else settings)
 
 
+def _migration_registry(args: argparse.Namespace) -> Any:
+    """``--registry-uri`` (any MLflow registry), the workspace's with ``--target azure``, else the project's."""
+    if (args.target or ProjectSettings().target) == "azure":
+        if args.registry_uri:
+            raise LookupError(
+                "--registry-uri names an MLflow registry; with --target azure the workspace's registry is used "
+                "(choose the workspace with --workspace-config)"
+            )
+        return _governed(args)[0]
+    return _registry(args.registry_uri)
+
+
 def cmd_models_export(args: argparse.Namespace) -> int:
     """Export a registered version to an archive."""
     from amlops.migrate import export_version
 
-    registry = _registry(args.registry_uri)
+    registry = _migration_registry(args)
     version = args.version.rpartition(":")[2]
     if version == "production":
         current = registry.production()
@@ -367,10 +380,8 @@ def cmd_models_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
-    """Move the production marker to a version."""
-    from amlops.registry import Registry
-
-    registry = Registry()
+    """Move the production marker to a version (the project's registry, or the workspace's with --target azure)."""
+    registry, _ = _governed(args)
     version = registry.get(args.version.rpartition(":")[2])
     registry.promote(version.version)
     return 0
@@ -388,7 +399,7 @@ def cmd_models_import(args: argparse.Namespace) -> int:
     """Import an exported archive into a registry."""
     from amlops.migrate import import_archive
 
-    imported = import_archive(args.archive, _registry(args.registry_uri), promote=args.promote)
+    imported = import_archive(args.archive, _migration_registry(args), promote=args.promote)
     sys.stdout.write(json.dumps(asdict(imported), indent=2) + "\n")
     return 0
 
@@ -629,14 +640,17 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("version", help="version number, NAME:VERSION, or 'production'")
     export.add_argument("--out", type=Path, required=True, help="archive to write (.tar.gz)")
     export.add_argument("--registry-uri", default=None, help="source MLflow registry (default: the project's)")
+    _target_options(export)
     promote = models_commands.add_parser("promote", help="move the production marker to a version (after approval)")
     promote.set_defaults(handler=cmd_models_promote)
     promote.add_argument("version", help="version number or NAME:VERSION")
+    _target_options(promote)
     import_ = models_commands.add_parser("import", help="verify an exported archive and register it")
     import_.set_defaults(handler=cmd_models_import)
     import_.add_argument("archive", type=Path)
     import_.add_argument("--registry-uri", default=None, help="target MLflow registry (default: the project's)")
     import_.add_argument("--promote", action="store_true", help="also move the target's production marker")
+    _target_options(import_)
     show = models_commands.add_parser("show", help="a version's metrics, lineage and live deployments")
     show.set_defaults(handler=cmd_models_show)
     show.add_argument("model", nargs="?", default=None, help="NAME[:VERSION] or VERSION (default: production)")

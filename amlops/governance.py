@@ -1230,10 +1230,25 @@ class AzureRegistry:
             )
 
     def download(self, version: str, dest: Path) -> Path:
-        """A version's MLflow model folder."""
+        """Copy a version's MLflow model folder to ``dest`` (replaced if it exists) and return it, as locally."""
+        import shutil
+        import tempfile
+
         from amlops.azure import operations
 
-        return operations.download_model(self.client, self.name, str(version), Path(dest))
+        dest = Path(dest)
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = operations.download_model(self.client, self.name, str(version), Path(scratch))
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(folder, dest)
+        return dest
+
+    def register_folder(self, folder: Path, tags: dict[str, str], description: str = "") -> Version:
+        """Register an MLflow model folder that no job of this workspace produced (an import)."""
+        from amlops.azure import operations
+
+        created = operations.register_model_folder(self.client, self.name, Path(folder), tags, description)
+        return operations.as_version(created)
 
 
 def record_release(

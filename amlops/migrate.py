@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from amlops.data import sha256_file
+from amlops.governance import SOURCE_ONLY_PREFIXES
 from amlops.registry import PRODUCTION_TAG
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def export_version(registry, version: str, archive: Path) -> Path:
     """Write a registered version (files, metrics, lineage, checksums) to a ``.tar.gz`` archive.
 
     Args:
-        registry: The source :class:`amlops.registry.Registry`.
+        registry: The source registry: :class:`amlops.registry.Registry` (MLflow) or
+            :class:`amlops.governance.AzureRegistry` (a workspace).
         version: The version to export.
         archive: Path of the archive to write.
     """
@@ -83,7 +85,7 @@ def export_version(registry, version: str, archive: Path) -> Path:
             "name": found.name,
             "version": found.version,
             "tags": found.tags,
-            "source_registry": redact_uri(registry.settings.resolved_tracking_uri),
+            "source_registry": registry.uri,
             "source_run_id": found.run_id,
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -140,7 +142,8 @@ def import_archive(archive: Path, registry, *, promote: bool = False) -> Importe
 
     Args:
         archive: A file written by :func:`export_version`.
-        registry: The target :class:`amlops.registry.Registry`.
+        registry: The target registry: :class:`amlops.registry.Registry` (MLflow) or
+            :class:`amlops.governance.AzureRegistry` (a workspace).
         promote: Also move the target's production marker to the imported version.
     """
     archive = Path(archive)
@@ -168,7 +171,13 @@ def import_archive(archive: Path, registry, *, promote: bool = False) -> Importe
             "imported_from_version": metadata["version"],
             "import_archive_sha256": digest,
         }
-        kept = {k: v for k, v in metadata["tags"].items() if k not in ORIGIN_TAGS + SOURCE_ONLY_TAGS}
+        # Deployment records and efficacy checks describe the source's endpoints; a retirement is kept (a retired
+        # model stays retired wherever it goes).
+        kept = {
+            k: v
+            for k, v in metadata["tags"].items()
+            if k not in ORIGIN_TAGS + SOURCE_ONLY_TAGS and not k.startswith(SOURCE_ONLY_PREFIXES)
+        }
         tags = kept | origin
         version = registry.register_folder(
             folder / MODEL_DIR, tags, description=f"imported from {metadata['name']} v{metadata['version']}"

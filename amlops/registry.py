@@ -174,14 +174,8 @@ class Registry:
         """Register a model folder that no run of this registry produced (an import).
 
         The files are logged as the artifacts of a run named ``import`` so the version has a durable source.
-        Deployment records and efficacy checks describe the source registry's endpoints, not this one's: they are
-        dropped (a retirement is kept: a retired model stays retired wherever it goes).
         """
         import mlflow
-
-        from amlops.governance import SOURCE_ONLY_PREFIXES
-
-        tags = {k: v for k, v in tags.items() if not k.startswith(SOURCE_ONLY_PREFIXES)}
 
         with mlflow.start_run(run_name="import", tags={"step": "import"}) as active:
             mlflow.log_artifacts(str(folder), artifact_path="model")

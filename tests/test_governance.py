@@ -147,11 +147,17 @@ def test_history_stays_within_its_limits(two_versions):
     assert {r.endpoint for r in governance.endpoint_records(version)} == {"endpoint-0", "endpoint-1", "endpoint-2"}
 
 
-def test_an_import_drops_the_source_registrys_deployment_records(two_versions, model_folder, tmp_path):
-    tags = {"metric.rmse": "53.78", "deployment.local.local": "{}", "deployments": "[]", "retired": "true"}
+def test_an_import_drops_the_source_registrys_deployment_records(two_versions, tmp_path):
+    from amlops import migrate
+
+    source_only = {"deployment.local.local": "{}", "deployments": "[]", "efficacy.last": "{}"}
+    two_versions.set_tags("2", source_only | {"retired": "true"})
+    archive = migrate.export_version(two_versions, "2", tmp_path / "v2.tar.gz")
     other = Registry(ProjectSettings().model_copy(update={"tracking_uri": f"sqlite:///{tmp_path / 'o' / 'db'}"}))
-    imported = other.register_folder(model_folder, tags)
-    assert set(imported.tags) == {"metric.rmse", "retired"}  # a retirement travels, deployments do not
+    tags = other.get(migrate.import_archive(archive, other).version).tags
+    assert tags["retired"] == "true"  # a retirement travels, deployments and efficacy checks do not
+    assert tags["metric.rmse"] == "53.78"
+    assert not set(tags) & set(source_only)
 
 
 # --- retirement ----------------------------------------------------------------------------------------------------
@@ -350,9 +356,10 @@ def test_a_failing_event_command_does_not_undo_the_action(project: Path, monkeyp
 class TaggedModels:
     """``MLClient.models`` with tags that persist, for the versions of ``folders``."""
 
-    def __init__(self, folders: dict[str, Path]):
+    def __init__(self, folders: dict[str, Path], store: Path | None = None):
         self.folders = folders
         self.tags: dict[str, dict[str, str]] = {version: {} for version in folders}
+        self.store = store  # where versions registered from a local folder keep their files
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
         from azure.core.exceptions import ResourceNotFoundError
@@ -366,6 +373,11 @@ class TaggedModels:
         return [self.get(name, version) for version in self.folders]
 
     def create_or_update(self, model: Any) -> Any:
+        if model.version is None:  # a new version from a local folder, which the SDK uploads
+            version = str(max(int(v) for v in self.folders if v.isdigit()) + 1)
+            self.folders[version] = shutil.copytree(model.path, self.store / version / "model")
+            assert model.type == "mlflow_model"
+            model = SimpleNamespace(name=model.name, version=version, tags=model.tags, path=f"azureml:{version}")
         self.tags[model.version] = {k: str(v) for k, v in model.tags.items()}
         return model
 
@@ -495,6 +507,34 @@ def test_a_pipeline_run_on_azure_promotes_through_the_workspace_registry(azure, 
     with pytest.raises(RetiredVersionError, match="trained on a leaked label"):
         workflow._promote_on_azure({"registered_version": "1", "production_version": "2"})
     assert registry.production().version == "2"
+
+
+def test_a_version_moves_from_one_workspace_to_another(azure, azure_models, tmp_path: Path, monkeypatch, capsys):
+    _, dev_client, dev = azure  # versions 1 and 2
+    dev.promote("2")
+    prod = TaggedModels({"1": azure_models["1"]}, store=tmp_path / "prod-store")
+    clients = {"dev.json": dev_client, "prod.json": SimpleNamespace(models=prod)}
+    monkeypatch.setattr("amlops.azure.connection.connect", lambda config=None: clients[Path(config).name])
+    archive = tmp_path / "v2.tar.gz"
+    dev_target = ["--target", "azure", "--workspace-config", "dev.json"]
+    prod_target = ["--target", "azure", "--workspace-config", "prod.json"]
+
+    assert main(["models", "export", "2", "--out", str(archive), *dev_target]) == 0
+    capsys.readouterr()
+    assert main(["models", "import", str(archive), *prod_target]) == 0
+    imported = json.loads(capsys.readouterr().out)
+    assert (imported["version"], imported["source_version"], imported["promoted"]) == ("2", "2", False)
+    moved = governance.AzureRegistry(clients["prod.json"], MODEL).get("2")
+    assert moved.tags["imported_from_version"] == "2"
+    assert moved.tags["imported_from_registry"].startswith("azureml://workspaces/")
+    assert not moved.in_production  # production is the target's decision (--promote)
+    assert (prod.folders["2"] / "MLmodel").read_bytes() == (azure_models["2"] / "MLmodel").read_bytes()
+
+    assert main(["models", "import", str(archive), *prod_target, "--promote"]) == 0  # again: nothing new
+    assert json.loads(capsys.readouterr().out)["version"] == "2"
+    assert sorted(prod.folders) == ["1", "2"]
+    assert governance.AzureRegistry(clients["prod.json"], MODEL).production().version == "2"
+    assert main(["models", "import", str(archive), *prod_target, "--registry-uri", "sqlite:///x.db"]) == EXIT_BAD_INPUT
 
 
 def test_models_list_target_azure(azure, monkeypatch, capsys):

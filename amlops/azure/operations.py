@@ -235,6 +235,18 @@ def register_from_job(
     return created
 
 
+def register_model_folder(client: Any, name: str, folder: Path, tags: dict[str, str], description: str = "") -> Any:
+    """Register a local MLflow model folder (an import) as a new version of ``name``; the SDK uploads it."""
+    from azure.ai.ml.constants import AssetTypes
+    from azure.ai.ml.entities import Model
+
+    created = client.models.create_or_update(
+        Model(name=name, path=str(folder), type=AssetTypes.MLFLOW_MODEL, description=description, tags=tags)
+    )
+    log.info("registered model %s:%s from %s", created.name, created.version, folder)
+    return created
+
+
 def resolve_model_version(client: Any, name: str, version: str | None) -> str:
     """``version``, or the latest registered version of ``name``."""
     if version and version != "latest":
