@@ -431,6 +431,11 @@ def cmd_release(args: argparse.Namespace) -> int:
     """The local release (:mod:`amlops.release`): pre-production, or with --approve production, or --rollback."""
     from amlops import release
 
+    if ProjectSettings().target == "azure":
+        raise LookupError(
+            "`release` releases to local endpoints, and AMLOPS_TARGET is azure: on Azure ML the release pipeline "
+            "runs `azure deploy --stage preprod|prod` with its approval (pipelines/README.md)"
+        )
     if args.to and not args.rollback:
         raise LookupError("--to names the version --rollback goes back to; use --version to choose a candidate")
     if args.rollback:

@@ -109,3 +109,9 @@ def test_make_run_promotes_only_after_the_candidate_passed_its_smoke_test(
     assert "v2: predictions differ" in caplog.text
     with pytest.raises(requests.ConnectionError):
         requests.post(f"http://127.0.0.1:{31311}/score", json={"data": [ROW]}, timeout=2)
+
+
+def test_release_is_local_and_says_so_when_the_target_is_azure(project: Path, monkeypatch, caplog):
+    monkeypatch.setenv("AMLOPS_TARGET", "azure")
+    assert main(["release"]) == EXIT_BAD_INPUT
+    assert "azure deploy --stage preprod|prod" in caplog.text
