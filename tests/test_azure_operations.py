@@ -914,3 +914,12 @@ def test_build_download_and_tag_steps(models, tmp_path: Path):
     tagged = registry.updated[0]
     assert (tagged.name, tagged.version) == (MODEL, "2")
     assert tagged.tags == {"decision": "register", "build_id": "118", "build_url": "https://dev.azure.com/x"}
+
+
+def test_the_training_code_snapshot_records_the_commit_it_was_copied_from(files, tmp_path: Path):
+    from amlops.azure import render
+    from amlops.steps import register
+
+    code = render.stage_training_code(files, tmp_path / "code")
+    assert (code / register.SOURCE_FILE).is_file()
+    assert register.git_commit(code) == register.git_commit(REPO)

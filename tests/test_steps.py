@@ -68,6 +68,23 @@ def test_git_commit_names_the_commit_and_dirtiness(tmp_path: Path):
     assert register.git_commit(tmp_path) == (sha, True)
 
 
+def test_a_staged_code_folder_keeps_the_commit_it_was_copied_from(tmp_path: Path):
+    """An Azure ML job's code snapshot has no .git: the register step reads the commit recorded at staging."""
+    repo, code = tmp_path / "repo", tmp_path / "code"
+    repo.mkdir()
+    code.mkdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (repo / "f.txt").write_text("one")
+    git("add", "f.txt")
+    git("-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "one")
+    register.record_source(code, repo)
+    assert register.git_commit(code) == (git("rev-parse", "HEAD").strip(), False)
+
+
 def test_git_commit_outside_a_checkout(tmp_path: Path):
     assert register.git_commit(tmp_path) == ("uncommitted", True)
 

@@ -40,6 +40,7 @@ from amlops.azure import translate
 from amlops.azure.settings import STAGES, AzureSettings
 from amlops.config import ConfigError
 from amlops.settings import PACKAGE_DIR
+from amlops.steps import register
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def stage_training_code(project: translate.Project, dest: Path) -> Path:
     dest.mkdir(parents=True)
     _copy_package(dest)
     shutil.copy2(script, dest / script.name)
+    register.record_source(dest, project.root)  # lineage: the snapshot has no .git for the register step to read
     # The drift reference of the prep step (the job's working directory is this folder).
     snapshot = project.settings.data_snapshot
     (dest / "data").mkdir()

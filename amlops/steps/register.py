@@ -23,6 +23,8 @@ from amlops.steps import train as train_step
 log = logging.getLogger("amlops.steps.register")  # not __main__ when run with -m
 
 REGISTRATION_FILE = "registration.json"
+#: In a staged code folder (no ``.git``): the commit of the checkout it was copied from.
+SOURCE_FILE = "amlops-source.json"
 #: Reliability tests set this to a point name (``register:before-promote``) to kill the process there.
 FAULT_VARIABLE = "AMLOPS_FAULT_INJECTION"
 #: Azure DevOps and GitHub Actions expose the build id under these names.
@@ -32,8 +34,10 @@ BUILD_ID_VARIABLES = ("BUILD_BUILDID", "GITHUB_RUN_ID")
 def git_commit(root: Path) -> tuple[str, bool]:
     """The commit the code was at, and whether the working tree had uncommitted changes.
 
-    Returns ``("uncommitted", True)`` outside a git checkout or before the first commit.
+    Outside a git checkout, what :data:`SOURCE_FILE` recorded when the code was staged (an Azure ML job's code
+    snapshot has no ``.git``); ``("uncommitted", True)`` without either, or before the first commit.
     """
+    recorded = Path(root) / SOURCE_FILE
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
@@ -47,8 +51,17 @@ def git_commit(root: Path) -> tuple[str, bool]:
             timeout=10,
         ).stdout
     except (OSError, subprocess.SubprocessError):
+        if recorded.is_file():
+            source = read_json(recorded)
+            return str(source["git_commit"]), bool(source["git_dirty"])
         return "uncommitted", True
     return sha, bool(status.strip())
+
+
+def record_source(code: Path, root: Path) -> None:
+    """Write :data:`SOURCE_FILE` into a staged code folder: the commit of ``root``, the checkout it was copied from."""
+    commit, dirty = git_commit(root)
+    write_json(Path(code) / SOURCE_FILE, {"git_commit": commit, "git_dirty": dirty})
 
 
 def fault_point(name: str) -> None:
