@@ -113,7 +113,11 @@ class Registry:
             return self._version(self.client.get_model_version_by_alias(self.name, PRODUCTION_ALIAS))
         except MlflowException:
             pass  # no alias yet, or a registry without aliases: the tag decides
-        tagged = self.client.search_model_versions(f"name = '{self.name}' and tags.{PRODUCTION_TAG} = 'true'")
+        try:
+            tagged = self.client.search_model_versions(f"name = '{self.name}' and tags.{PRODUCTION_TAG} = 'true'")
+        except MlflowException:  # a registry whose search cannot filter on tags: filter here
+            every = self.client.search_model_versions(f"name = '{self.name}'")
+            tagged = [mv for mv in every if (mv.tags or {}).get(PRODUCTION_TAG) == "true"]
         return self._version(max(tagged, key=lambda mv: int(mv.version))) if tagged else None
 
     def get(self, version: str) -> Version:

@@ -127,6 +127,43 @@ def test_run_records_its_short_lived_endpoint(project: Path, no_servers_left, ca
     assert [(h.endpoint, h.outcome) for h in history] == [("run", "succeeded"), ("run", "undeployed")]
 
 
+class WithoutAliasesOrTagSearch:
+    """The real SQLite registry client behind a server without aliases whose search cannot filter on tags."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_model_version_by_alias(self, *args: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        raise MlflowException("registered model aliases are not supported")
+
+    set_registered_model_alias = get_model_version_by_alias
+
+    def search_model_versions(self, filter_string: str, *args: Any, **kwargs: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        if "tags." in filter_string:
+            raise MlflowException(f"unsupported filter: {filter_string}")
+        return self._client.search_model_versions(filter_string, *args, **kwargs)
+
+
+def test_production_is_found_without_aliases_or_a_tag_search(project: Path, model_folder: Path):
+    registry = Registry()
+    registry.client = WithoutAliasesOrTagSearch(registry.client)
+    for _ in range(2):
+        registry.register_folder(model_folder, {"decision": "register"})
+    assert registry.production() is None
+    registry.promote("1")
+    assert registry.production().version == "1"
+    registry.promote("2")
+    assert registry.production().version == "2"
+    assert [v.in_production for v in registry.versions()] == [True, False]
+
+
 def test_history_stays_within_its_limits(two_versions):
     for number in range(governance.HISTORY_LIMIT + 15):
         entry = governance.DeploymentRecord(
