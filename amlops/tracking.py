@@ -25,6 +25,10 @@ def configure(settings: ProjectSettings | None = None) -> str:
 
     settings = settings or ProjectSettings()
     uri = settings.resolved_tracking_uri
+    if uri.startswith("azureml:") and not settings.in_azureml_job:  # inside a job, Azure ML provides the token
+        from amlops.azure.connection import check_tracking_credentials
+
+        check_tracking_credentials(uri)
     if uri.startswith("sqlite:"):
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)

@@ -255,6 +255,20 @@ def test_no_credentials_fails_fast_with_what_to_do(tmp_path: Path):
     assert attempts == ""  # nothing tried to leave the machine
 
 
+def test_an_azureml_tracking_uri_without_credentials_fails_fast_instead_of_a_login_prompt(tmp_path: Path):
+    uri = (
+        "azureml://eastus.api.azureml.ms/mlflow/v1.0/subscriptions/00000000-0000-0000-0000-000000000001"
+        "/resourceGroups/rg-ml/providers/Microsoft.MachineLearningServices/workspaces/ws"
+    )
+    code = "from amlops.cli import main\nraise SystemExit(main(['models', 'list']))"
+    result, seconds, attempts = _run_isolated(tmp_path, ["-c", code], {"AMLOPS_TRACKING_URI": uri})
+    assert result.returncode == 2, result.stderr
+    assert seconds < 20
+    assert "no Azure credentials" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert attempts == ""
+
+
 def test_no_workspace_fails_fast_with_where_to_put_it(tmp_path: Path):
     result, seconds, attempts = _run_isolated(tmp_path, ["endpoint", "--stage", "prod"], {})
     assert result.returncode == 2, result.stderr

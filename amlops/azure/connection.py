@@ -177,6 +177,21 @@ def _attempts(error: BaseException) -> str:
     return "DefaultAzureCredential tried\n" + "\n".join(f"    {line[:240]}" for line in tried)
 
 
+def check_tracking_credentials(uri: str, settings: AzureSettings | None = None) -> None:
+    """Before MLflow talks to an ``azureml://`` tracking URI: fail fast when no credential produces a token.
+
+    Without one, azureml-mlflow falls back to an interactive browser or device-code login, where a command, a test
+    or a CI job would wait for a person.
+
+    Raises:
+        AzureSetupError: no credential produced a token in time, with how to provide one.
+    """
+    settings = settings or AzureSettings()
+    logging.getLogger("azure.identity").setLevel(logging.ERROR)
+    log.debug("checking Azure credentials before using the tracking URI %s", uri.split("?")[0])
+    check_credential(make_credential(settings), settings.credential_timeout)
+
+
 def connect(
     config_path: Path | None = None,
     *,
