@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,11 +112,9 @@ def two_versions(project: Path, model_folder: Path) -> Registry:
 
 def pytest_configure(config) -> None:
     """A SIGTERM (a cancelled CI job) interrupts like Ctrl-C: fixtures tear down and stop the servers they started."""
+    from amlops.serving.local import unwind_on_sigterm
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
+    unwind_on_sigterm(KeyboardInterrupt)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -126,3 +126,22 @@ def test_a_terminated_process_stops_the_servers_it_started(model_folder: Path, t
         process.kill()
         if server and Path(f"/proc/{server}").exists():
             signal_group(server, signal.SIGKILL)
+
+
+FORK_SCRIPT = """
+import multiprocessing
+from amlops.serving.local import unwind_on_sigterm
+
+unwind_on_sigterm()
+for _ in range(20):  # a pool stops its idle workers with SIGTERM when it exits
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+print("pools closed", flush=True)
+"""
+
+
+def test_forked_workers_still_die_of_sigterm():
+    """The handler is the installing process's own: a pool worker that raised SystemExit instead would hang the pool."""
+    done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "pools closed" in done.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,15 +55,22 @@ def test_plots_are_written(tmp_path: Path, splits):
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
-def test_git_commit_names_the_commit_and_dirtiness(tmp_path: Path):
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+def git_repository(folder: Path) -> Callable[..., str]:
+    """A git repository in ``folder`` with one commit; returns ``git(*args)`` run there."""
 
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True).stdout
+
+    folder.mkdir(parents=True, exist_ok=True)
     git("init", "-q")
-    (tmp_path / "f.txt").write_text("one")
+    (folder / "f.txt").write_text("one")
     git("add", "f.txt")
     git("-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "one")
-    sha = git("rev-parse", "HEAD").strip()
+    return git
+
+
+def test_git_commit_names_the_commit_and_dirtiness(tmp_path: Path):
+    sha = git_repository(tmp_path)("rev-parse", "HEAD").strip()
     assert register.git_commit(tmp_path) == (sha, False)
     (tmp_path / "f.txt").write_text("two")
     assert register.git_commit(tmp_path) == (sha, True)
@@ -71,18 +79,10 @@ def test_git_commit_names_the_commit_and_dirtiness(tmp_path: Path):
 def test_a_staged_code_folder_keeps_the_commit_it_was_copied_from(tmp_path: Path):
     """An Azure ML job's code snapshot has no .git: the register step reads the commit recorded at staging."""
     repo, code = tmp_path / "repo", tmp_path / "code"
-    repo.mkdir()
+    sha = git_repository(repo)("rev-parse", "HEAD").strip()
     code.mkdir()
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
-
-    git("init", "-q")
-    (repo / "f.txt").write_text("one")
-    git("add", "f.txt")
-    git("-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-qm", "one")
     register.record_source(code, repo)
-    assert register.git_commit(code) == (git("rev-parse", "HEAD").strip(), False)
+    assert register.git_commit(code) == (sha, False)
 
 
 def test_git_commit_outside_a_checkout(tmp_path: Path):

@@ -271,16 +271,25 @@ def signal_group(pid: int, signum: int) -> bool:
     return True
 
 
-def unwind_on_sigterm() -> None:
+def unwind_on_sigterm(exception: type[BaseException] = SystemExit) -> None:
     """Make SIGTERM end this process the way Ctrl-C does: ``finally`` blocks run, so the servers it started stop.
 
     Servers run in their own session (a Ctrl-C in the terminal must not reach a server mid-release), so nothing
     else stops them when the process that started them is terminated: a cancelled CI job, a timeout, ``kill``.
-    Entry points call this; ``serve`` replaces it with its own handler.
+    Entry points call this; ``serve`` replaces it with its own handler. A process forked from this one (a
+    ``multiprocessing`` worker, which its pool stops with SIGTERM) dies of the signal as usual.
+
+    Args:
+        exception: Raised with ``128 + signum`` (SystemExit's exit code); pytest's conftest passes KeyboardInterrupt.
     """
+    owner = os.getpid()
 
     def terminate(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise exception(128 + signum)
 
     signal.signal(signal.SIGTERM, terminate)
 
