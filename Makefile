@@ -31,7 +31,7 @@ $(INSTALLED): requirements.lock pyproject.toml
 
 install: $(INSTALLED) ## Create .venv with the exact versions in requirements.lock
 
-run: $(ENV) ## Run the whole lifecycle locally: pipeline, register, deploy, smoke test, summary
+run: $(ENV) ## Run the whole lifecycle locally: pipeline, register, deploy, smoke test, promote, summary
 	$(PY) -m amlops run
 
 test: $(ENV) ## Run the whole test suite (installs what it needs first)
