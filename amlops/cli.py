@@ -62,6 +62,7 @@ def guarded(action: Callable[[], int]) -> int:
     from amlops.data import DataValidationError
     from amlops.drift import DataDriftError
     from amlops.migrate import ArchiveError
+    from amlops.pipeline import PublishedRunFailed
     from amlops.serving.client import ScoringError
     from amlops.serving.local import EndpointError
     from amlops.serving.smoke import SmokeTestFailure
@@ -85,6 +86,9 @@ def guarded(action: Callable[[], int]) -> int:
     except BuildFailure as error:
         log.error("build failed: %s", error)
         return 1
+    except PublishedRunFailed as error:
+        log.error("%s", error)
+        return error.exit_code
     except (SmokeTestFailure, ScoringError) as error:
         log.error("smoke test failed: %s", error)
         return EXIT_SMOKE_FAILED

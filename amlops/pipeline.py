@@ -7,20 +7,24 @@ step's run is nested under it.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from amlops import config, tracking
 from amlops.files import read_json
-from amlops.settings import DataSettings, GateSettings, ProjectSettings
+from amlops.settings import PACKAGE_DIR, RUNCONFIG_FILE, DataSettings, GateSettings, ProjectSettings
 from amlops.steps import evaluate, prep, register
 from amlops.steps import train as train_step
 
 log = logging.getLogger(__name__)
 
-RUNCONFIG_FILE = "sklearn.runconfig"
 STEPS = ("prep", "train", "evaluate", "register")
 
 
@@ -41,7 +45,6 @@ def run(
     *,
     promote: bool = True,
     settings: ProjectSettings | None = None,
-    runconfig_path: Path | None = None,
     alpha: float | None = None,
     tags: dict[str, str] | None = None,
 ) -> PipelineResult:
@@ -50,20 +53,21 @@ def run(
     Args:
         data_path: CSV to train on; the committed snapshot when omitted.
         promote: Whether the register step may move the production marker.
-        settings: Project settings; read from the environment when omitted.
-        runconfig_path: Run configuration whose ``arguments`` hold the hyperparameters.
+        settings: Project settings (``runconfig_file`` holds the hyperparameters); from the environment when omitted.
         alpha: Overrides the run configuration's ``--alpha``.
-        tags: Extra tags for the pipeline's MLflow run (a published pipeline records its name and version).
+        tags: Extra tags for the pipeline's MLflow run.
     """
     import mlflow
 
     settings = settings or ProjectSettings()
-    runconfig = config.load_runconfig(runconfig_path or settings.root / RUNCONFIG_FILE)
+    runconfig = config.load_runconfig(settings.runconfig_file)
     DataSettings(), GateSettings()  # fail on a bad AMLOPS_DATA_*/AMLOPS_GATE_* value before any work is done
     train_arguments = [*runconfig.argv, *([] if alpha is None else ["--alpha", str(alpha)])]
     data_path = Path(data_path or settings.data_snapshot)
     tracking.configure(settings)
-    with mlflow.start_run(run_name="training-pipeline", tags={"step": "pipeline", **(tags or {})}) as parent:
+    # The code and run configuration this run executes, as a published pipeline records them.
+    tags = {"step": "pipeline", "code_sha256": code_fingerprint(settings), **(tags or {})}
+    with mlflow.start_run(run_name="training-pipeline", tags=tags) as parent:
         run_id = parent.info.run_id
         folder = settings.build_dir / "pipeline" / run_id
         outputs = {name: folder / name for name in STEPS}
@@ -97,20 +101,29 @@ def run(
         for number, (name, (main, argv)) in enumerate(commands.items(), start=1):
             log.info("pipeline: step %d/%d %s", number, len(commands), name)
             main(argv)
-        registration = read_json(outputs["register"] / register.REGISTRATION_FILE)
-        # The register step's verdict: it re-applies the gate if production moved since evaluate ran.
-        decision = evaluate.decision_from(registration["decision"])
+        result = result_of(run_id, folder)
         mlflow.set_tags(
-            {"decision": decision.outcome, "registered_version": registration["registered_version"] or "none"}
+            {
+                "decision": result.decision.outcome,
+                "registered_version": result.registration["registered_version"] or "none",
+            }
         )
         mlflow.log_artifacts(str(outputs["evaluate"]), artifact_path="evaluate")
         mlflow.log_metric("pipeline_seconds", time.perf_counter() - started)
+    return result
+
+
+def result_of(run_id: str, folder: Path) -> PipelineResult:
+    """A finished run's result, read back from its step folders."""
+    folder = Path(folder)
+    registration = read_json(folder / "register" / register.REGISTRATION_FILE)
     return PipelineResult(
         run_id=run_id,
         folder=folder,
-        fingerprint=read_json(outputs["prep"] / prep.FINGERPRINT_FILE),
-        training=read_json(outputs["train"] / train_step.INFO_FILE),
-        decision=decision,
+        fingerprint=read_json(folder / "prep" / prep.FINGERPRINT_FILE),
+        training=read_json(folder / "train" / train_step.INFO_FILE),
+        # The register step's verdict: it re-applies the gate if production moved since evaluate ran.
+        decision=evaluate.decision_from(registration["decision"]),
         registration=registration,
     )
 
@@ -118,9 +131,10 @@ def run(
 # --- published pipelines ------------------------------------------------------------------------------
 #
 # v1 "published pipelines" became pipeline components in Azure ML v2 (see amlops.azure). Locally, a
-# published pipeline is a named, versioned definition in the registry folder: its parameters' defaults
-# and a fingerprint of the code and configuration it was published from. Re-running it with other
-# parameters runs the same steps; if the code changed since publishing, the run says so.
+# published pipeline is a named, versioned definition in the registry folder: its parameters' defaults,
+# a snapshot of the code and run configuration it was published from, and their sha256. Re-running it
+# runs that snapshot (in a child process), whatever the checkout holds now, as Azure ML runs a
+# component's code snapshot. The Python environment is the current one.
 
 PUBLISHED_DIR = "pipelines"
 DEFAULT_PIPELINE_NAME = "diabetes-ridge-training"
@@ -139,15 +153,25 @@ class PublishedPipeline:
     description: str = ""
 
 
+class PublishedRunFailed(RuntimeError):
+    """A published pipeline's run (a child process) failed; it has logged why. ``exit_code`` is its exit code."""
+
+    def __init__(self, name: str, version: int, exit_code: int):
+        super().__init__(f"pipeline {name!r} v{version} failed (exit code {exit_code}); its log is above")
+        self.exit_code = exit_code
+
+
 def code_fingerprint(settings: ProjectSettings) -> str:
-    """sha256 over the package source and the run configuration: what a published version stands for."""
+    """sha256 over the running package's source and the run configuration: what a published version stands for."""
+    return _fingerprint(PACKAGE_DIR, settings.runconfig_file)
+
+
+def _fingerprint(package: Path, runconfig: Path) -> str:
     import hashlib
 
-    from amlops.settings import PACKAGE_DIR
-
     digest = hashlib.sha256()
-    named = [(p.relative_to(PACKAGE_DIR.parent).as_posix(), p) for p in sorted(PACKAGE_DIR.rglob("*.py"))]
-    named.append((RUNCONFIG_FILE, settings.root / RUNCONFIG_FILE))
+    named = [(p.relative_to(package.parent).as_posix(), p) for p in sorted(package.rglob("*.py"))]
+    named.append((RUNCONFIG_FILE, runconfig))
     for name, path in named:
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -155,6 +179,11 @@ def code_fingerprint(settings: ProjectSettings) -> str:
 
 def _published_file(settings: ProjectSettings, name: str) -> Path:
     return settings.state_dir / PUBLISHED_DIR / f"{name}.json"
+
+
+def snapshot_dir(settings: ProjectSettings, name: str, version: int) -> Path:
+    """Where a published version keeps its code (``amlops/``) and run configuration."""
+    return settings.state_dir / PUBLISHED_DIR / name / f"v{version}"
 
 
 def published_versions(
@@ -188,7 +217,7 @@ def publish(
     from amlops.files import write_json
 
     settings = settings or ProjectSettings()
-    runconfig = config.load_runconfig(settings.root / RUNCONFIG_FILE)
+    runconfig = config.load_runconfig(settings.runconfig_file)
     alpha = train_step.parser().parse_args(["--data", ".", "--out", ".", *runconfig.argv]).alpha
     defaults = {"data": str(settings.data_snapshot.relative_to(settings.root)), "alpha": alpha, "promote": True}
     unknown = set(parameters or {}) - defaults.keys()
@@ -210,8 +239,12 @@ def publish(
         published_at=datetime.now(UTC).isoformat(timespec="seconds"),
         description=description,
     )
+    snapshot = snapshot_dir(settings, name, new.version)
+    shutil.rmtree(snapshot, ignore_errors=True)  # left by a publish that failed before its index was written
+    shutil.copytree(PACKAGE_DIR, snapshot / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(settings.runconfig_file, snapshot / RUNCONFIG_FILE)
     write_json(_published_file(settings, name), [asdict(v) for v in [*versions, new]])
-    log.info("pipeline %s: published version %d", name, new.version)
+    log.info("pipeline %s: published version %d (code snapshot in %s)", name, new.version, snapshot)
     return new
 
 
@@ -223,11 +256,19 @@ def run_published(
 ) -> PipelineResult:
     """Re-run a published pipeline (latest version by default) with some parameters overridden.
 
+    The run uses the version's code snapshot, checked against the sha256 recorded at publishing; a version
+    published without one runs the checkout's code and warns if it changed.
+
     Args:
         name: Pipeline name.
         version: Published version; the latest when omitted.
         settings: Project settings.
         **overrides: New values for ``data``, ``alpha`` or ``promote``.
+
+    Raises:
+        LookupError: no such published version.
+        ConfigError: the code snapshot was altered.
+        PublishedRunFailed: the run failed (its own log says why; ``exit_code`` is the CLI's).
     """
     settings = settings or ProjectSettings()
     versions = published_versions(name, settings)
@@ -241,18 +282,63 @@ def run_published(
     unknown = set(overrides) - chosen.parameters.keys()
     if unknown:
         raise ValueError(f"unknown pipeline parameter(s) {sorted(unknown)}; known: {sorted(chosen.parameters)}")
-    if code_fingerprint(settings) != chosen.code_sha256:
-        log.warning(
-            "pipeline %s v%d: the code or sklearn.runconfig changed since it was published; "
-            "publish again to record the new definition",
-            name,
-            chosen.version,
-        )
     parameters = chosen.parameters | overrides
-    return run(
-        settings.root / parameters["data"],
-        promote=bool(parameters["promote"]),
-        settings=settings,
-        alpha=float(parameters["alpha"]),
-        tags={"published_pipeline": name, "published_version": str(chosen.version)},
-    )
+    tags = {"published_pipeline": name, "published_version": str(chosen.version)}
+    snapshot = snapshot_dir(settings, name, chosen.version)
+    if not snapshot.is_dir():  # published before versions kept their code: the checkout's code runs
+        if code_fingerprint(settings) != chosen.code_sha256:
+            log.warning(
+                "pipeline %s v%d has no code snapshot and the code or sklearn.runconfig changed since it was "
+                "published; publish again to record the new definition",
+                name,
+                chosen.version,
+            )
+        return run(
+            settings.root / parameters["data"],
+            promote=bool(parameters["promote"]),
+            settings=settings,
+            alpha=float(parameters["alpha"]),
+            tags=tags,
+        )
+    if _fingerprint(snapshot / PACKAGE_DIR.name, snapshot / RUNCONFIG_FILE) != chosen.code_sha256:
+        raise config.ConfigError(
+            f"{snapshot}: the code snapshot of pipeline {name!r} v{chosen.version} does not match the sha256 "
+            "recorded when it was published (altered?); publish again"
+        )
+    return _run_snapshot(snapshot, settings, parameters, tags, name, chosen.version)
+
+
+def _run_snapshot(
+    snapshot: Path, settings: ProjectSettings, parameters: dict, tags: dict[str, str], name: str, version: int
+) -> PipelineResult:
+    """Run the pipeline with a published version's code: ``python -m amlops pipeline run`` from its snapshot."""
+    import mlflow
+
+    environ = {f"AMLOPS_{key.upper()}": str(value) for key, value in settings.model_dump().items() if value is not None}
+    environ["AMLOPS_RUNCONFIG"] = str(snapshot / RUNCONFIG_FILE)
+    # The snapshot's package comes first: the child starts in the snapshot folder and has it on its path.
+    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(snapshot), os.environ.get("PYTHONPATH")]))
+    command = [
+        sys.executable,
+        "-m",
+        "amlops",
+        "pipeline",
+        "run",
+        "--target",
+        "local",
+        "--data",
+        str(settings.root / parameters["data"]),
+        "--alpha",
+        str(float(parameters["alpha"])),
+        *([] if parameters["promote"] else ["--no-promote"]),
+    ]
+    log.info("pipeline %s v%d: running its code snapshot %s", name, version, snapshot)
+    done = subprocess.run(command, env=os.environ | environ, cwd=snapshot, stdout=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise PublishedRunFailed(name, version, done.returncode)
+    outcome = json.loads(done.stdout)
+    tracking.configure(settings)
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(outcome["run_id"], key, value)
+    return result_of(outcome["run_id"], Path(outcome["folder"]))

@@ -25,6 +25,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 #: The registry alias that marks the version serving production traffic.
 PRODUCTION_ALIAS = "production"
+#: The run configuration (v1 format) in the project root.
+RUNCONFIG_FILE = "sklearn.runconfig"
 
 
 def _default_root() -> Path:
@@ -48,6 +50,11 @@ class ProjectSettings(BaseSettings):
     )
     target: Literal["local", "azure"] = Field(
         default="local", description="Where commands with --target run by default: local or azure."
+    )
+    runconfig: Path | None = Field(
+        default=None,
+        description="Run configuration to train with; default: sklearn.runconfig in the root (a published "
+        "pipeline's run uses the one in its code snapshot).",
     )
 
     @property
@@ -96,6 +103,11 @@ class ProjectSettings(BaseSettings):
     def endpoints_dir(self) -> Path:
         """Where running local endpoints record their state and write their logs."""
         return self.build_dir / "endpoints"
+
+    @property
+    def runconfig_file(self) -> Path:
+        """The run configuration: ``AMLOPS_RUNCONFIG``, else ``sklearn.runconfig`` in the root."""
+        return self.runconfig or self.root / RUNCONFIG_FILE
 
     @property
     def data_snapshot(self) -> Path:

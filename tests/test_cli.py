@@ -54,3 +54,41 @@ def test_publish_then_rerun_a_published_version_with_another_alpha(no_workspace,
     assert worse["outcome"] == "keep"
     assert worse["production_version"] == "1"
     assert main(["pipeline", "run", "--published", "diabetes-ridge-training:7"]) == EXIT_BAD_INPUT
+
+
+@pytest.mark.integration
+def test_a_published_version_runs_the_code_it_was_published_with(no_workspace: Path, capsys, caplog):
+    import mlflow
+
+    from amlops import pipeline
+    from amlops.settings import ProjectSettings
+
+    assert main(["pipeline", "publish"]) == 0
+    published = json.loads(capsys.readouterr().out)
+    snapshot = pipeline.snapshot_dir(ProjectSettings(), published["name"], 1)
+    assert (snapshot / "amlops" / "pipeline.py").is_file()
+    assert (snapshot / "sklearn.runconfig").read_bytes() == (no_workspace / "sklearn.runconfig").read_bytes()
+
+    # The checkout moves on after publishing: the published version still runs what was published.
+    runconfig = no_workspace / "sklearn.runconfig"
+    runconfig.write_text(runconfig.read_text() + "# edited after publishing\n")
+    assert pipeline.code_fingerprint(ProjectSettings()) != published["code_sha256"]
+    assert main(["pipeline", "run", "--published", published["name"]]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    tags = mlflow.MlflowClient().get_run(outcome["run_id"]).data.tags
+    assert tags["code_sha256"] == published["code_sha256"]
+    assert (tags["published_pipeline"], tags["published_version"]) == (published["name"], "1")
+    assert "changed since it was published" not in caplog.text
+
+    (snapshot / "amlops" / "pipeline.py").write_text("raise SystemExit('not the published code')\n")
+    assert main(["pipeline", "run", "--published", published["name"]]) == EXIT_BAD_INPUT
+    assert "does not match the sha256 recorded when it was published" in caplog.text
+
+
+@pytest.mark.integration
+def test_a_failing_published_run_exits_with_its_own_code(no_workspace: Path, capsys, caplog):
+    assert main(["pipeline", "publish"]) == 0
+    capsys.readouterr()
+    missing = no_workspace / "data" / "no-such.csv"
+    assert main(["pipeline", "run", "--published", "diabetes-ridge-training", "--data", str(missing)]) == EXIT_BAD_INPUT
+    assert "failed (exit code 2)" in caplog.text

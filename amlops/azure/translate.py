@@ -33,9 +33,8 @@ from amlops import config
 from amlops.config import ConfigError
 from amlops.serving.deploy import scoring_limits
 from amlops.serving.stage import StagedDeployment
-from amlops.settings import ProjectSettings
+from amlops.settings import RUNCONFIG_FILE, ProjectSettings
 
-RUNCONFIG_FILE = "sklearn.runconfig"
 INFERENCE_CONFIG_FILE = "inferenceConfig.yml"
 STEPS = ("prep", "train", "evaluate", "register")
 #: Options the pipeline sets on ``train.py`` itself; ``sklearn.runconfig`` may not.
