@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install run test lint dry-run format serve pipeline models validate snapshot render lock clean
+.PHONY: help install run test lint dry-run format serve release approve pipeline models validate snapshot render lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +56,12 @@ bench: $(ENV) ## Benchmark the endpoint vs its floor and peers (~10 min, install
 
 serve: $(ENV) ## Serve the production model on 127.0.0.1 in the foreground until Ctrl-C
 	$(PY) -m amlops serve
+
+release: $(ENV) ## Local release: the newest registered version to pre-production, smoke-tested (then: make approve)
+	$(PY) -m amlops release
+
+approve: $(ENV) ## Release what pre-production serves to production (127.0.0.1:31311), smoke test, promote
+	$(PY) -m amlops release --approve
 
 pipeline: $(ENV) ## Run only the training pipeline (prep, train, evaluate, register)
 	$(PY) -m amlops pipeline run

@@ -152,7 +152,7 @@ def test_make_serve_answers_until_interrupted(clone: Path):
 def test_make_help_lists_the_targets(clone: Path):
     done = _make(clone, "help", timeout=30)
     assert done.returncode == 0
-    for target in ("run", "test", "serve", "lint", "help"):
+    for target in ("run", "test", "serve", "release", "approve", "lint", "help"):
         assert re.search(rf"\b{target}\b", done.stdout), target
 
 
