@@ -348,23 +348,19 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workspace-config", type=Path, default=None, help="studio config.json (--target azure)")
 
 
-def _registry(uri: str | None):
+def _migration_registry(args: argparse.Namespace) -> Any:
+    """``--registry-uri`` (any MLflow registry), the workspace's with ``--target azure``, else the project's."""
     from amlops.registry import Registry
 
     settings = ProjectSettings()
-    return Registry(settings.model_copy(update={"tracking_uri": uri}) if uri else settings)
-
-
-def _migration_registry(args: argparse.Namespace) -> Any:
-    """``--registry-uri`` (any MLflow registry), the workspace's with ``--target azure``, else the project's."""
-    if (args.target or ProjectSettings().target) == "azure":
+    if (args.target or settings.target) == "azure":
         if args.registry_uri:
             raise LookupError(
                 "--registry-uri names an MLflow registry; with --target azure the workspace's registry is used "
                 "(choose the workspace with --workspace-config)"
             )
         return _governed(args)[0]
-    return _registry(args.registry_uri)
+    return Registry(settings.model_copy(update={"tracking_uri": args.registry_uri}) if args.registry_uri else settings)
 
 
 def cmd_models_export(args: argparse.Namespace) -> int:

@@ -1240,7 +1240,8 @@ class AzureRegistry:
         with tempfile.TemporaryDirectory() as scratch:
             folder = operations.download_model(self.client, self.name, str(version), Path(scratch))
             shutil.rmtree(dest, ignore_errors=True)
-            shutil.copytree(folder, dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(folder, dest)
         return dest
 
     def register_folder(self, folder: Path, tags: dict[str, str], description: str = "") -> Version:

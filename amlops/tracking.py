@@ -15,6 +15,10 @@ from amlops.settings import ProjectSettings
 log = logging.getLogger(__name__)
 
 
+#: ``azureml://`` tracking URIs whose credentials this process has checked (a failed check is not recorded).
+_CREDENTIALS_CHECKED: set[str] = set()
+
+
 def configure(settings: ProjectSettings | None = None) -> str:
     """Point MLflow at the project's tracking store and return the experiment id.
 
@@ -25,10 +29,12 @@ def configure(settings: ProjectSettings | None = None) -> str:
 
     settings = settings or ProjectSettings()
     uri = settings.resolved_tracking_uri
-    if uri.startswith("azureml:") and not settings.in_azureml_job:  # inside a job, Azure ML provides the token
+    if uri.startswith("azureml:") and not settings.in_azureml_job and uri not in _CREDENTIALS_CHECKED:
+        # Inside a job Azure ML provides the token; elsewhere, once per process and URI (configure runs per registry).
         from amlops.azure.connection import check_tracking_credentials
 
         check_tracking_credentials(uri)
+        _CREDENTIALS_CHECKED.add(uri)
     if uri.startswith("sqlite:"):
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
