@@ -133,11 +133,33 @@ import multiprocessing
 from amlops.serving.local import unwind_on_sigterm
 
 unwind_on_sigterm()
-for _ in range(20):  # a pool stops its idle workers with SIGTERM when it exits
+for _ in range(100):  # a pool stops its idle workers with SIGTERM when it exits
     with multiprocessing.get_context("fork").Pool(2) as pool:
         assert pool.map(abs, [-1, -2]) == [1, 2]
 print("pools closed", flush=True)
 """
+
+
+FORKED_HANDLER_SCRIPT = """
+import os, signal
+from amlops.serving.local import unwind_on_sigterm
+
+unwind_on_sigterm()
+read, write = os.pipe()
+child = os.fork()
+if child == 0:
+    os.write(write, b"default" if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else b"inherited")
+    os._exit(0)
+os.waitpid(child, 0)
+print(os.read(read, 16).decode(), signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)
+"""
+
+
+def test_a_forked_child_gets_the_default_sigterm_action_back():
+    """The reset happens at fork, so no signal can arrive while a worker's Python handler is pending."""
+    done = subprocess.run([sys.executable, "-c", FORKED_HANDLER_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["default", "True"]  # the child's action is the default; the parent's is ours
 
 
 def test_forked_workers_still_die_of_sigterm():

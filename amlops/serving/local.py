@@ -277,21 +277,36 @@ def unwind_on_sigterm(exception: type[BaseException] = SystemExit) -> None:
     Servers run in their own session (a Ctrl-C in the terminal must not reach a server mid-release), so nothing
     else stops them when the process that started them is terminated: a cancelled CI job, a timeout, ``kill``.
     Entry points call this; ``serve`` replaces it with its own handler. A process forked from this one (a
-    ``multiprocessing`` worker, which its pool stops with SIGTERM) dies of the signal as usual.
+    ``multiprocessing`` worker, which its pool stops with SIGTERM) gets the default action back as it is forked:
+    a Python-level handler there can lose the signal (it arrives just before the worker blocks on the pool's
+    queue lock, and the worker waits forever), and the worker would not unwind anything of ours anyway.
 
     Args:
         exception: Raised with ``128 + signum`` (SystemExit's exit code); pytest's conftest passes KeyboardInterrupt.
     """
+    global _sigterm_handler
     owner = os.getpid()
 
     def terminate(signum: int, frame: object) -> None:
-        if os.getpid() != owner:
+        if os.getpid() != owner:  # forked before the at-fork reset ran: die of the signal
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
         raise exception(128 + signum)
 
+    if _sigterm_handler is None:
+        os.register_at_fork(after_in_child=_default_sigterm_in_child)
+    _sigterm_handler = terminate
     signal.signal(signal.SIGTERM, terminate)
+
+
+_sigterm_handler: object | None = None  # the handler unwind_on_sigterm installed last
+
+
+def _default_sigterm_in_child() -> None:
+    """At fork: a child gets SIGTERM's default action back if the parent's was ours."""
+    if _sigterm_handler is not None and signal.getsignal(signal.SIGTERM) is _sigterm_handler:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def stop_process_group(pid: int, grace_seconds: float = 10.0) -> None:
