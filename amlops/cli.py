@@ -7,6 +7,7 @@ and tested on a laptop exactly as automation runs it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -122,10 +123,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _target(args: argparse.Namespace) -> str:
     """``--target``, else ``AMLOPS_TARGET``; with Azure, ``--workspace-config`` is where the workspace is named."""
-    target = args.target or ProjectSettings().target
+    settings = ProjectSettings()
+    target = args.target or settings.target
     if target == "azure" and args.workspace_config:
         os.environ["AMLOPS_AZURE_WORKSPACE_CONFIG"] = str(args.workspace_config)
+    if not args.target and "target" not in settings.model_fields_set:
+        _say_local_despite_workspace_config(settings.root)
     return target
+
+
+def _say_local_despite_workspace_config(root: Path) -> None:
+    """A studio ``config.json`` names a workspace but does not choose the target: say so, once per process.
+
+    Default-local is the promise of ``make run`` and ``make test``: a ``config.json`` downloaded into the clone
+    (studio offers it on every workspace page) must not start spending on Azure without an explicit choice.
+    """
+    from amlops.azure.connection import CONFIG_FILES
+
+    found = next((root / name for name in CONFIG_FILES if (root / name).is_file()), None)
+    if found:
+        _say_local_once(found)
+
+
+@functools.cache
+def _say_local_once(workspace_config: Path) -> None:
+    log.info(
+        "%s names an Azure ML workspace; this runs locally. Pass --target azure (or set AMLOPS_TARGET=azure) to "
+        "use the workspace.",
+        workspace_config,
+    )
 
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
@@ -229,7 +255,7 @@ def _governed(args: argparse.Namespace, name: str | None = None):
     settings = ProjectSettings()
     if name:
         settings = settings.model_copy(update={"model_name": name})
-    if (args.target or settings.target) == "azure":
+    if _target(args) == "azure":
         from amlops.azure.connection import connect
         from amlops.governance import AzureRegistry
 
@@ -353,7 +379,7 @@ def _migration_registry(args: argparse.Namespace) -> Any:
     from amlops.registry import Registry
 
     settings = ProjectSettings()
-    if (args.target or settings.target) == "azure":
+    if _target(args) == "azure":
         if args.registry_uri:
             raise LookupError(
                 "--registry-uri names an MLflow registry; with --target azure the workspace's registry is used "

@@ -39,6 +39,22 @@ def test_an_unknown_target_in_the_environment_is_named(no_workspace, monkeypatch
     assert "AMLOPS_TARGET='cloud'" in caplog.text
 
 
+def test_a_workspace_config_json_names_the_workspace_but_does_not_choose_the_target(no_workspace, capsys, caplog):
+    """DESIGN's `config.json chooses azure` is declined: a downloaded config.json must not send `make run` to Azure."""
+    from amlops import cli
+
+    cli._say_local_once.cache_clear()
+    (no_workspace / "config.json").write_text('{"subscription_id": "s", "resource_group": "r", "workspace_name": "w"}')
+    caplog.set_level("INFO", logger="amlops")
+    assert main(["models", "list"]) == 0
+    assert main(["models", "list"]) == 0
+    assert caplog.text.count("config.json names an Azure ML workspace; this runs locally") == 1
+    caplog.clear()
+    cli._say_local_once.cache_clear()
+    assert main(["models", "list", "--target", "local"]) == 0  # an explicit choice needs no notice
+    assert "names an Azure ML workspace" not in caplog.text
+
+
 @pytest.mark.integration
 def test_publish_then_rerun_a_published_version_with_another_alpha(no_workspace, capsys):
     assert main(["pipeline", "publish"]) == 0
