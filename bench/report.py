@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 from pathlib import Path
 
@@ -270,7 +271,10 @@ def plot(path: Path, summary: dict) -> None:
         for i, key in enumerate(servers):
             xs = [j + i * width for j in range(len(batches))]
             ax.bar(xs, [getter(key, b) for b in batches], width, label=key)
-        ax.set_xticks([j + width * (len(servers) - 1) / 2 for j in range(len(batches))], [f"{b} rows" for b in batches])
+        ax.set_xticks(
+            [j + width * (len(servers) - 1) / 2 for j in range(len(batches))],
+            [f"{b} row{'s' * (b != '1')}" for b in batches],
+        )
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         if log:
@@ -286,11 +290,16 @@ def plot(path: Path, summary: dict) -> None:
         )
     grouped(axes[0][2], lambda k, b: _value(summary, k, "batches", b, "p50_ms"), "p50 latency, 1 client", "ms")
     axes[1][0].bar(servers, [_value(summary, k, "cold_start_s") for k in servers], color="tab:orange")
-    axes[1][0].axhline(1.5, color="red", linestyle="--", linewidth=1)
+    bounds = {key: (name, bound) for name, key, _, bound in TARGETS}
+    name, bound = bounds["cold_start_s"]
+    axes[1][0].axhline(bound, color="red", linestyle="--", linewidth=1, label=f"target: {name}")
+    axes[1][0].legend(fontsize=8)
     axes[1][0].set_title("cold start (process start → healthy)")
     axes[1][0].set_ylabel("s")
     axes[1][1].bar(servers, [_value(summary, k, "rss_per_worker_mib") for k in servers], color="tab:green")
-    axes[1][1].axhline(150 / 1.048576, color="red", linestyle="--", linewidth=1)
+    name, bound = bounds["rss_per_worker_mb"]
+    axes[1][1].axhline(bound / 1.048576, color="red", linestyle="--", linewidth=1, label=f"target: {name}")
+    axes[1][1].legend(fontsize=8)
     axes[1][1].set_title("RSS per worker")
     axes[1][1].set_ylabel("MiB")
     life = summary["lifecycle"]
@@ -303,8 +312,12 @@ def plot(path: Path, summary: dict) -> None:
     plt.close(figure)
 
 
-def update_docs(path: Path, raw: dict, summary: dict) -> None:
-    """Replace the results section of ``docs/performance.md`` (between its markers) with this run's."""
+def update_docs(path: Path, raw: dict, summary: dict, plot_file: Path) -> None:
+    """Replace the results section of ``docs/performance.md`` (between its markers) with this run's.
+
+    The plot goes beside it (``docs/performance.png``), where the page and notebook 03 show it.
+    """
+    shutil.copyfile(plot_file, path.with_suffix(".png"))
     meta = raw["meta"]
     header, rows = table_rows(summary)
     life = summary["lifecycle"]
@@ -316,6 +329,8 @@ def update_docs(path: Path, raw: dict, summary: dict) -> None:
         f"{meta['seconds']} s per load point.",
         "",
         markdown_table(header, rows),
+        "",
+        f"![make bench: throughput, latency, cold start, memory and make run stages]({path.with_suffix('.png').name})",
         "",
     ]
     if ceiling:

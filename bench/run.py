@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     report.plot(args.out / "bench.png", summary)
     (args.out / "table.txt").write_text(text)
     if args.update_docs and not args.quick:
-        report.update_docs(DOCS, raw, summary)
+        report.update_docs(DOCS, raw, summary, args.out / "bench.png")
         sys.stdout.write(f"updated {DOCS.relative_to(REPO)}\n")
     sys.stdout.write(f"results: {args.out / 'results.json'}, plot: {args.out / 'bench.png'}\n")
     problems = raw["problems"]

@@ -124,8 +124,10 @@ def test_report_ratios_targets_and_docs(tmp_path: Path):
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     docs = tmp_path / "performance.md"
     docs.write_text(f"# title\n\n{report.DOCS_START}\nPLACEHOLDER-TEXT\n{report.DOCS_END}\n\nafter\n")
-    report.update_docs(docs, raw, summary)
+    report.update_docs(docs, raw, summary, tmp_path / "bench.png")
     written = docs.read_text()
+    assert (tmp_path / "performance.png").read_bytes() == (tmp_path / "bench.png").read_bytes()
+    assert "](performance.png)" in written
     assert "PLACEHOLDER-TEXT" not in written
     assert "| target | measured | verdict |" in written
     assert written.startswith("# title")
@@ -136,6 +138,7 @@ def test_docs_have_the_results_markers():
     text = (REPO / "docs" / "performance.md").read_text()
     assert report.DOCS_START in text
     assert report.DOCS_END in text
+    assert "](performance.png)" in text and (REPO / "docs" / "performance.png").stat().st_size > 10_000
 
 
 def test_load_is_only_sent_to_loopback():
