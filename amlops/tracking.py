@@ -7,6 +7,7 @@ Locally that is a SQLite file under ``.mlops/`` with an explicit artifact locati
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from amlops.files import file_lock
@@ -14,6 +15,9 @@ from amlops.settings import ProjectSettings
 
 log = logging.getLogger(__name__)
 
+
+#: The tag Azure ML sets on the MLflow run of each job: the name of the top job (a step's pipeline job).
+ROOT_RUN_TAG = "mlflow.rootRunId"
 
 #: ``azureml://`` tracking URIs whose credentials this process has checked (a failed check is not recorded).
 _CREDENTIALS_CHECKED: set[str] = set()
@@ -64,3 +68,24 @@ def _experiment(settings: ProjectSettings, uri: str) -> str:
     except mlflow.exceptions.MlflowException:
         # Another process created it between our look-up and create: use theirs.
         return client.get_experiment_by_name(settings.experiment_name).experiment_id
+
+
+def enclosing_pipeline_job(settings: ProjectSettings | None = None) -> str | None:
+    """Inside a step of an Azure ML pipeline job, the pipeline job's name (lineage); ``None`` anywhere else.
+
+    Azure ML runs each step as a child job whose MLflow run (``MLFLOW_RUN_ID``) carries ``mlflow.rootRunId``:
+    the pipeline job. A standalone job is its own root. A failed look-up is logged and gives ``None``: it
+    costs the version one lineage tag, never its registration.
+    """
+    import mlflow
+
+    settings = settings or ProjectSettings()
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not (settings.in_azureml_job and run_id):
+        return None
+    try:
+        root = mlflow.MlflowClient(settings.resolved_tracking_uri).get_run(run_id).data.tags.get(ROOT_RUN_TAG)
+    except mlflow.exceptions.MlflowException as error:
+        log.warning("could not read the pipeline job of run %s (%s): pipeline_run_id is not recorded", run_id, error)
+        return None
+    return root if root and root != run_id else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from amlops import model
 from amlops.data import split
-from amlops.steps import evaluate, register
+from amlops.steps import evaluate, prep, register
 from amlops.steps import train as train_step
 
 
@@ -118,3 +119,64 @@ def test_register_does_nothing_when_the_decision_says_keep(project: Path, tmp_pa
     assert record["registered_version"] is None
     assert record["outcome"] == "keep"
     assert Registry().versions() == []
+
+
+@pytest.fixture
+def azureml_job(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The environment Azure ML gives a pipeline step, with a real MLflow store standing in for the workspace's.
+
+    Returns a function that starts a step job of pipeline job ``name``: a run tagged ``mlflow.rootRunId``, as
+    ``MLFLOW_RUN_ID``.
+    """
+    import mlflow
+
+    from amlops import tracking
+    from amlops.settings import ProjectSettings
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'workspace' / 'mlflow.db'}")
+    monkeypatch.setenv("AZUREML_RUN_ID", "step-job")
+    (tmp_path / "workspace").mkdir()
+    experiment = tracking.configure(ProjectSettings())
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+
+    def step_job(pipeline_job: str | None) -> str:
+        run = client.create_run(experiment, tags={tracking.ROOT_RUN_TAG: pipeline_job} if pipeline_job else {})
+        if pipeline_job is None:  # a standalone job is its own root
+            client.set_tag(run.info.run_id, tracking.ROOT_RUN_TAG, run.info.run_id)
+        monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+        return run.info.run_id
+
+    return step_job
+
+
+def test_a_version_registered_in_an_azure_ml_pipeline_step_names_the_pipeline_job(azureml_job, tmp_path: Path):
+    """The register component gets no --pipeline-run-id on Azure: the lineage comes from its own job's run."""
+    from amlops.registry import Registry
+
+    steps = tmp_path / "steps"
+    azureml_job("pipeline-job-7")
+    assert prep.main(["--out", str(steps / "prep")]) == 0
+    assert train_step.main(["--data", str(steps / "prep"), "--out", str(steps / "train")]) == 0
+    assert (
+        evaluate.main(["--model", str(steps / "train"), "--data", str(steps / "prep"), "--out", str(steps / "ev")]) == 0
+    )
+    azureml_job("pipeline-job-7")  # the register step is a job of its own, in the same pipeline job
+    folders = ["--model", str(steps / "train"), "--decision", str(steps / "ev"), "--data", str(steps / "prep")]
+    assert register.main([*folders, "--out", str(steps / "register"), "--no-promote"]) == 0
+    version = Registry().versions()[0]
+    assert version.tags["pipeline_run_id"] == "pipeline-job-7"
+    assert Registry().production() is None  # --no-promote, as on Azure
+
+
+def test_the_pipeline_job_is_only_named_inside_a_pipeline_step(azureml_job, monkeypatch: pytest.MonkeyPatch, caplog):
+    from amlops import tracking
+
+    azureml_job(None)
+    assert tracking.enclosing_pipeline_job() is None  # a standalone command job
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0123456789abcdef0123456789abcdef")
+    assert tracking.enclosing_pipeline_job() is None  # a run the store does not know: warned, not fatal
+    assert "pipeline_run_id is not recorded" in caplog.text
+    azureml_job("pipeline-job-8")
+    assert tracking.enclosing_pipeline_job() == "pipeline-job-8"
+    monkeypatch.delenv("AZUREML_RUN_ID")
+    assert tracking.enclosing_pipeline_job() is None  # not in an Azure ML job: MLflow is not asked

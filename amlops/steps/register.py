@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
+from amlops import tracking
 from amlops.files import file_lock, read_json, write_json
 from amlops.settings import GateSettings, ProjectSettings
 from amlops.steps import evaluate, prep
@@ -129,7 +130,8 @@ def run(
         out: Folder for ``registration.json``.
         promote: Move the production marker to the new version (release flows pass ``False`` and promote
             after approval).
-        pipeline_run_id: Recorded as lineage.
+        pipeline_run_id: Recorded as lineage; inside an Azure ML pipeline step, the pipeline job's name when
+            omitted.
         registry: The model registry; the project's own when omitted.
     """
     from amlops.registry import Registry
@@ -149,7 +151,8 @@ def run(
         if decision.register:
             train_record = read_json(Path(trained) / train_step.INFO_FILE)
             fingerprint = read_json(Path(prepared) / prep.FINGERPRINT_FILE)
-            tags = lineage_tags(train_record, decision, fingerprint, pipeline_run_id, ProjectSettings().root)
+            run_id = pipeline_run_id or tracking.enclosing_pipeline_job(registry.settings)
+            tags = lineage_tags(train_record, decision, fingerprint, run_id, ProjectSettings().root)
             version = registry.register(
                 train_record["model_uri"], train_record["run_id"], tags, description="; ".join(decision.reasons)
             )
