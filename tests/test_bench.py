@@ -138,7 +138,8 @@ def test_docs_have_the_results_markers():
     text = (REPO / "docs" / "performance.md").read_text()
     assert report.DOCS_START in text
     assert report.DOCS_END in text
-    assert "](performance.png)" in text and (REPO / "docs" / "performance.png").stat().st_size > 10_000
+    assert "](performance.png)" in text
+    assert (REPO / "docs" / "performance.png").stat().st_size > 10_000
 
 
 def test_load_is_only_sent_to_loopback():
