@@ -24,7 +24,6 @@ Events (registered, promoted, retired, unretired, degraded) are appended to ``.m
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import logging
@@ -32,7 +31,6 @@ import os
 import shlex
 import subprocess
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -595,26 +593,6 @@ def local_endpoints(settings: ProjectSettings | None = None) -> list[Any]:
     return found
 
 
-def _reap_when_done(pid: int) -> None:
-    """Reap a server this very process started (a notebook kernel, a test) once it exits.
-
-    Otherwise it lingers as a zombie, which still counts as alive: stopping it would wait out the whole grace
-    period and then SIGKILL a process that had already exited.
-    """
-    try:
-        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return
-    if parent != os.getpid():
-        return
-
-    def reap() -> None:
-        with contextlib.suppress(ChildProcessError):  # already reaped (by its Popen object)
-            os.waitpid(pid, 0)
-
-    threading.Thread(target=reap, name=f"reap-{pid}", daemon=True).start()
-
-
 def _port(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
@@ -665,7 +643,6 @@ def deploy_local(
         log.info(
             "endpoint %s: v%s holds port %d; stopping it before %s starts", name, old.model_version, _port(old.url), new
         )
-        _reap_when_done(old.pid)
         stop_recorded(settings.endpoints_dir, name)
         record_local(
             old, "undeployed", registry=registry, settings=settings, detail=f"stopped to free its port for {new}"
@@ -687,7 +664,6 @@ def deploy_local(
         raise
     endpoint.record()
     if old is not None and not blocking:
-        _reap_when_done(old.pid)
         stop_process_group(old.pid)
         record_local(
             old, "undeployed", registry=registry, settings=settings, detail=f"replaced by {new} at {state.url}"
@@ -705,7 +681,6 @@ def undeploy_local(name: str = "local", *, settings: ProjectSettings | None = No
     state = running_local(settings, name)
     if state is None:
         return None
-    _reap_when_done(state.pid)
     stop_recorded(settings.endpoints_dir, name)
     record_local(state, "undeployed", registry=registry, settings=settings)
     return state

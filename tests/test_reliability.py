@@ -167,3 +167,23 @@ def test_forked_workers_still_die_of_sigterm():
     done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "pools closed" in done.stdout
+
+
+def test_stopping_a_server_this_process_started_reaps_it_instead_of_waiting_out_the_grace_period():
+    """An exited child is a zombie, which `killpg(pid, 0)` still finds: unreaped, the stop would wait and SIGKILL."""
+    import threading
+
+    from amlops.serving.local import stop_process_group
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    stopper = threading.Thread(target=stop_process_group, args=(child.pid,), kwargs={"grace_seconds": 600})
+    stopper.start()
+    stopper.join(timeout=60)  # a guard against hanging the suite, far below the grace period: not a timing test
+    try:
+        assert not stopper.is_alive(), "the stop waited for a child that had already exited"
+        with pytest.raises(ProcessLookupError):
+            os.killpg(child.pid, 0)  # gone: reaped, not a zombie
+    finally:
+        child.kill()
+        child.wait()
+        stopper.join()

@@ -6,6 +6,7 @@ an explicit host, which is 127.0.0.1 unless the deployment config says otherwise
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
@@ -310,17 +311,26 @@ def _default_sigterm_in_child() -> None:
 
 
 def stop_process_group(pid: int, grace_seconds: float = 10.0) -> None:
-    """SIGTERM a process group that is not our child, then SIGKILL it after ``grace_seconds``."""
+    """SIGTERM the process group a recorded server leads, then SIGKILL it after ``grace_seconds``.
+
+    The leader may be another process's server or our own child (a notebook kernel or a test started it): an
+    exited child stays a zombie, which still counts as alive, so it is reaped here, or stopping it would wait
+    out the whole grace period and then SIGKILL a process that had already exited.
+    """
     if not signal_group(pid, signal.SIGTERM):
         return
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):  # not our child, or already reaped (by its Popen)
+            os.waitpid(pid, os.WNOHANG)
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return
         time.sleep(0.05)
     signal_group(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def tail(path: Path, lines: int = 25) -> str:
