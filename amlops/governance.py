@@ -1281,6 +1281,9 @@ def record_release(
             stage,
             int(result.traffic.get(deployment, 0)),
             build_id(),
+            f"traffic in steps: {' → '.join(f'{share}%' for share in result.traffic_steps)}"
+            if len(result.traffic_steps) > 1
+            else None,
         ),
     )
 

@@ -314,6 +314,7 @@ def test_first_release_creates_the_endpoint_and_takes_all_traffic(cloud, files, 
     assert smoke_before  # tested through the endpoint, with the key, before any traffic
     assert cloud.traffic_log()[-1] == {"v1-first": 100}
     assert result.traffic == {"v1-first": 100}
+    assert result.traffic_steps == [100]  # nothing to share traffic with: all at once
     assert result.deleted == []
     assert result.scoring_uri == cloud.uri(f"{MODEL}-preprod")
 
@@ -338,6 +339,7 @@ def test_blue_green_release_in_steps_retires_the_old_deployment_last(cloud, file
     assert delete > traffic_events[2]
     assert max(_scores(cloud, "green")) < delete  # the endpoint passed as clients call it, then blue went
     assert sleeps == [30, 30]
+    assert result.traffic_steps == [10, 50, 100]
     assert result.deleted == ["blue"]
     assert result.previous == ["blue"]
     assert set(cloud.deployments[ep]) == {"green"}

@@ -462,7 +462,12 @@ def test_azure_releases_and_rollbacks_are_recorded_on_the_versions(azure):
     )
     assert first["url"] == cloud.uri(ENDPOINT)
 
-    build_steps.release("preprod", version="2", client=client, deployment_name="green", keep_old=True, **quiet)
+    assert "detail" not in first  # all traffic at once: nothing more to say
+    build_steps.release(
+        "preprod", version="2", client=client, deployment_name="green", keep_old=True, traffic_steps=[10, 50], **quiet
+    )
+    green = json.loads(registry.get("2").tags[governance.deployment_tag("azure", ENDPOINT)])
+    assert (green["traffic"], green["detail"]) == (100, "traffic in steps: 10% → 50% → 100%")
     kept = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
     assert (kept["outcome"], kept["traffic"]) == ("succeeded", 0)  # kept at 0% for a rollback: not live
     assert [r.endpoint for r in governance.live_deployments(registry, registry.get("1"), client=client)] == []

@@ -463,6 +463,8 @@ class DeployResult:
     traffic: dict[str, int]
     previous: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    #: The new deployment's share after each traffic change, in order (``[10, 50, 100]``; ``[100]`` at once).
+    traffic_steps: list[int] = field(default_factory=list)
 
 
 def deploy(
@@ -552,6 +554,7 @@ def deploy(
         raise
 
     moved = False
+    applied: list[int] = []
     try:
         if mirror_percent and live:
             live_endpoint.mirror_traffic = {new: mirror_percent}
@@ -571,6 +574,7 @@ def deploy(
             }
             _update(client, live_endpoint)
             moved = True
+            applied.append(percent)
             say(f"traffic on {endpoint_name}: {traffic}")
             if percent < 100:
                 sleep(step_seconds)
@@ -588,7 +592,7 @@ def deploy(
     deleted = []
     if not keep_old:
         deleted, live_endpoint = _delete(client, live_endpoint, live, say)
-    return DeployResult(endpoint_name, new, scoring_uri, dict(live_endpoint.traffic), list(live), deleted)
+    return DeployResult(endpoint_name, new, scoring_uri, dict(live_endpoint.traffic), list(live), deleted, applied)
 
 
 def _delete(client: Any, endpoint: Any, names: Iterable[str], say: Say) -> tuple[list[str], Any]:
