@@ -122,12 +122,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _target(args: argparse.Namespace) -> str:
-    """``--target``, else ``AMLOPS_TARGET``; with Azure, ``--workspace-config`` is where the workspace is named."""
+    """``--target``; else ``azure`` when ``--workspace-config`` names a workspace; else ``AMLOPS_TARGET``.
+
+    A studio ``config.json`` chooses Azure only when the command names it: one lying in the project root names
+    the default workspace but leaves the target local (said once), so ``make run`` never turns into Azure spend.
+    """
     settings = ProjectSettings()
-    target = args.target or settings.target
+    if args.workspace_config and args.target == "local":
+        raise LookupError(
+            f"--workspace-config {args.workspace_config} names an Azure ML workspace, and --target is local: "
+            "drop one of them"
+        )
+    target = args.target or ("azure" if args.workspace_config else settings.target)
     if target == "azure" and args.workspace_config:
         os.environ["AMLOPS_AZURE_WORKSPACE_CONFIG"] = str(args.workspace_config)
-    if not args.target and "target" not in settings.model_fields_set:
+    if target == "local" and not args.target and "target" not in settings.model_fields_set:
         _say_local_despite_workspace_config(settings.root)
     return target
 
@@ -148,8 +157,8 @@ def _say_local_despite_workspace_config(root: Path) -> None:
 @functools.cache
 def _say_local_once(workspace_config: Path) -> None:
     log.info(
-        "%s names an Azure ML workspace; this runs locally. Pass --target azure (or set AMLOPS_TARGET=azure) to "
-        "use the workspace.",
+        "%s names an Azure ML workspace; this runs locally. Pass --target azure or --workspace-config PATH (or "
+        "set AMLOPS_TARGET=azure) to use the workspace.",
         workspace_config,
     )
 
@@ -371,7 +380,12 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", choices=["local", "azure"], default=None, help="registry and endpoints (default: AMLOPS_TARGET)"
     )
-    parser.add_argument("--workspace-config", type=Path, default=None, help="studio config.json (--target azure)")
+    parser.add_argument(
+        "--workspace-config",
+        type=Path,
+        default=None,
+        help="studio config.json of the workspace to use (implies --target azure)",
+    )
 
 
 def _migration_registry(args: argparse.Namespace) -> Any:

@@ -55,6 +55,20 @@ def test_a_workspace_config_json_names_the_workspace_but_does_not_choose_the_tar
     assert "names an Azure ML workspace" not in caplog.text
 
 
+@pytest.mark.parametrize("command", [["models", "list"], ["models", "show"], ["pipeline", "run"]])
+def test_naming_a_workspace_config_chooses_azure(no_workspace, command, caplog):
+    """`--workspace-config` is the explicit choice DESIGN §3 means: the named file is read (here: it lacks a field)."""
+    config = no_workspace / "dev.json"
+    config.write_text('{"subscription_id": "s", "resource_group": "r"}')
+    assert main([*command, "--workspace-config", str(config)]) == EXIT_BAD_INPUT
+    assert "dev.json: field(s) workspace_name missing" in caplog.text
+
+
+def test_a_workspace_config_with_target_local_is_a_contradiction(no_workspace, caplog):
+    assert main(["models", "list", "--target", "local", "--workspace-config", "dev.json"]) == EXIT_BAD_INPUT
+    assert "names an Azure ML workspace, and --target is local" in caplog.text
+
+
 @pytest.mark.integration
 def test_publish_then_rerun_a_published_version_with_another_alpha(no_workspace, capsys):
     assert main(["pipeline", "publish"]) == 0
