@@ -977,7 +977,8 @@ def render_description(described: dict[str, Any]) -> str:
             f"history      {len(d['history'])} records (latest {HISTORY_LIMIT} kept in the '{HISTORY_TAG}' tag)"
         )
         for r in d["history"][-5:]:
-            lines.append(f"  {r['at']}  {r['outcome']:11} {r['target']:6} {r['endpoint']:24} {r['deployment']}")
+            line = f"  {r['at']}  {r['outcome']:11} {r['target']:6} {r['endpoint']:24} {r['deployment']}"
+            lines.append(line + (f"  ({r['detail']})" if r.get("detail") else ""))
     return "\n".join(lines) + "\n"
 
 

@@ -468,6 +468,8 @@ def test_azure_releases_and_rollbacks_are_recorded_on_the_versions(azure):
     )
     green = json.loads(registry.get("2").tags[governance.deployment_tag("azure", ENDPOINT)])
     assert (green["traffic"], green["detail"]) == (100, "traffic in steps: 10% → 50% → 100%")
+    shown = governance.render_description(governance.describe(registry, registry.get("2"), client=client))
+    assert "green  (traffic in steps: 10% → 50% → 100%)" in shown.split("history")[1]
     kept = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
     assert (kept["outcome"], kept["traffic"]) == ("succeeded", 0)  # kept at 0% for a rollback: not live
     assert [r.endpoint for r in governance.live_deployments(registry, registry.get("1"), client=client)] == []
