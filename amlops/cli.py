@@ -24,7 +24,7 @@ from typing import Any
 from amlops.azure.cli import register_commands as register_azure_commands
 from amlops.build import STEPS as BUILD_STEPS
 from amlops.pipeline import DEFAULT_PIPELINE_NAME
-from amlops.settings import ProjectSettings
+from amlops.settings import LOCAL_ENDPOINT, ProjectSettings
 
 log = logging.getLogger("amlops")
 
@@ -746,13 +746,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--version", default=None, help="registered version (default: production)")
     serve.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
     smoke = command("smoke", cmd_smoke, "smoke-test a running local endpoint")
-    smoke.add_argument("--name", default="local")
+    smoke.add_argument("--name", default=LOCAL_ENDPOINT)
     deploy = command("deploy", cmd_deploy, "deploy production (or --version) to a local endpoint left running")
     deploy.add_argument("--version", default=None, help="registered version (default: production)")
     deploy.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
-    deploy.add_argument("--name", default="local")
+    deploy.add_argument("--name", default=LOCAL_ENDPOINT)
     undeploy = command("undeploy", cmd_undeploy, "stop a local endpoint started by deploy or a notebook")
-    undeploy.add_argument("--name", default="local")
+    undeploy.add_argument("--name", default=LOCAL_ENDPOINT)
     release_cli = command(
         "release",
         cmd_release,

@@ -50,7 +50,7 @@ from amlops.registry import (
     Version,
     VersionNotFoundError,
 )
-from amlops.settings import PRODUCTION_ALIAS, EfficacySettings, EventSettings, ProjectSettings
+from amlops.settings import LOCAL_ENDPOINT, PRODUCTION_ALIAS, EfficacySettings, EventSettings, ProjectSettings
 
 log = logging.getLogger(__name__)
 
@@ -571,7 +571,7 @@ def record_local(
     return record_deployment(registry, state.model_version, record)
 
 
-def running_local(settings: ProjectSettings | None = None, name: str = "local") -> Any:
+def running_local(settings: ProjectSettings | None = None, name: str = LOCAL_ENDPOINT) -> Any:
     """The state of a running local endpoint, or ``None``."""
     from amlops.serving.local import read_state
 
@@ -600,7 +600,7 @@ def _port(url: str) -> int:
 def deploy_local(
     version: str | None = None,
     *,
-    name: str = "local",
+    name: str = LOCAL_ENDPOINT,
     config: Path | None = None,
     port: int | None = None,
     settings: ProjectSettings | None = None,
@@ -673,7 +673,7 @@ def deploy_local(
     return state, smoke
 
 
-def undeploy_local(name: str = "local", *, settings: ProjectSettings | None = None, registry: Any = None) -> Any:
+def undeploy_local(name: str = LOCAL_ENDPOINT, *, settings: ProjectSettings | None = None, registry: Any = None) -> Any:
     """Stop a local endpoint and record it on the version it served; ``None`` when none was running."""
     from amlops.serving.local import stop_recorded
 

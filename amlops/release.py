@@ -22,13 +22,13 @@ from typing import Any
 
 from amlops import governance
 from amlops.registry import Registry, Version
-from amlops.settings import ProjectSettings
+from amlops.settings import LOCAL_ENDPOINT, ProjectSettings
 
 log = logging.getLogger(__name__)
 
 #: The local pre-production endpoint (the production one is ``deploy``'s and ``serve``'s default, ``local``).
 PREPRODUCTION_ENDPOINT = "preprod"
-PRODUCTION_ENDPOINT = "local"
+PRODUCTION_ENDPOINT = LOCAL_ENDPOINT
 
 
 class ReleaseError(LookupError):

@@ -27,6 +27,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PRODUCTION_ALIAS = "production"
 #: The run configuration (v1 format) in the project root.
 RUNCONFIG_FILE = "sklearn.runconfig"
+#: The local endpoint that `deploy`, `serve` and `release --approve` use (production on this machine).
+LOCAL_ENDPOINT = "local"
 
 
 def _default_root() -> Path:

@@ -9,7 +9,7 @@ from amlops.governance import ensure_servable
 from amlops.registry import Registry
 from amlops.serving.local import LocalEndpoint
 from amlops.serving.stage import StagedDeployment, stage
-from amlops.settings import ProjectSettings, ScoringSettings
+from amlops.settings import LOCAL_ENDPOINT, ProjectSettings, ScoringSettings
 
 INFERENCE_CONFIG_FILE = "inferenceConfig.yml"
 LOCAL_DEPLOYMENT_CONFIG_FILE = "deploymentConfig.local.yml"
@@ -38,7 +38,7 @@ def stage_version(
     settings: ProjectSettings | None = None,
     registry: Registry | None = None,
     deployment_config: Path | None = None,
-    name: str = "local",
+    name: str = LOCAL_ENDPOINT,
 ) -> tuple[StagedDeployment, config.LocalDeploymentConfig]:
     """Download a registered version (production by default) and stage it under ``build/deploy/<name>``.
 
@@ -72,7 +72,7 @@ def local_endpoint(
     settings: ProjectSettings | None = None,
     registry: Registry | None = None,
     deployment_config: Path | None = None,
-    name: str = "local",
+    name: str = LOCAL_ENDPOINT,
     port: int | None = None,
 ) -> LocalEndpoint:
     """An unstarted local endpoint serving ``version`` (production by default).

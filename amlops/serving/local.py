@@ -23,6 +23,7 @@ import requests
 
 from amlops.config import LocalDeploymentConfig
 from amlops.serving.stage import StagedDeployment
+from amlops.settings import LOCAL_ENDPOINT
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class LocalEndpoint:
         staged: StagedDeployment,
         config: LocalDeploymentConfig,
         state_dir: Path,
-        name: str = "local",
+        name: str = LOCAL_ENDPOINT,
         share_port: bool = False,
     ):
         self.staged = staged
@@ -341,7 +342,7 @@ def tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
-def read_state(state_dir: Path, name: str = "local") -> EndpointState:
+def read_state(state_dir: Path, name: str = LOCAL_ENDPOINT) -> EndpointState:
     """The recorded state of a running local endpoint started by another process (a notebook, ``deploy``).
 
     Raises:
@@ -357,7 +358,7 @@ def read_state(state_dir: Path, name: str = "local") -> EndpointState:
     return state
 
 
-def stop_recorded(state_dir: Path, name: str = "local") -> bool:
+def stop_recorded(state_dir: Path, name: str = LOCAL_ENDPOINT) -> bool:
     """Stop a local endpoint recorded in ``state_dir``; ``False`` if none was running."""
     try:
         state = read_state(state_dir, name)
