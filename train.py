@@ -5,7 +5,7 @@
 The same script is the ``train`` step of the pipeline, locally and as an Azure ML command component.
 """
 
-from amlops.cli import run_step
+from amlops.core.logs import run_step
 from amlops.steps.train import main
 
 if __name__ == "__main__":

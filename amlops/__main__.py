@@ -1,7 +1,7 @@
 """``python -m amlops``."""
 
-from amlops.cli import main
-from amlops.serving.local import unwind_on_sigterm
+from amlops.cli.main import main
+from amlops.core.processes import unwind_on_sigterm
 
 unwind_on_sigterm()
 raise SystemExit(main())

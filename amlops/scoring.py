@@ -40,7 +40,7 @@ import orjson
 import simdjson
 import yaml
 
-from amlops.settings import ScoringSettings
+from amlops.core.settings import ScoringSettings
 
 _NUMBER_TYPES = frozenset({int, float})
 _TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")

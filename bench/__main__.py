@@ -1,6 +1,6 @@
 """``python -m bench``."""
 
-from amlops.serving.local import unwind_on_sigterm
+from amlops.core.processes import unwind_on_sigterm
 from bench.run import main
 
 unwind_on_sigterm()

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from amlops import files
+from amlops.core import files
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("startup", "prep", "train", "evaluate", "register", "deploy", "smoke test", "other")
@@ -83,7 +83,7 @@ def _timed(stages: dict[str, float], name: str, function):
 
 
 def _run_instrumented(launched: float) -> dict[str, float]:
-    from amlops import cli
+    from amlops.cli.main import main as cli
     from amlops.serving import deploy, local, smoke
     from amlops.steps import evaluate, prep, register
     from amlops.steps import train as train_step

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(plan: Plan, generator: str, args: argparse.Namespace, work: Path) -> dict:
     """Every measurement, raw."""
-    from amlops.config import load_deployment_config
+    from amlops.core.config import load_deployment_config
     from bench import load, quiet, servers
 
     workers = args.workers or load_deployment_config(REPO / "deploymentConfig.local.yml").workers
@@ -265,8 +265,8 @@ def make_model(work: Path):
     import numpy as np
     import pandas as pd
 
-    from amlops import model
-    from amlops.data import FEATURES
+    from amlops.ml import model
+    from amlops.ml.data import FEATURES
     from amlops.scoring import load_model
 
     snapshot = pd.read_csv(REPO / "data" / "diabetes.csv")
@@ -278,7 +278,7 @@ def make_model(work: Path):
 
 def write_bodies(work: Path, rows, batches: tuple[int, ...]) -> dict[str, dict[int, Path]]:
     """Request bodies per batch size: ``{"data": ...}`` for the Azure server, ``dataframe_split`` for MLflow."""
-    from amlops.data import FEATURES
+    from amlops.ml.data import FEATURES
 
     folder = work / "bodies"
     folder.mkdir()

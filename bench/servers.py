@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from amlops.config import LocalDeploymentConfig
-from amlops.serving.local import EndpointError, LocalEndpoint, free_port, signal_group, tail
+from amlops.core.config import LocalDeploymentConfig
+from amlops.core.processes import signal_group
+from amlops.serving.local import EndpointError, LocalEndpoint, free_port, tail
 from amlops.serving.stage import StagedDeployment, stage
 from bench.load import cpu_placement, pin
 
@@ -153,7 +154,7 @@ class Server:
         pin(process_tree(self.pid), cpu_placement()[1])
 
     def _start_azure(self) -> None:
-        from amlops.config import load_inference_config
+        from amlops.core.config import load_inference_config
 
         inference = load_inference_config(self.project_root / "inferenceConfig.yml")
         staged: StagedDeployment = stage(

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
-from amlops import files
+from amlops.core import files
 
 if TYPE_CHECKING:
-    from amlops.registry import Registry
+    from amlops.registry.mlflow import Registry
 
 # Before anything imports MLflow or azure-ai-ml: no telemetry, no interactive Azure login, no network.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -46,7 +46,7 @@ def diabetes() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def model_folder(tmp_path_factory: pytest.TempPathFactory, diabetes: pd.DataFrame) -> Path:
     """A real MLflow model folder: the pipeline's model fitted on the snapshot (alpha=1)."""
-    from amlops import model
+    from amlops.ml import model
 
     folder = tmp_path_factory.mktemp("model") / "model"
     return model.save_mlflow_model(model.fit(diabetes, alpha=1.0), diabetes, folder)
@@ -55,7 +55,7 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory, diabetes: pd.DataFram
 @pytest.fixture(scope="session")
 def staged(tmp_path_factory: pytest.TempPathFactory, model_folder: Path):
     """``model_folder`` staged as deployment ``diabetes-ridge`` version 7, as Azure ML lays it out."""
-    from amlops.config import load_inference_config
+    from amlops.core.config import load_inference_config
     from amlops.serving.stage import stage
 
     return stage(
@@ -85,13 +85,13 @@ def free_port_config(project: Path) -> Path:
 def no_servers_left(project: Path):
     """Stop every local endpoint a test left running, and check their processes are gone."""
     yield
-    from amlops import governance
-    from amlops.settings import ProjectSettings
+    from amlops.core.settings import ProjectSettings
+    from amlops.lifecycle import local_deploy
 
     settings = ProjectSettings()
-    left = governance.local_endpoints(settings)
+    left = local_deploy.local_endpoints(settings)
     for state in left:
-        governance.undeploy_local(state.name, settings=settings)
+        local_deploy.undeploy_local(state.name, settings=settings)
     for state in left:
         with pytest.raises(ProcessLookupError):
             os.killpg(state.pid, 0)  # stopped and reaped, not a zombie
@@ -100,7 +100,7 @@ def no_servers_left(project: Path):
 @pytest.fixture
 def two_versions(project: Path, model_folder: Path) -> Registry:
     """Versions 1 (production) and 2 of the same real model, registered directly (no pipeline run)."""
-    from amlops.registry import Registry
+    from amlops.registry.mlflow import Registry
 
     registry = Registry()
     tags = {"metric.rmse": "53.78", "metric.mae": "42.81", "metric.r2": "0.4541", "decision": "register"}
@@ -112,7 +112,7 @@ def two_versions(project: Path, model_folder: Path) -> Registry:
 
 def pytest_configure(config) -> None:
     """A SIGTERM (a cancelled CI job) interrupts like Ctrl-C: fixtures tear down and stop the servers they started."""
-    from amlops.serving.local import unwind_on_sigterm
+    from amlops.core.processes import unwind_on_sigterm
 
     unwind_on_sigterm(KeyboardInterrupt)
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amlops import config
 from amlops.azure import translate
-from amlops.azure.settings import STAGES, AzureSettings
+from amlops.core import config
+from amlops.core.azure_settings import STAGES, AzureSettings
+from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.serving.stage import StagedDeployment
-from amlops.settings import ProjectSettings, ScoringSettings
 from tests.conftest import REPO
 
 pytestmark = [

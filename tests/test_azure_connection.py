@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from amlops.azure import connection
-from amlops.azure.settings import AzureSettings
+from amlops.core.azure_settings import AzureSettings
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
@@ -203,7 +203,7 @@ def test_a_failing_credential_is_reported_with_how_to_provide_one():
 def _run_isolated(
     tmp_path: Path, args: list[str], extra_env: dict[str, str]
 ) -> tuple[subprocess.CompletedProcess, float, str]:
-    """Run ``python -m amlops.azure ...`` with no Azure credentials, an empty HOME and no network but loopback."""
+    """Run ``python -m amlops azure ...`` with no Azure credentials, an empty HOME and no network but loopback."""
     guard = tmp_path / "guard"
     guard.mkdir()
     (guard / "sitecustomize.py").write_text(NETWORK_GUARD)
@@ -224,7 +224,7 @@ def _run_isolated(
     }
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, *args] if args[0] == "-c" else [sys.executable, "-m", "amlops.azure", *args],
+        [sys.executable, *args] if args[0] == "-c" else [sys.executable, "-m", "amlops", "azure", *args],
         env=env,
         cwd=root,
         capture_output=True,
@@ -260,7 +260,7 @@ def test_an_azureml_tracking_uri_without_credentials_fails_fast_instead_of_a_log
         "azureml://eastus.api.azureml.ms/mlflow/v1.0/subscriptions/00000000-0000-0000-0000-000000000001"
         "/resourceGroups/rg-ml/providers/Microsoft.MachineLearningServices/workspaces/ws"
     )
-    code = "from amlops.cli import main\nraise SystemExit(main(['models', 'list']))"
+    code = "from amlops.cli.main import main\nraise SystemExit(main(['models', 'list']))"
     result, seconds, attempts = _run_isolated(tmp_path, ["-c", code], {"AMLOPS_TRACKING_URI": uri})
     assert result.returncode == 2, result.stderr
     assert seconds < 20

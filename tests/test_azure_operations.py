@@ -22,14 +22,15 @@ from typing import Any
 
 import pytest
 
-from amlops import model as model_lib
-from amlops.azure import cli as azure_cli
 from amlops.azure import operations, translate
-from amlops.azure.settings import STAGES
-from amlops.config import ConfigError
+from amlops.cli import azure as azure_cli
+from amlops.core import tags
+from amlops.core.azure_settings import STAGES
+from amlops.core.config import ConfigError
+from amlops.core.settings import ProjectSettings, ScoringSettings
+from amlops.ml import model as model_lib
 from amlops.scoring import ScoringService, load_model
 from amlops.serving.smoke import SmokeTestFailure, known_rows
-from amlops.settings import ProjectSettings, ScoringSettings
 from tests.conftest import REPO
 
 pytestmark = [
@@ -343,7 +344,7 @@ def test_blue_green_release_in_steps_retires_the_old_deployment_last(cloud, file
     assert result.deleted == ["blue"]
     assert result.previous == ["blue"]
     assert set(cloud.deployments[ep]) == {"green"}
-    assert cloud.endpoints[ep].tags[operations.LIVE_TAG] == "green"
+    assert cloud.endpoints[ep].tags[tags.LIVE_TAG] == "green"
 
 
 def test_mirroring_happens_before_any_traffic_moves(cloud, files, models):
@@ -404,13 +405,13 @@ def test_keep_old_allows_rollback(cloud, files, models):
     result, _ = _release(cloud, files, models, "green", "2", keep_old=True)
     ep = f"{MODEL}-preprod"
     assert result.deleted == []
-    assert cloud.endpoints[ep].tags[operations.PREVIOUS_TAG] == "blue"
+    assert cloud.endpoints[ep].tags[tags.PREVIOUS_TAG] == "blue"
     cloud.events.clear()
     serving, deployment = operations.rollback(cloud, ep, say=lambda line: None)
     assert serving == "blue"
     assert operations.model_of(deployment) == (MODEL, "1")
     assert cloud.traffic_log() == [{"blue": 100, "green": 0}]
-    assert cloud.endpoints[ep].tags[operations.PREVIOUS_TAG] == "green"  # and forward again if needed
+    assert cloud.endpoints[ep].tags[tags.PREVIOUS_TAG] == "green"  # and forward again if needed
     # The product's smoke test now answers with version 1 through the endpoint, as clients call it.
     operations.smoke_deployment(cloud.uri(ep), KEY, None, _target(models, "1"))
 
@@ -422,7 +423,7 @@ def test_cleanup_deletes_the_kept_deployment_once_the_release_is_final(cloud, fi
     assert set(cloud.deployments[ep]) == {"blue", "green"}
     assert operations.delete_idle(cloud, ep, say=lambda line: None) == ["blue"]
     assert set(cloud.deployments[ep]) == {"green"}
-    assert cloud.endpoints[ep].tags[operations.PREVIOUS_TAG] == ""
+    assert cloud.endpoints[ep].tags[tags.PREVIOUS_TAG] == ""
     assert operations.delete_idle(cloud, ep, say=lambda line: None) == []
 
 
@@ -670,8 +671,8 @@ def job_outputs(tmp_path: Path, diabetes) -> dict[str, Path]:
     """A training pipeline job's outputs, as its steps write them."""
     from dataclasses import asdict
 
-    from amlops.files import write_json
-    from amlops.settings import GateSettings
+    from amlops.core.files import write_json
+    from amlops.core.settings import GateSettings
     from amlops.steps import evaluate, prep, register
     from amlops.steps import train as train_step
 
@@ -703,7 +704,7 @@ class FakeModels:
 
 
 def test_register_model_from_a_job_output_with_local_lineage_tags(job_outputs, tmp_path: Path):
-    from amlops.files import read_json
+    from amlops.core.files import read_json
     from amlops.steps import evaluate, register
 
     jobs = FakeJobs(["Completed"], job_outputs, {"azureml.git.commit": "abc123", "azureml.git.dirty": "False"})
@@ -730,8 +731,8 @@ def test_register_model_from_a_job_output_with_local_lineage_tags(job_outputs, t
 def test_register_model_refuses_what_the_gate_refused(job_outputs, tmp_path: Path):
     from dataclasses import asdict
 
-    from amlops.files import write_json
-    from amlops.settings import GateSettings
+    from amlops.core.files import write_json
+    from amlops.core.settings import GateSettings
     from amlops.steps import evaluate
 
     keep = evaluate.decide({"rmse": 90.0, "mae": 80.0, "r2": 0.1}, None, GateSettings())
@@ -747,7 +748,7 @@ def test_register_model_refuses_what_the_gate_refused(job_outputs, tmp_path: Pat
 
 
 def test_register_model_refuses_a_job_that_already_registered(job_outputs, tmp_path: Path):
-    from amlops.files import write_json
+    from amlops.core.files import write_json
 
     write_json(job_outputs["registration"] / "registration.json", {"registered_version": "3", "model_name": MODEL})
     client = SimpleNamespace(jobs=FakeJobs(["Completed"], job_outputs), models=FakeModels())
@@ -861,7 +862,7 @@ def test_default_deployment_names_are_valid_and_new():
 
 def test_build_train_step_returns_the_outcome_the_local_build_writes(project: Path, job_outputs):
     from amlops.azure import build_steps
-    from amlops.files import write_json
+    from amlops.core.files import write_json
     from amlops.steps import evaluate
 
     registration = {
@@ -920,8 +921,8 @@ def test_build_download_and_tag_steps(models, tmp_path: Path):
 
 def test_the_training_code_snapshot_records_the_commit_it_was_copied_from(files, tmp_path: Path):
     from amlops.azure import render
-    from amlops.steps import register
+    from amlops.core import lineage
 
     code = render.stage_training_code(files, tmp_path / "code")
-    assert (code / register.SOURCE_FILE).is_file()
-    assert register.git_commit(code) == register.git_commit(REPO)
+    assert (code / lineage.SOURCE_FILE).is_file()
+    assert lineage.git_commit(code) == lineage.git_commit(REPO)

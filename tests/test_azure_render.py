@@ -11,8 +11,8 @@ import yaml
 
 from amlops.azure import render, translate
 from amlops.azure.connection import OfflineCredential
-from amlops.config import ConfigError
-from amlops.settings import ProjectSettings
+from amlops.core.config import ConfigError
+from amlops.core.settings import ProjectSettings
 from tests.conftest import REPO
 
 pytestmark = [

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amlops import build
-from amlops.files import write_json
+from amlops.app import build
+from amlops.core.files import write_json
 from tests.conftest import REPO
 from tests.test_lifecycle import NOT_IN_A_CLONE, _env
 
@@ -117,8 +117,8 @@ def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     assert not list((artifact / "release").rglob("__pycache__"))
     # What `azure deploy` reads before its first Azure call, read from the release folder alone.
     from amlops.azure import translate
-    from amlops.azure.settings import STAGES
-    from amlops.settings import ProjectSettings
+    from amlops.core.azure_settings import STAGES
+    from amlops.core.settings import ProjectSettings
 
     files = translate.Project.load(ProjectSettings(root=artifact / "release"))
     for chosen in STAGES.values():
@@ -176,7 +176,7 @@ def _all_commands() -> set[str]:
 @pytest.mark.parametrize("command", sorted(_all_commands()))
 def test_every_project_command_in_the_yaml_parses(command: str):
     """Parse each command line the pipelines run: a renamed command or option fails here, before CI does."""
-    from amlops.cli import parser
+    from amlops.cli.parser import parser
 
     args = parser().parse_args(command.split())
     assert callable(args.handler)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from amlops.cli import EXIT_BAD_INPUT, main
+from amlops.cli.main import main
+from amlops.core.errors import EXIT_BAD_INPUT
 
 
 @pytest.fixture
 def no_workspace(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from amlops import workflow
+    from amlops.app import workflow
     from amlops.azure.connection import WORKSPACE_VARIABLES
 
     for name in (*WORKSPACE_VARIABLES, "AMLOPS_AZURE_WORKSPACE_CONFIG", "AMLOPS_TARGET"):
@@ -41,7 +42,7 @@ def test_an_unknown_target_in_the_environment_is_named(no_workspace, monkeypatch
 
 def test_a_workspace_config_json_names_the_workspace_but_does_not_choose_the_target(no_workspace, capsys, caplog):
     """DESIGN's `config.json chooses azure` is declined: a downloaded config.json must not send `make run` to Azure."""
-    from amlops import cli
+    from amlops.cli.main import main as cli
 
     cli._say_local_once.cache_clear()
     (no_workspace / "config.json").write_text('{"subscription_id": "s", "resource_group": "r", "workspace_name": "w"}')
@@ -90,8 +91,8 @@ def test_publish_then_rerun_a_published_version_with_another_alpha(no_workspace,
 def test_a_published_version_runs_the_code_it_was_published_with(no_workspace: Path, capsys, caplog):
     import mlflow
 
-    from amlops import pipeline
-    from amlops.settings import ProjectSettings
+    from amlops.core.settings import ProjectSettings
+    from amlops.lifecycle import pipeline
 
     assert main(["pipeline", "publish"]) == 0
     published = json.loads(capsys.readouterr().out)

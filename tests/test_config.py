@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from amlops import config
+from amlops.core import config
+from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.serving.deploy import local_deployment_config, scoring_limits
-from amlops.settings import ProjectSettings, ScoringSettings
 from tests.conftest import REPO
 
 

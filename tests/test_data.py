@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amlops import data
-from amlops.files import read_json
-from amlops.settings import DataSettings
+from amlops.core.files import read_json
+from amlops.core.settings import DataSettings
+from amlops.ml import data
 from amlops.steps import prep
 from tests.conftest import REPO
 
@@ -125,7 +125,8 @@ def test_prep_writes_splits_and_fingerprint(tmp_path: Path):
 def test_prep_cli_fails_on_bad_data_without_writing_outputs(
     tmp_path: Path, diabetes: pd.DataFrame, caplog: pytest.LogCaptureFixture
 ):
-    from amlops.cli import EXIT_BAD_INPUT, run_step
+    from amlops.core.errors import EXIT_BAD_INPUT
+    from amlops.core.logs import run_step
 
     bad = tmp_path / "bad.csv"
     _nan(diabetes).to_csv(bad, index=False)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from amlops import data, drift
-from amlops.settings import DriftSettings
+from amlops.core.settings import DriftSettings
+from amlops.ml import data, drift
 from amlops.steps import prep
 
 
@@ -73,7 +73,8 @@ def test_psi_grows_with_the_shift(reference: pd.DataFrame):
 
 
 def test_prep_refuses_drifted_data_and_writes_nothing(tmp_path: Path, reference, caplog):
-    from amlops.cli import EXIT_BAD_INPUT, run_step
+    from amlops.core.errors import EXIT_BAD_INPUT
+    from amlops.core.logs import run_step
 
     shifted = tmp_path / "heavier.csv"
     _bmi_shifted(reference).to_csv(shifted, index=False)
@@ -92,8 +93,8 @@ def test_drift_check_can_be_switched_off(tmp_path: Path, reference, monkeypatch:
 
 @pytest.mark.integration
 def test_drifted_data_never_reaches_the_registry(project: Path, reference):
-    from amlops import pipeline
-    from amlops.registry import Registry
+    from amlops.lifecycle import pipeline
+    from amlops.registry.mlflow import Registry
 
     pipeline.run()
     shifted = project / "older.csv"

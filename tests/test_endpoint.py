@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import requests
 
-from amlops.config import LocalDeploymentConfig
-from amlops.data import FEATURES
+from amlops.core.config import LocalDeploymentConfig
+from amlops.ml.data import FEATURES
 from amlops.scoring import load_model
 from amlops.serving.client import ScoringClient
 from amlops.serving.local import EndpointError, LocalEndpoint

@@ -27,7 +27,8 @@ from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request
 
-from amlops.data import FEATURES
+from amlops.core.settings import ScoringSettings
+from amlops.ml.data import FEATURES
 from amlops.scoring import (
     FOLD_FROM_ROWS,
     FOLD_TOLERANCE,
@@ -42,7 +43,6 @@ from amlops.scoring import (
     read_linear_pipeline,
     request_body,
 )
-from amlops.settings import ScoringSettings
 from tests.test_scoring import RECORD, ROW, body
 
 TOLERANCE = 1e-9

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amlops.settings import GateSettings
+from amlops.core.settings import GateSettings
 from amlops.steps.evaluate import decide
 
 GATE = GateSettings(max_rmse=60.0, min_r2=0.4, min_improvement=0.01)

@@ -16,10 +16,15 @@ from typing import Any
 import pytest
 import requests
 
-from amlops import governance, pipeline
-from amlops.cli import EXIT_BAD_INPUT, EXIT_DEGRADED, main
-from amlops.registry import Registry, RetiredVersionError
-from amlops.settings import ProjectSettings
+from amlops.azure import registry
+from amlops.cli.main import main
+from amlops.core import lineage, tags
+from amlops.core.errors import EXIT_BAD_INPUT, EXIT_DEGRADED
+from amlops.core.settings import ProjectSettings
+from amlops.lifecycle import inventory, local_deploy, pipeline, retirement
+from amlops.registry import events, records
+from amlops.registry.base import RetiredVersionError
+from amlops.registry.mlflow import Registry
 from tests.conftest import REPO
 from tests.test_azure_operations import MODEL, FakeCloud
 
@@ -40,11 +45,11 @@ def served_version(url: str) -> str:
 
 
 def record(registry: Registry, version: str, target: str = "local", endpoint: str = "local") -> dict:
-    return json.loads(registry.get(version).tags[governance.deployment_tag(target, endpoint)])
+    return json.loads(registry.get(version).tags[records.deployment_tag(target, endpoint)])
 
 
-def events(kind: str | None = None) -> list[dict]:
-    found = governance.read_events(ProjectSettings())
+def logged_events(kind: str | None = None) -> list[dict]:
+    found = events.read_events(ProjectSettings())
     return [e for e in found if kind is None or e["type"] == kind]
 
 
@@ -93,11 +98,11 @@ def test_a_new_version_replaces_the_old_one_only_after_its_smoke_test(
     two_versions, free_port_config, no_servers_left, monkeypatch
 ):
     settings = ProjectSettings()
-    old, _ = governance.deploy_local(config=free_port_config)
-    new, smoke = governance.deploy_local("2", config=free_port_config)
+    old, _ = local_deploy.deploy_local(config=free_port_config)
+    new, smoke = local_deploy.deploy_local("2", config=free_port_config)
     assert smoke.model_version == "2"
     assert served_version(new.scoring_uri) == "2"
-    assert governance.running_local(settings).pid == new.pid
+    assert local_deploy.running_local(settings).pid == new.pid
     with pytest.raises(requests.ConnectionError):
         requests.post(old.scoring_uri, json={"data": [ROW]}, timeout=5)
     assert record(two_versions, "1")["outcome"] == "undeployed"
@@ -112,8 +117,8 @@ def test_a_new_version_replaces_the_old_one_only_after_its_smoke_test(
 
     monkeypatch.setattr("amlops.serving.smoke.smoke_local", failing)
     with pytest.raises(SmokeTestFailure):
-        governance.deploy_local("1", config=free_port_config)
-    assert governance.running_local(settings).pid == new.pid
+        local_deploy.deploy_local("1", config=free_port_config)
+    assert local_deploy.running_local(settings).pid == new.pid
     assert served_version(new.scoring_uri) == "2"
     assert record(two_versions, "1")["outcome"] == "failed"
     assert "predictions differ" in record(two_versions, "1")["detail"]
@@ -123,7 +128,7 @@ def test_a_new_version_replaces_the_old_one_only_after_its_smoke_test(
 def test_run_records_its_short_lived_endpoint(project: Path, no_servers_left, capsys):
     assert main(["run"]) == 0
     capsys.readouterr()
-    history = governance.history(Registry().get("1"))
+    history = records.history(Registry().get("1"))
     assert [(h.endpoint, h.outcome) for h in history] == [("run", "succeeded"), ("run", "undeployed")]
 
 
@@ -165,27 +170,27 @@ def test_production_is_found_without_aliases_or_a_tag_search(project: Path, mode
 
 
 def test_history_stays_within_its_limits(two_versions):
-    for number in range(governance.HISTORY_LIMIT + 15):
-        entry = governance.DeploymentRecord(
+    for number in range(records.HISTORY_LIMIT + 15):
+        entry = records.DeploymentRecord(
             "azure",
             f"endpoint-{number % 3}",
             f"d{number}",
             "https://x/score",
             "succeeded",
-            governance.now(),
+            lineage.now(),
             detail="x" * 200,
         )
-        assert governance.record_deployment(two_versions, "1", entry)
+        assert records.record_deployment(two_versions, "1", entry)
     version = two_versions.get("1")
-    kept = governance.history(version)
-    assert len(version.tags[governance.HISTORY_TAG]) <= governance.TAG_VALUE_BUDGET
-    assert 0 < len(kept) <= governance.HISTORY_LIMIT
-    assert kept[-1].deployment == f"d{governance.HISTORY_LIMIT + 14}"  # the newest kept, the oldest dropped
-    assert {r.endpoint for r in governance.endpoint_records(version)} == {"endpoint-0", "endpoint-1", "endpoint-2"}
+    kept = records.history(version)
+    assert len(version.tags[tags.HISTORY_TAG]) <= records.TAG_VALUE_BUDGET
+    assert 0 < len(kept) <= records.HISTORY_LIMIT
+    assert kept[-1].deployment == f"d{records.HISTORY_LIMIT + 14}"  # the newest kept, the oldest dropped
+    assert {r.endpoint for r in records.endpoint_records(version)} == {"endpoint-0", "endpoint-1", "endpoint-2"}
 
 
 def test_an_import_drops_the_source_registrys_deployment_records(two_versions, tmp_path):
-    from amlops import migrate
+    from amlops.lifecycle import migrate
 
     source_only = {"deployment.local.local": "{}", "deployments": "[]", "efficacy.last": "{}"}
     two_versions.set_tags("2", source_only | {"retired": "true"})
@@ -205,7 +210,7 @@ def test_a_retired_version_is_refused_by_every_deploy_path(two_versions, free_po
     retired = two_versions.get("2")
     assert retired.retired
     assert retired.tags["retired_reason"] == "trained on a corrupt extract"
-    assert retired.tags["retired_by"] == governance.who()
+    assert retired.tags["retired_by"] == lineage.who()
     assert retired.tags["retired_at"]
 
     for argv in (
@@ -220,7 +225,7 @@ def test_a_retired_version_is_refused_by_every_deploy_path(two_versions, free_po
 
     with pytest.raises(RetiredVersionError, match="corrupt extract"):
         local_endpoint("2", deployment_config=free_port_config)
-    assert governance.local_endpoints() == []
+    assert local_deploy.local_endpoints() == []
     assert not (ProjectSettings().build_dir / "deploy").exists()  # refused before anything was staged
     assert two_versions.production().version == "1"
 
@@ -231,7 +236,7 @@ def test_a_retired_version_is_refused_by_every_deploy_path(two_versions, free_po
     assert again.tags["retired_reason"] == "trained on a corrupt extract"  # the last retirement stays on record
     assert main(["models", "promote", "2"]) == 0
     assert two_versions.production().version == "2"
-    assert [e["type"] for e in events()][-3:] == ["model.retired", "model.unretired", "model.promoted"]
+    assert [e["type"] for e in logged_events()][-3:] == ["model.retired", "model.unretired", "model.promoted"]
 
 
 def test_retiring_production_needs_a_valid_replacement(two_versions, caplog):
@@ -247,17 +252,17 @@ def test_retiring_production_needs_a_valid_replacement(two_versions, caplog):
     assert two_versions.production().version == "1"
     assert main(["models", "unretire", "2"]) == 0
 
-    promoted_before = len(events("model.promoted"))
+    promoted_before = len(logged_events("model.promoted"))
     assert main(["models", "retire", "1", "--reason", "stale", "--replacement", "2"]) == 0
     assert two_versions.production().version == "2"
     assert two_versions.get("1").retired
-    assert len(events("model.promoted")) == promoted_before + 1
-    assert events("model.retired")[-1]["details"]["replacement"] == "2"
+    assert len(logged_events("model.promoted")) == promoted_before + 1
+    assert logged_events("model.retired")[-1]["details"]["replacement"] == "2"
     assert main(["models", "retire", "2", "--reason", "x"]) == EXIT_BAD_INPUT  # production again: needs one
 
 
 def test_retire_replace_moves_a_live_endpoint_to_production(two_versions, free_port_config, no_servers_left, capsys):
-    old, _ = governance.deploy_local(config=free_port_config)
+    old, _ = local_deploy.deploy_local(config=free_port_config)
     assert main(["models", "retire", "1", "--reason", "stale", "--replacement", "2"]) == 0
     out = capsys.readouterr().out
     assert f"STILL LIVE: local endpoint local (local) {old.scoring_uri}" in out
@@ -270,12 +275,12 @@ def test_retire_replace_moves_a_live_endpoint_to_production(two_versions, free_p
     out = capsys.readouterr().out
     assert "replaced: local endpoint local serves v2" in out
     assert "STILL LIVE" not in out
-    new = governance.running_local()
+    new = local_deploy.running_local()
     assert new.pid != old.pid
     assert served_version(new.scoring_uri) == "2"  # ...--replace does, through the deploy path
     assert record(two_versions, "1")["outcome"] == "undeployed"
     assert record(two_versions, "2")["outcome"] == "succeeded"
-    assert events("model.retired")[-1]["details"]["live"][0]["endpoint"] == "local"
+    assert logged_events("model.retired")[-1]["details"]["live"][0]["endpoint"] == "local"
 
 
 # --- efficacy ------------------------------------------------------------------------------------------------------
@@ -295,9 +300,9 @@ def test_models_check_ok_on_the_snapshot_and_degraded_on_the_shifted_fixture(pro
     assert any("above the ceiling" in reason for reason in report["reasons"])
     assert any("worse than the" in reason for reason in report["reasons"])
     assert report["retrained"] is None
-    last = json.loads(Registry().get("1").tags[governance.EFFICACY_TAG])
+    last = json.loads(Registry().get("1").tags[tags.EFFICACY_TAG])
     assert (last["status"], last["data"]) == ("degraded", "diabetes_shifted.csv")
-    assert len(events("model.degraded")) == 1
+    assert len(logged_events("model.degraded")) == 1
     assert EXIT_DEGRADED not in (0, 1, EXIT_BAD_INPUT, 3)
 
 
@@ -331,8 +336,8 @@ def test_degraded_check_with_retrain_trains_a_model_that_passes(project: Path, c
 def test_the_shipped_shifted_fixture_is_reproducible_and_only_the_relationship_moved(tmp_path: Path):
     import pandas as pd
 
-    from amlops import data, drift
-    from amlops.settings import DriftSettings
+    from amlops.core.settings import DriftSettings
+    from amlops.ml import data, drift
 
     digest = data.write_shifted_fixture(tmp_path / "shifted.csv")
     assert (tmp_path / "shifted.csv").read_bytes() == SHIFTED.read_bytes()
@@ -365,7 +370,7 @@ def event_sink(project: Path, tmp_path: Path, monkeypatch) -> Path:
 
 def test_an_event_fires_exactly_once_per_registration_and_promotion(event_sink: Path):
     pipeline.run()
-    logged = events()
+    logged = logged_events()
     assert [(e["type"], e["version"]) for e in logged] == [("model.registered", "1"), ("model.promoted", "1")]
     received = event_sink.read_text().splitlines()
     assert [line.split(" ", 1)[0] for line in received] == ["model.registered", "model.promoted"]
@@ -375,7 +380,7 @@ def test_an_event_fires_exactly_once_per_registration_and_promotion(event_sink: 
 
     pipeline.run()  # the gate keeps production: nothing registered, nothing promoted
     assert main(["models", "promote", "1"]) == 0  # already production: no change, no event
-    assert len(events()) == 2
+    assert len(logged_events()) == 2
     assert len(event_sink.read_text().splitlines()) == 2
 
 
@@ -384,7 +389,7 @@ def test_a_failing_event_command_does_not_undo_the_action(project: Path, monkeyp
     result = pipeline.run()
     assert result.registration["production_version"] == "1"
     assert "AMLOPS_EVENTS_COMMAND exited with code 7" in caplog.text
-    assert len(events()) == 2
+    assert len(logged_events()) == 2
 
 
 # --- Azure: the release path, at the SDK boundary -----------------------------------------------------------------
@@ -424,7 +429,7 @@ class TaggedModels:
 
 @pytest.fixture(scope="module")
 def azure_models(tmp_path_factory: pytest.TempPathFactory, diabetes) -> dict[str, Path]:
-    from amlops import model as model_lib
+    from amlops.ml import model as model_lib
 
     root = tmp_path_factory.mktemp("azure-models")
     return {
@@ -440,7 +445,7 @@ def azure(project: Path, azure_models):
     client = SimpleNamespace(
         online_endpoints=cloud.online_endpoints, online_deployments=cloud.online_deployments, models=models
     )
-    yield cloud, client, governance.AzureRegistry(client, MODEL)
+    yield cloud, client, registry.AzureRegistry(client, MODEL)
     cloud.close()
 
 
@@ -453,7 +458,7 @@ def test_azure_releases_and_rollbacks_are_recorded_on_the_versions(azure):
     cloud, client, registry = azure
     quiet = {"say": lambda line: None}
     build_steps.release("preprod", version="1", client=client, deployment_name="blue", **quiet)
-    first = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
+    first = json.loads(registry.get("1").tags[records.deployment_tag("azure", ENDPOINT)])
     assert (first["outcome"], first["deployment"], first["traffic"], first["stage"]) == (
         "succeeded",
         "blue",
@@ -466,26 +471,26 @@ def test_azure_releases_and_rollbacks_are_recorded_on_the_versions(azure):
     build_steps.release(
         "preprod", version="2", client=client, deployment_name="green", keep_old=True, traffic_steps=[10, 50], **quiet
     )
-    green = json.loads(registry.get("2").tags[governance.deployment_tag("azure", ENDPOINT)])
+    green = json.loads(registry.get("2").tags[records.deployment_tag("azure", ENDPOINT)])
     assert (green["traffic"], green["detail"]) == (100, "traffic in steps: 10% → 50% → 100%")
-    shown = governance.render_description(governance.describe(registry, registry.get("2"), client=client))
+    shown = inventory.render_description(inventory.describe(registry, registry.get("2"), client=client))
     assert "green  (traffic in steps: 10% → 50% → 100%)" in shown.split("history")[1]
-    kept = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
+    kept = json.loads(registry.get("1").tags[records.deployment_tag("azure", ENDPOINT)])
     assert (kept["outcome"], kept["traffic"]) == ("succeeded", 0)  # kept at 0% for a rollback: not live
-    assert [r.endpoint for r in governance.live_deployments(registry, registry.get("1"), client=client)] == []
-    assert [r.deployment for r in governance.live_deployments(registry, registry.get("2"), client=client)] == ["green"]
+    assert [r.endpoint for r in inventory.live_deployments(registry, registry.get("1"), client=client)] == []
+    assert [r.deployment for r in inventory.live_deployments(registry, registry.get("2"), client=client)] == ["green"]
 
-    rows = governance.azure_endpoints(client, registry)
+    rows = registry.azure_endpoints(client, registry)
     assert [(r["deployment"], r["version"], r["traffic"]) for r in rows if r["endpoint"] == ENDPOINT] == [
         ("green", "2", 100),
         ("blue", "1", 0),
     ]
 
     build_steps.rollback("preprod", client=client, **quiet)
-    assert json.loads(registry.get("2").tags[governance.deployment_tag("azure", ENDPOINT)])["outcome"] == "rolled-back"
-    back = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
+    assert json.loads(registry.get("2").tags[records.deployment_tag("azure", ENDPOINT)])["outcome"] == "rolled-back"
+    back = json.loads(registry.get("1").tags[records.deployment_tag("azure", ENDPOINT)])
     assert (back["outcome"], back["traffic"]) == ("succeeded", 100)
-    assert [h.outcome for h in governance.history(registry.get("2"))] == ["succeeded", "rolled-back"]
+    assert [h.outcome for h in records.history(registry.get("2"))] == ["succeeded", "rolled-back"]
 
 
 def test_azure_release_and_rollback_refuse_a_retired_version(azure):
@@ -495,7 +500,7 @@ def test_azure_release_and_rollback_refuse_a_retired_version(azure):
     quiet = {"say": lambda line: None}
     build_steps.release("preprod", version="1", client=client, deployment_name="blue", **quiet)
     build_steps.release("preprod", version="2", client=client, deployment_name="green", keep_old=True, **quiet)
-    governance.retire(registry, "1", "leaks a feature from the future", say=lambda line: None)
+    retirement.retire(registry, "1", "leaks a feature from the future", say=lambda line: None)
     assert registry.get("1").retired
 
     cloud.events.clear()
@@ -520,7 +525,7 @@ def test_a_failed_azure_release_is_recorded_as_failed(azure):
     cloud.serve_wrong_model.add("bad")
     with pytest.raises(SmokeTestFailure):
         build_steps.release("preprod", version="1", client=client, deployment_name="bad", say=lambda line: None)
-    failed = json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])
+    failed = json.loads(registry.get("1").tags[records.deployment_tag("azure", ENDPOINT)])
     assert (failed["outcome"], failed["deployment"]) == ("failed", "bad")
     assert "predictions differ" in failed["detail"]
 
@@ -540,14 +545,14 @@ def test_endpoints_list_target_azure(azure, monkeypatch, capsys):
 
 
 def test_a_pipeline_run_on_azure_promotes_through_the_workspace_registry(azure, monkeypatch):
-    from amlops import workflow
+    from amlops.app import workflow
 
     _, client, registry = azure
     monkeypatch.setattr(workflow, "_azure", lambda: client)
     outcome = workflow._promote_on_azure({"registered_version": "2", "production_version": None})
     assert outcome["production_version"] == registry.production().version == "2"
-    assert events("model.promoted")[-1]["version"] == "2"
-    governance.retire(registry, "1", "trained on a leaked label", say=lambda line: None)
+    assert logged_events("model.promoted")[-1]["version"] == "2"
+    retirement.retire(registry, "1", "trained on a leaked label", say=lambda line: None)
     with pytest.raises(RetiredVersionError, match="trained on a leaked label"):
         workflow._promote_on_azure({"registered_version": "1", "production_version": "2"})
     assert registry.production().version == "2"
@@ -568,7 +573,7 @@ def test_a_version_moves_from_one_workspace_to_another(azure, azure_models, tmp_
     assert main(["models", "import", str(archive), *prod_target]) == 0
     imported = json.loads(capsys.readouterr().out)
     assert (imported["version"], imported["source_version"], imported["promoted"]) == ("2", "2", False)
-    moved = governance.AzureRegistry(clients["prod.json"], MODEL).get("2")
+    moved = registry.AzureRegistry(clients["prod.json"], MODEL).get("2")
     assert moved.tags["imported_from_version"] == "2"
     assert moved.tags["imported_from_registry"].startswith("azureml://workspaces/")
     assert not moved.in_production  # production is the target's decision (--promote)
@@ -577,7 +582,7 @@ def test_a_version_moves_from_one_workspace_to_another(azure, azure_models, tmp_
     assert main(["models", "import", str(archive), *prod_target, "--promote"]) == 0  # again: nothing new
     assert json.loads(capsys.readouterr().out)["version"] == "2"
     assert sorted(prod.folders) == ["1", "2"]
-    assert governance.AzureRegistry(clients["prod.json"], MODEL).production().version == "2"
+    assert registry.AzureRegistry(clients["prod.json"], MODEL).production().version == "2"
     assert main(["models", "import", str(archive), *prod_target, "--registry-uri", "sqlite:///x.db"]) == EXIT_BAD_INPUT
 
 
@@ -601,11 +606,11 @@ def test_deleting_an_idle_azure_deployment_is_recorded(azure):
     quiet = {"say": lambda line: None}
     build_steps.release("preprod", version="1", client=client, deployment_name="blue", **quiet)
     build_steps.release("preprod", version="2", client=client, deployment_name="green", keep_old=True, **quiet)
-    described = governance.describe(registry, registry.get("1"), client=client)
+    described = inventory.describe(registry, registry.get("1"), client=client)
     assert [d["status"] for d in described["deployments"]] == ["standby (0% traffic)"]
-    before = governance.azure_serving(client, ENDPOINT)
-    governance.record_cleanup(registry, stage="preprod", endpoint=ENDPOINT, before=before, deleted=["blue"])
-    assert json.loads(registry.get("1").tags[governance.deployment_tag("azure", ENDPOINT)])["outcome"] == "undeployed"
+    before = registry.azure_serving(client, ENDPOINT)
+    registry.record_cleanup(registry, stage="preprod", endpoint=ENDPOINT, before=before, deleted=["blue"])
+    assert json.loads(registry.get("1").tags[records.deployment_tag("azure", ENDPOINT)])["outcome"] == "undeployed"
 
 
 class FakeData:

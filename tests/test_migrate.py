@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from amlops import pipeline
-from amlops.migrate import ORIGIN_TAGS, ArchiveError, export_version, import_archive, redact_uri
-from amlops.registry import Registry
-from amlops.settings import ProjectSettings
+from amlops.core.lineage import redact_uri
+from amlops.core.settings import ProjectSettings
+from amlops.core.tags import ORIGIN_TAGS
+from amlops.lifecycle import pipeline
+from amlops.lifecycle.migrate import ArchiveError, export_version, import_archive
+from amlops.registry.mlflow import Registry
 
 pytestmark = pytest.mark.integration
 
@@ -169,7 +171,7 @@ def test_a_file_that_is_not_an_export_is_refused(target, tmp_path):
 
 
 def test_cli_export_then_import(exported, tmp_path):
-    from amlops.cli import main
+    from amlops.cli.main import main
 
     uri = f"sqlite:///{tmp_path / 'cli-target' / 'mlflow.db'}"
     archive = tmp_path / "cli.tar.gz"

@@ -73,14 +73,14 @@ def test_notebooks_run_in_order_in_a_fresh_copy(tmp_path: Path):
 
 
 def test_an_unknown_target_is_refused():
-    from amlops import workflow
+    from amlops.app import workflow
 
     with pytest.raises(ValueError, match="target must be one of"):
         workflow.check_target("cloud")
 
 
 def test_azure_target_without_a_workspace_says_what_to_provide(project: Path, monkeypatch: pytest.MonkeyPatch):
-    from amlops import workflow
+    from amlops.app import workflow
     from amlops.azure.connection import WORKSPACE_VARIABLES, AzureSetupError
 
     for name in WORKSPACE_VARIABLES:

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amlops import pipeline
-from amlops.data import DataValidationError
-from amlops.files import read_json
-from amlops.registry import Registry
+from amlops.core.files import read_json
+from amlops.lifecycle import pipeline
+from amlops.ml.data import DataValidationError
+from amlops.registry.mlflow import Registry
 from amlops.steps import train as train_step
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from amlops import governance
-from amlops.registry import Registry
+from amlops.core.settings import ProjectSettings
+from amlops.lifecycle import local_deploy
+from amlops.registry.mlflow import Registry
 from amlops.serving.local import EndpointError, free_port, stop_recorded
-from amlops.settings import ProjectSettings
 
 pytestmark = pytest.mark.integration
 ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
@@ -46,19 +46,19 @@ def _served(url: str) -> str:
 
 
 def test_a_model_whose_init_raises_never_takes_the_endpoint(registry, fixed_port_config):
-    old, _ = governance.deploy_local("1", config=fixed_port_config)
+    old, _ = local_deploy.deploy_local("1", config=fixed_port_config)
     assert _served(old.url) == "1"
     with pytest.raises(EndpointError, match="exited with code"):
-        governance.deploy_local("2", config=fixed_port_config)
+        local_deploy.deploy_local("2", config=fixed_port_config)
     # The public URL still answers, from the old server, and the endpoint still names it.
     assert [_served(old.url) for _ in range(20)] == ["1"] * 20
-    assert governance.running_local(ProjectSettings()).pid == old.pid
+    assert local_deploy.running_local(ProjectSettings()).pid == old.pid
 
 
 def test_a_good_release_takes_over_the_same_port(registry, fixed_port_config, model_folder):
-    old, _ = governance.deploy_local("1", config=fixed_port_config)
+    old, _ = local_deploy.deploy_local("1", config=fixed_port_config)
     version = registry.register_folder(model_folder, {}).version
-    new, smoke = governance.deploy_local(version, config=fixed_port_config)
+    new, smoke = local_deploy.deploy_local(version, config=fixed_port_config)
     assert new.url == old.url
     assert smoke.model_version == version
     assert [_served(new.url) for _ in range(20)] == [version] * 20  # the old server is gone from the port
@@ -66,9 +66,9 @@ def test_a_good_release_takes_over_the_same_port(registry, fixed_port_config, mo
 
 def test_another_endpoint_cannot_take_a_port_in_use(registry, fixed_port_config, project: Path):
     """`make serve` (or any other endpoint) must not silently share the port of a deployed endpoint."""
-    from amlops.cli import main
+    from amlops.cli.main import main
 
-    old, _ = governance.deploy_local("1", config=fixed_port_config)
+    old, _ = local_deploy.deploy_local("1", config=fixed_port_config)
     assert main(["serve", "--config", str(fixed_port_config)]) == 1
     assert [_served(old.url) for _ in range(10)] == ["1"] * 10
-    assert governance.running_local(ProjectSettings()).pid == old.pid
+    assert local_deploy.running_local(ProjectSettings()).pid == old.pid

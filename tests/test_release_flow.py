@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from amlops import governance, pipeline
-from amlops.cli import EXIT_BAD_INPUT, EXIT_SMOKE_FAILED, main
-from amlops.registry import Registry
-from amlops.release import PREPRODUCTION_ENDPOINT, PRODUCTION_ENDPOINT
+from amlops.cli.main import main
+from amlops.core.errors import EXIT_BAD_INPUT, EXIT_SMOKE_FAILED
+from amlops.core.settings import ProjectSettings
+from amlops.lifecycle import local_deploy, pipeline
+from amlops.lifecycle.release import PREPRODUCTION_ENDPOINT, PRODUCTION_ENDPOINT
+from amlops.registry.mlflow import Registry
 from amlops.serving.smoke import SmokeTestFailure
-from amlops.settings import ProjectSettings
 from tests.test_governance import ROW, events, record, served_version
 
 pytestmark = pytest.mark.integration
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 def serving(name: str) -> str | None:
     """The version the local endpoint ``name`` answers with, or ``None`` when it is not running."""
-    state = governance.running_local(ProjectSettings(), name)
+    state = local_deploy.running_local(ProjectSettings(), name)
     return None if state is None else served_version(state.scoring_uri)
 
 
@@ -35,7 +36,7 @@ def test_a_candidate_goes_through_preproduction_and_approval_and_can_be_rolled_b
     two_versions, free_port_config, no_servers_left, capsys
 ):
     config = ["--config", str(free_port_config)]
-    governance.deploy_local(config=free_port_config)  # production: v1 serving
+    local_deploy.deploy_local(config=free_port_config)  # production: v1 serving
     assert main(["release", *config]) == 0
     out = capsys.readouterr().out
     assert "v2 serves pre-production" in out
@@ -59,7 +60,7 @@ def test_a_candidate_goes_through_preproduction_and_approval_and_can_be_rolled_b
 
 def test_a_failed_production_deploy_moves_nothing(two_versions, free_port_config, no_servers_left, monkeypatch):
     config = ["--config", str(free_port_config)]
-    governance.deploy_local(config=free_port_config)
+    local_deploy.deploy_local(config=free_port_config)
     assert main(["release", *config]) == 0
     fail_smoke_tests(monkeypatch)
     assert main(["release", "--approve", *config]) == EXIT_SMOKE_FAILED

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from amlops import pipeline
-from amlops.registry import Registry
+from amlops.lifecycle import pipeline
+from amlops.registry.mlflow import Registry
 from amlops.steps.register import FAULT_VARIABLE
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def test_a_crash_between_registering_and_promoting_leaves_production_unchanged(p
 
 def test_a_candidate_judged_against_an_old_production_is_judged_again(project: Path, tmp_path: Path):
     """Production moved between evaluate and register: register re-applies the gate, and says so."""
-    from amlops.files import read_json
+    from amlops.core.files import read_json
     from amlops.steps import evaluate, prep, register
     from amlops.steps import train as train_step
 
@@ -90,8 +90,9 @@ def test_a_candidate_judged_against_an_old_production_is_judged_again(project: P
 SIGTERM_SCRIPT = """
 import sys, time
 from pathlib import Path
-from amlops.config import LocalDeploymentConfig, load_inference_config
-from amlops.serving.local import LocalEndpoint, unwind_on_sigterm
+from amlops.core.config import LocalDeploymentConfig, load_inference_config
+from amlops.serving.local import LocalEndpoint
+from amlops.core.processes import unwind_on_sigterm
 from amlops.serving.stage import stage
 
 unwind_on_sigterm()
@@ -106,7 +107,7 @@ with LocalEndpoint(staged, config, work / "endpoints", name="terminated") as end
 
 def test_a_terminated_process_stops_the_servers_it_started(model_folder: Path, tmp_path: Path):
     """SIGTERM (a cancelled CI job) unwinds like Ctrl-C: the server, in its own session, does not outlive us."""
-    from amlops.serving.local import signal_group
+    from amlops.core.processes import signal_group
 
     process = subprocess.Popen(
         [sys.executable, "-c", SIGTERM_SCRIPT, str(model_folder), str(REPO), str(tmp_path)],
@@ -130,7 +131,7 @@ def test_a_terminated_process_stops_the_servers_it_started(model_folder: Path, t
 
 FORK_SCRIPT = """
 import multiprocessing
-from amlops.serving.local import unwind_on_sigterm
+from amlops.core.processes import unwind_on_sigterm
 
 unwind_on_sigterm()
 for _ in range(100):  # a pool stops its idle workers with SIGTERM when it exits
@@ -142,7 +143,7 @@ print("pools closed", flush=True)
 
 FORKED_HANDLER_SCRIPT = """
 import os, signal
-from amlops.serving.local import unwind_on_sigterm
+from amlops.core.processes import unwind_on_sigterm
 
 unwind_on_sigterm()
 read, write = os.pipe()
@@ -173,7 +174,7 @@ def test_stopping_a_server_this_process_started_reaps_it_instead_of_waiting_out_
     """An exited child is a zombie, which `killpg(pid, 0)` still finds: unreaped, the stop would wait and SIGKILL."""
     import threading
 
-    from amlops.serving.local import stop_process_group
+    from amlops.core.processes import stop_process_group
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
     stopper = threading.Thread(target=stop_process_group, args=(child.pid,), kwargs={"grace_seconds": 600})

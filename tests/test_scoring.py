@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from amlops.data import FEATURES
+from amlops.core.settings import ScoringSettings
+from amlops.ml.data import FEATURES
 from amlops.scoring import (
     LoadedModel,
     RequestError,
@@ -25,7 +26,6 @@ from amlops.scoring import (
     parse_rows,
     swagger2_spec,
 )
-from amlops.settings import ScoringSettings
 
 REPO = Path(__file__).resolve().parents[1]
 ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]
@@ -356,7 +356,7 @@ def test_load_model_refuses_an_ambiguous_folder(model_folder: Path, tmp_path: Pa
         load_model(tmp_path / "two")
 
 
-def test_load_model_fails_when_the_model_file_is_missing(model_folder: Path, tmp_path: Path):
+def test_load_model_fails_when_the_model_fileis_missing(model_folder: Path, tmp_path: Path):
     folder = copy_model(model_folder, tmp_path / "model")
     (folder / "model.skops").unlink()
     with pytest.raises(FileNotFoundError, match=r"model\.skops"):

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amlops import model
-from amlops.data import split
+from amlops.core import lineage
+from amlops.ml import model
+from amlops.ml.data import split
 from amlops.steps import evaluate, prep, register
 from amlops.steps import train as train_step
 
@@ -72,9 +73,9 @@ def git_repository(folder: Path) -> Callable[..., str]:
 
 def test_git_commit_names_the_commit_and_dirtiness(tmp_path: Path):
     sha = git_repository(tmp_path)("rev-parse", "HEAD").strip()
-    assert register.git_commit(tmp_path) == (sha, False)
+    assert lineage.git_commit(tmp_path) == (sha, False)
     (tmp_path / "f.txt").write_text("two")
-    assert register.git_commit(tmp_path) == (sha, True)
+    assert lineage.git_commit(tmp_path) == (sha, True)
 
 
 def test_a_staged_code_folder_keeps_the_commit_it_was_copied_from(tmp_path: Path):
@@ -82,12 +83,12 @@ def test_a_staged_code_folder_keeps_the_commit_it_was_copied_from(tmp_path: Path
     repo, code = tmp_path / "repo", tmp_path / "code"
     sha = git_repository(repo)("rev-parse", "HEAD").strip()
     code.mkdir()
-    register.record_source(code, repo)
-    assert register.git_commit(code) == (sha, False)
+    lineage.record_source(code, repo)
+    assert lineage.git_commit(code) == (sha, False)
 
 
 def test_git_commit_outside_a_checkout(tmp_path: Path):
-    assert register.git_commit(tmp_path) == ("uncommitted", True)
+    assert lineage.git_commit(tmp_path) == ("uncommitted", True)
 
 
 def test_lineage_tags_carry_the_build_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
@@ -108,8 +109,8 @@ def test_lineage_tags_carry_the_build_id(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_register_does_nothing_when_the_decision_says_keep(project: Path, tmp_path: Path):
-    from amlops.files import write_json
-    from amlops.registry import Registry
+    from amlops.core.files import write_json
+    from amlops.registry.mlflow import Registry
 
     decision = evaluate.decide(
         {"rmse": 50.0, "mae": 40.0, "r2": 0.5}, {"rmse": 49.0, "mae": 40.0, "r2": 0.5}, evaluate.GateSettings(), "1"
@@ -130,8 +131,9 @@ def azureml_job(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """
     import mlflow
 
-    from amlops import tracking
-    from amlops.settings import ProjectSettings
+    from amlops.core import tags
+    from amlops.core.settings import ProjectSettings
+    from amlops.registry import tracking
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'workspace' / 'mlflow.db'}")
     monkeypatch.setenv("AZUREML_RUN_ID", "step-job")
@@ -140,9 +142,9 @@ def azureml_job(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
 
     def step_job(pipeline_job: str | None) -> str:
-        run = client.create_run(experiment, tags={tracking.ROOT_RUN_TAG: pipeline_job} if pipeline_job else {})
+        run = client.create_run(experiment, tags={tags.ROOT_RUN_TAG: pipeline_job} if pipeline_job else {})
         if pipeline_job is None:  # a standalone job is its own root
-            client.set_tag(run.info.run_id, tracking.ROOT_RUN_TAG, run.info.run_id)
+            client.set_tag(run.info.run_id, tags.ROOT_RUN_TAG, run.info.run_id)
         monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
         return run.info.run_id
 
@@ -151,7 +153,7 @@ def azureml_job(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_a_version_registered_in_an_azure_ml_pipeline_step_names_the_pipeline_job(azureml_job, tmp_path: Path):
     """The register component gets no --pipeline-run-id on Azure: the lineage comes from its own job's run."""
-    from amlops.registry import Registry
+    from amlops.registry.mlflow import Registry
 
     steps = tmp_path / "steps"
     azureml_job("pipeline-job-7")
@@ -169,7 +171,7 @@ def test_a_version_registered_in_an_azure_ml_pipeline_step_names_the_pipeline_jo
 
 
 def test_the_pipeline_job_is_only_named_inside_a_pipeline_step(azureml_job, monkeypatch: pytest.MonkeyPatch, caplog):
-    from amlops import tracking
+    from amlops.registry import tracking
 
     azureml_job(None)
     assert tracking.enclosing_pipeline_job() is None  # a standalone command job

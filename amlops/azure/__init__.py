@@ -1,6 +1,6 @@
 """Azure ML v2: the only part of the package that imports ``azure.ai.ml`` and ``azure.identity``.
 
-- :mod:`amlops.azure.settings`: endpoint names, where the workspace config lives (``AMLOPS_AZURE_*``);
+- :mod:`amlops.core.azure_settings`: endpoint names, where the workspace config lives (``AMLOPS_AZURE_*``);
 - :mod:`amlops.azure.connection`: the workspace and credentials, failing fast with a message when either is missing;
 - :mod:`amlops.azure.translate`: the document's files (``sklearn.runconfig``, ``inferenceConfig.yml``,
   ``deploymentConfig*.yml``) as v2 entities: pure functions, no workspace, no network;
@@ -8,7 +8,7 @@
 - :mod:`amlops.azure.operations`: the thin layer that calls ``MLClient``: submit, publish, register, deploy,
   traffic, rollback;
 - :mod:`amlops.azure.build_steps`: the CI build's Azure steps (``python -m amlops build <step> --target azure``);
-- :mod:`amlops.azure.cli`: the ``azure`` commands of ``python -m amlops``.
+- :mod:`amlops.cli.azure`: the ``azure`` commands of ``python -m amlops``.
 
 The SDK is imported inside functions, so importing this package (and the CLI) stays fast.
 """

@@ -1,6 +1,6 @@
 """The lifecycle's Azure steps.
 
-Shared by the CI build (:mod:`amlops.build`), the ``azure`` commands and the notebooks (:mod:`amlops.workflow`).
+Shared by the CI build (:mod:`amlops.app.build`), the ``azure`` commands and the notebooks (:mod:`amlops.app.workflow`).
 Each returns what the local step produces, so the callers do not care where training ran:
 
 - :func:`train`: the training pipeline as an Azure ML pipeline job, followed until ``Completed``; returns the
@@ -20,8 +20,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from amlops.azure import operations
-from amlops.config import ConfigError
+from amlops.azure import operations, render, translate
+from amlops.azure.connection import connect, offline_client
+from amlops.azure.registry import AzureRegistry, azure_serving, record_release, record_rollback
+from amlops.azure.translate import Project
+from amlops.core.azure_settings import STAGES, AzureSettings
+from amlops.core.config import ConfigError
+from amlops.core.files import read_json
+from amlops.core.lineage import now
+from amlops.core.settings import ProjectSettings
+from amlops.core.tags import PREVIOUS_TAG
+from amlops.lifecycle.retirement import GovernanceError, Say
+from amlops.registry.records import DeploymentRecord, ensure_servable
+from amlops.serving.deploy import scoring_limits
+from amlops.serving.smoke import known_rows
+from amlops.serving.stage import stage as stage_app
+from amlops.steps import evaluate, register
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +43,6 @@ log = logging.getLogger(__name__)
 def _client(client: Any) -> Any:
     if client is not None:
         return client
-    from amlops.azure.connection import connect
-
     return connect()
 
 
@@ -51,9 +63,6 @@ def train(
         inputs: Pipeline inputs to override (the hyperparameters of ``sklearn.runconfig``, e.g. ``alpha``).
         **options: Passed to :func:`amlops.azure.operations.submit` (``poll_seconds``, ``timeout``, ``say``...).
     """
-    from amlops.azure import render
-    from amlops.azure.translate import Project
-
     project = project or Project.load()
     assets = render.training_assets(project, project.settings.build_dir / "azureml-submit", data, inputs)
     return outcome_of(_client(client), assets.pipeline, **options)
@@ -61,9 +70,6 @@ def train(
 
 def outcome_of(client: Any, job: Any, **options: Any) -> dict:
     """Submit a training pipeline job, follow it to ``Completed``, and read its registration and decision."""
-    from amlops.files import read_json
-    from amlops.steps import evaluate, register
-
     finished = operations.submit(client, job, **options)
     with tempfile.TemporaryDirectory(prefix="amlops-job-") as scratch:
         for output in (operations.REGISTRATION_OUTPUT, "evaluation"):
@@ -109,9 +115,6 @@ def publish(
     """
     from datetime import UTC, datetime
 
-    from amlops.azure import render, translate
-    from amlops.azure.connection import offline_client
-
     project = project or translate.Project.load()
     if name and name != project.pipeline_name:
         raise ConfigError(
@@ -143,8 +146,6 @@ def run_published(
     **options: Any,
 ) -> dict:
     """Run the published pipeline component (latest version by default) with some inputs changed."""
-    from amlops.azure import render, translate
-
     project = project or translate.Project.load()
     data_file = render.stage_data(
         Path(data or project.settings.data_snapshot), project.settings.build_dir / "azureml-submit" / "data"
@@ -168,16 +169,9 @@ def release(
     """Release a registered version to a stage (``preprod`` or ``prod``) as a new blue/green deployment.
 
     Every configuration error is raised before any Azure call; a retired version is refused before anything is
-    created. The outcome is recorded on the versions involved (:func:`amlops.governance.record_release`).
+    created. The outcome is recorded on the versions involved (:func:`amlops.azure.registry.record_release`).
     Returns :class:`operations.DeployResult`.
     """
-    from amlops import governance
-    from amlops.azure import translate
-    from amlops.azure.settings import STAGES, AzureSettings
-    from amlops.serving.deploy import scoring_limits
-    from amlops.serving.smoke import known_rows
-    from amlops.serving.stage import stage as stage_app
-
     project = translate.Project.load()
     settings = project.settings
     chosen = STAGES[stage]
@@ -188,8 +182,8 @@ def release(
     name = settings.model_name
     version = operations.resolve_model_version(client, name, version)
     # Every Azure release (azure deploy, the DevOps release, notebooks, retire --replace) passes here.
-    models = governance.AzureRegistry(client, name, settings)
-    governance.ensure_servable(models.get(version))
+    models = AzureRegistry(client, name, settings)
+    ensure_servable(models.get(version))
     work = settings.build_dir / "azureml-deploy" / chosen.name
     model_folder = operations.download_model(client, name, version, work / "model")
     staged = stage_app(
@@ -208,7 +202,7 @@ def release(
     say(f"releasing {name}:{version} to {chosen.description} ({entities.kind} endpoint {endpoint_name})")
     where = {"stage": chosen.name, "endpoint": endpoint_name, "deployment": entities.deployment.name}
     try:
-        before = governance.azure_serving(client, endpoint_name)
+        before = azure_serving(client, endpoint_name)
     except Exception as error:  # noqa: BLE001 - only the records of the replaced versions depend on it
         log.warning("could not list the deployments of %s before the release: %s", endpoint_name, error)
         before = {}
@@ -222,9 +216,9 @@ def release(
             **deploy_options,
         )
     except BaseException as error:
-        governance.record_release(models, version, before=before, error=error, **where)
+        record_release(models, version, before=before, error=error, **where)
         raise
-    governance.record_release(models, version, before=before, result=result, **where)
+    record_release(models, version, before=before, result=result, **where)
     say(f"released: {result.deployment} serves {name}:{version} at {result.scoring_uri}")
     say(f"  traffic {result.traffic}; deleted {result.deleted or 'nothing'}")
     return result
@@ -238,21 +232,17 @@ def rollback(stage: str, *, to: str | None = None, client: Any = None, say: Any 
     Returns:
         The deployment now serving, and its entity.
     """
-    from amlops import governance
-    from amlops.azure.settings import STAGES, AzureSettings
-    from amlops.settings import ProjectSettings
-
     settings = ProjectSettings()
     endpoint_name = AzureSettings().endpoint_name(STAGES[stage].name, settings)
     client = _client(client)
-    models = governance.AzureRegistry(client, settings.model_name, settings)
+    models = AzureRegistry(client, settings.model_name, settings)
     endpoint = client.online_endpoints.get(endpoint_name)
-    before = governance.azure_serving(client, endpoint_name)
+    before = azure_serving(client, endpoint_name)
     candidate = to or _rollback_candidate(endpoint, before)
     if candidate in before and before[candidate][0] == models.name:
-        governance.ensure_servable(models.get(before[candidate][1]))
+        ensure_servable(models.get(before[candidate][1]))
     target, deployment = operations.rollback(client, endpoint_name, to=to, say=say)
-    governance.record_rollback(
+    record_rollback(
         models, stage=STAGES[stage].name, endpoint=endpoint_name, url=endpoint.scoring_uri, target=target, before=before
     )
     return target, deployment
@@ -260,7 +250,7 @@ def rollback(stage: str, *, to: str | None = None, client: Any = None, say: Any 
 
 def _rollback_candidate(endpoint: Any, before: dict[str, tuple[str, str, int]]) -> str | None:
     """The deployment :func:`operations.rollback` will choose (recorded previous one, else the only other one)."""
-    recorded = [name for name in str((endpoint.tags or {}).get(operations.PREVIOUS_TAG, "")).split(",") if name]
+    recorded = [name for name in str((endpoint.tags or {}).get(PREVIOUS_TAG, "")).split(",") if name]
     if recorded:
         return recorded[0]
     others = [name for name, (_, _, share) in before.items() if share <= 0]
@@ -278,9 +268,6 @@ def default_deployment_name(version: str, now: Any = None) -> str:
 
 def smoke_live(client: Any, endpoint_name: str, model: tuple[str, str]) -> Any:
     """Smoke-test what an endpoint serves its callers (no deployment header: the traffic split decides)."""
-    from amlops.serving.smoke import known_rows
-    from amlops.settings import ProjectSettings
-
     model_name, version = model
     with tempfile.TemporaryDirectory(prefix="amlops-model-") as scratch:
         folder = operations.download_model(client, model_name, version, Path(scratch))
@@ -295,9 +282,6 @@ def smoke_live(client: Any, endpoint_name: str, model: tuple[str, str]) -> Any:
 
 def smoke(stage: str, *, client: Any = None) -> Any:
     """Smoke-test a stage's endpoint; the deployment taking all its traffic must answer as its model does."""
-    from amlops.azure.settings import STAGES, AzureSettings
-    from amlops.settings import ProjectSettings
-
     endpoint_name = AzureSettings().endpoint_name(STAGES[stage].name, ProjectSettings())
     client = _client(client)
     endpoint = client.online_endpoints.get(endpoint_name)
@@ -313,9 +297,6 @@ def smoke(stage: str, *, client: Any = None) -> Any:
 
 def endpoint_access(stage: str, *, client: Any = None) -> tuple[dict[str, Any], str]:
     """A stage's endpoint details and its key (never log the key)."""
-    from amlops.azure.settings import STAGES, AzureSettings
-    from amlops.settings import ProjectSettings
-
     endpoint_name = AzureSettings().endpoint_name(STAGES[stage].name, ProjectSettings())
     client = _client(client)
     return operations.endpoint_details(client, endpoint_name), operations.endpoint_key(client, endpoint_name)
@@ -323,8 +304,6 @@ def endpoint_access(stage: str, *, client: Any = None) -> tuple[dict[str, Any], 
 
 def download_model(version: str, dest: Path, *, client: Any = None, model_name: str | None = None) -> Path:
     """Download a registered version's MLflow model folder to ``dest`` (replaced if it exists)."""
-    from amlops.settings import ProjectSettings
-
     name = model_name or ProjectSettings().model_name
     client = _client(client)
     dest = Path(dest)
@@ -339,12 +318,30 @@ def download_model(version: str, dest: Path, *, client: Any = None, model_name: 
 
 def tag_model(version: str, tags: dict[str, str], *, client: Any = None, model_name: str | None = None) -> Any:
     """Add ``tags`` to a registered version (existing tags are kept; same keys are overwritten)."""
-    from amlops.settings import ProjectSettings
+    return operations.tag_model(_client(client), model_name or ProjectSettings().model_name, version, tags)
 
-    name = model_name or ProjectSettings().model_name
-    client = _client(client)
-    model = client.models.get(name=name, version=str(version))
-    model.tags = {**(model.tags or {}), **{key: str(value) for key, value in tags.items()}}
-    updated = client.models.create_or_update(model)
-    log.info("tagged %s:%s with %s", name, version, sorted(tags))
-    return updated
+
+def redeploy(client: Any, record: DeploymentRecord, version: str, say: Say = log.info) -> DeploymentRecord:
+    """Serve ``version`` on the Azure endpoint of ``record`` through a blue/green release (``retire --replace``)."""
+    settings = ProjectSettings()
+    stage = record.stage or stage_of(record.endpoint, settings)
+    say(f"replacing it on Azure endpoint {record.endpoint} ({stage}) by v{version}")
+    result = release(stage, version=version, client=client, say=say)
+    return DeploymentRecord(
+        "azure",
+        result.endpoint,
+        result.deployment,
+        result.scoring_uri,
+        "succeeded",
+        now(),
+        stage=stage,
+        traffic=result.traffic.get(result.deployment),
+    )
+
+
+def stage_of(endpoint: str, settings: ProjectSettings) -> str:
+    """The release stage whose endpoint is ``endpoint``."""
+    for stage in STAGES:
+        if AzureSettings().endpoint_name(stage, settings) == endpoint:
+            return stage
+    raise GovernanceError(f"endpoint {endpoint} is not a release stage's endpoint ({sorted(STAGES)})")

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlops.azure.settings import AzureSettings
-from amlops.config import ConfigError
-from amlops.settings import ProjectSettings
+from amlops.core.azure_settings import AzureSettings
+from amlops.core.config import ConfigError
+from amlops.core.settings import ProjectSettings
+from amlops.registry import tracking
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +191,11 @@ def check_tracking_credentials(uri: str, settings: AzureSettings | None = None) 
     logging.getLogger("azure.identity").setLevel(logging.ERROR)
     log.debug("checking Azure credentials before using the tracking URI %s", uri.split("?")[0])
     check_credential(make_credential(settings), settings.credential_timeout)
+
+
+def install_tracking_check() -> None:
+    """Let MLflow use ``azureml://`` tracking URIs, each after :func:`check_tracking_credentials` (once per process)."""
+    tracking.CREDENTIAL_CHECKS["azureml:"] = check_tracking_credentials
 
 
 def connect(

@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amlops.config import ConfigError
+from amlops.core.config import ConfigError
+from amlops.core.files import read_json
+from amlops.core.settings import PRODUCTION_ALIAS
+from amlops.core.tags import PRODUCTION_TAG
+from amlops.registry.base import Version
+from amlops.scoring import find_mlmodel_dir
+from amlops.serving.client import ScoringClient
+from amlops.serving.smoke import smoke_test
+from amlops.steps import evaluate, prep, register
+from amlops.steps import train as train_step
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +197,6 @@ def register_from_job(
     from azure.ai.ml.constants import AssetTypes
     from azure.ai.ml.entities import Model
 
-    from amlops.files import read_json
-    from amlops.steps import evaluate, prep, register
-    from amlops.steps import train as train_step
-
     job = client.jobs.get(job_name)
     if job.status != "Completed":
         raise AzureOperationError(f"job {job_name} is {job.status}; only a Completed job's output is registered")
@@ -256,22 +261,20 @@ def resolve_model_version(client: Any, name: str, version: str | None) -> str:
 
 def download_model(client: Any, name: str, version: str, dest: Path) -> Path:
     """Download a registered model and return its MLflow model folder."""
-    from amlops.scoring import find_mlmodel_dir
-
     client.models.download(name=name, version=version, download_path=str(dest))
     return find_mlmodel_dir(Path(dest) / name)
 
 
-def as_version(model: Any) -> Any:
-    """An Azure ML model version as the rest of the package sees registry versions."""
-    from amlops.registry import PRODUCTION_TAG, Version
-    from amlops.settings import PRODUCTION_ALIAS
+def as_version(model: Any, name: str | None = None, version: str | None = None) -> Version:
+    """An Azure ML model version as the rest of the package sees registry versions (the one mapping).
 
-    tags = {key: str(value) for key, value in (model.tags or {}).items()}
+    Tolerates entities without tags, name or version (``name``/``version`` fill in what was asked for).
+    """
+    tags = {key: str(value) for key, value in (getattr(model, "tags", None) or {}).items()}
     created = getattr(getattr(model, "creation_context", None), "created_at", None)
     return Version(
-        name=model.name,
-        version=str(model.version),
+        name=getattr(model, "name", None) or name,
+        version=str(getattr(model, "version", None) or version),
         run_id=getattr(model, "job_name", None),
         source=str(getattr(model, "path", "") or ""),
         tags=tags,
@@ -281,7 +284,7 @@ def as_version(model: Any) -> Any:
 
 
 def model_versions(client: Any, name: str) -> list[Any]:
-    """Every registered version of ``name``, newest first, as :class:`amlops.registry.Version`."""
+    """Every registered version of ``name``, newest first, as :class:`amlops.registry.base.Version`."""
     versions = [as_version(model) for model in client.models.list(name=name)]
     return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
@@ -298,8 +301,6 @@ def promote(client: Any, name: str, version: str, *, say: Say = log.info) -> Any
     The version's ``stage`` becomes ``Production`` too (studio shows it); the previous version's tag turns
     ``false`` and its stage ``Development`` (archiving a version is a separate, deliberate act).
     """
-    from amlops.registry import PRODUCTION_TAG
-
     previous = production_version(client, name)
     model = client.models.get(name=name, version=str(version))
     model.tags = {**(model.tags or {}), PRODUCTION_TAG: "true"}
@@ -364,9 +365,6 @@ def smoke_deployment(scoring_uri: str, key: str, deployment: str | None, target:
 
     ``deployment`` routes the requests to one deployment (``azureml-model-deployment``), traffic or not.
     """
-    from amlops.serving.client import ScoringClient
-    from amlops.serving.smoke import smoke_test
-
     client = ScoringClient(scoring_uri, key=key, timeout=30.0)
     if deployment:
         client.session.headers[DEPLOYMENT_HEADER] = deployment
@@ -382,7 +380,8 @@ def endpoint_key(client: Any, endpoint_name: str) -> str:
     return secret
 
 
-def _is_missing(error: Exception) -> bool:
+def is_missing(error: Exception) -> bool:
+    """Whether an SDK error says the resource does not exist."""
     from azure.core.exceptions import ResourceNotFoundError
 
     return isinstance(error, ResourceNotFoundError)
@@ -394,7 +393,7 @@ def ensure_endpoint(client: Any, endpoint: Any, say: Say = log.info) -> Any:
     try:
         existing = client.online_endpoints.get(name)
     except Exception as error:
-        if not _is_missing(error):
+        if not is_missing(error):
             raise
         say(f"creating endpoint {name} ({type(endpoint).__name__}, auth {endpoint.auth_mode})")
         client.online_endpoints.begin_create_or_update(endpoint).result()
@@ -705,3 +704,12 @@ def endpoint_details(client: Any, endpoint_name: str) -> dict[str, Any]:
         "state": getattr(endpoint, "provisioning_state", None),
         "deployments": deployments,
     }
+
+
+def tag_model(client: Any, name: str, version: str, tags: dict[str, str]) -> Any:
+    """Add ``tags`` to a registered version (existing tags are kept; same keys are overwritten)."""
+    model = client.models.get(name=name, version=str(version))
+    model.tags = {**(model.tags or {}), **{key: str(value) for key, value in tags.items()}}
+    updated = client.models.create_or_update(model)
+    log.info("tagged %s:%s with %s", name, version, sorted(tags))
+    return updated

@@ -37,10 +37,11 @@ from typing import Any
 import yaml
 
 from amlops.azure import translate
-from amlops.azure.settings import STAGES, AzureSettings
-from amlops.config import ConfigError
-from amlops.settings import PACKAGE_DIR
-from amlops.steps import register
+from amlops.azure.connection import offline_client
+from amlops.core import lineage
+from amlops.core.azure_settings import STAGES, AzureSettings
+from amlops.core.config import ConfigError
+from amlops.core.settings import PACKAGE_DIR
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def stage_training_code(project: translate.Project, dest: Path) -> Path:
     dest.mkdir(parents=True)
     _copy_package(dest)
     shutil.copy2(script, dest / script.name)
-    register.record_source(dest, project.root)  # lineage: the snapshot has no .git for the register step to read
+    lineage.record_source(dest, project.root)  # lineage: the snapshot has no .git for the register step to read
     # The drift reference of the prep step (the job's working directory is this folder).
     snapshot = project.settings.data_snapshot
     (dest / "data").mkdir()
@@ -406,8 +407,6 @@ def verify(out: Path, client: Any = None) -> list[Any]:
     Raises:
         ConfigError: naming the first file that does not load or validate.
     """
-    from amlops.azure.connection import offline_client
-
     out = Path(out)
     client = client or offline_client()
     load = loaders()

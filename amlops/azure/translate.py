@@ -29,11 +29,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from amlops import config
-from amlops.config import ConfigError
+from amlops.core import config
+from amlops.core.config import ConfigError
+from amlops.core.settings import RUNCONFIG_FILE, ProjectSettings
 from amlops.serving.deploy import scoring_limits
 from amlops.serving.stage import StagedDeployment
-from amlops.settings import RUNCONFIG_FILE, ProjectSettings
 
 INFERENCE_CONFIG_FILE = "inferenceConfig.yml"
 STEPS = ("prep", "train", "evaluate", "register")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amlops import config
-from amlops.governance import ensure_servable
-from amlops.registry import Registry
+from amlops.core import config
+from amlops.core.settings import LOCAL_ENDPOINT, ProjectSettings, ScoringSettings
+from amlops.registry.mlflow import Registry
+from amlops.registry.records import ensure_servable
 from amlops.serving.local import LocalEndpoint
 from amlops.serving.stage import StagedDeployment, stage
-from amlops.settings import LOCAL_ENDPOINT, ProjectSettings, ScoringSettings
 
 INFERENCE_CONFIG_FILE = "inferenceConfig.yml"
 LOCAL_DEPLOYMENT_CONFIG_FILE = "deploymentConfig.local.yml"

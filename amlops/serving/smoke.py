@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from amlops import data
+from amlops.ml import data
 from amlops.scoring import load_model
 from amlops.serving.client import ScoringClient, error_message
+from amlops.serving.stage import MODELS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,6 @@ def smoke_local(state, data_path: Path) -> SmokeResult:
         state: The endpoint's :class:`~amlops.serving.local.EndpointState`.
         data_path: A data file whose first rows are the known rows.
     """
-    from amlops.serving.stage import MODELS_DIR
-
     model_folder = Path(state.deployment_dir) / MODELS_DIR / state.model_name / state.model_version
     return smoke_test(
         ScoringClient(state.scoring_uri), model_folder, known_rows(data_path), state.model_name, state.model_version

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from amlops.config import ConfigError, InferenceConfig
+from amlops.core.config import ConfigError, InferenceConfig
+from amlops.core.settings import PACKAGE_DIR, ScoringSettings
 from amlops.scoring import find_mlmodel_dir, openapi_spec, read_signature_features, swagger2_spec
-from amlops.settings import PACKAGE_DIR, ScoringSettings
 
 APP_DIR = "app"
 MODELS_DIR = "azureml-models"

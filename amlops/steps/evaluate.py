@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from amlops import model as model_lib
-from amlops.files import read_json, write_json
-from amlops.settings import GateSettings
+from amlops.core.files import read_json, write_json
+from amlops.core.settings import GateSettings
+from amlops.ml import model as model_lib
+from amlops.registry.mlflow import Registry
 from amlops.steps import prep
 from amlops.steps import train as train_step
 
@@ -102,8 +103,6 @@ def run(trained: Path, prepared: Path, out: Path, gate: GateSettings | None = No
         gate: Thresholds; read from the environment when omitted.
         registry: The model registry; the project's own when omitted.
     """
-    from amlops.registry import Registry
-
     gate = gate or GateSettings()
     registry = registry or Registry()
     decision = judge(trained, prepared, gate, registry)
@@ -152,6 +151,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from amlops.cli import run_step
+    from amlops.core.logs import run_step
 
     raise SystemExit(run_step(main))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from amlops import data, drift
-from amlops.files import write_json
-from amlops.settings import DataSettings, DriftSettings, ProjectSettings
+from amlops.core.files import write_json
+from amlops.core.settings import DataSettings, DriftSettings, ProjectSettings
+from amlops.ml import data, drift
 
 log = logging.getLogger("amlops.steps.prep")  # not __main__ when run with -m
 
@@ -128,6 +128,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from amlops.cli import run_step
+    from amlops.core.logs import run_step
 
     raise SystemExit(run_step(main))

@@ -15,9 +15,10 @@ import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
-from amlops import tracking
-from amlops.files import file_lock, read_json, write_json
-from amlops.settings import GateSettings, ProjectSettings
+from amlops.core.files import file_lock, read_json, write_json
+from amlops.core.settings import GateSettings, ProjectSettings
+from amlops.registry import tracking
+from amlops.registry.mlflow import Registry
 from amlops.steps import evaluate, prep
 from amlops.steps import train as train_step
 
@@ -134,8 +135,6 @@ def run(
             omitted.
         registry: The model registry; the project's own when omitted.
     """
-    from amlops.registry import Registry
-
     registry = registry or Registry()
     decision = evaluate.load_decision(decided)
     with registry_lock(registry.settings):
@@ -187,8 +186,6 @@ def promote_candidate(
     Returns:
         The verdict acted on.
     """
-    from amlops.registry import Registry
-
     registry = registry or Registry()
     with registry_lock(registry.settings):
         decision = _judged_against_production(decision, trained, prepared, registry)
@@ -236,6 +233,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from amlops.cli import run_step
+    from amlops.core.logs import run_step
 
     raise SystemExit(run_step(main))

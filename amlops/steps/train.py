@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from amlops import model as model_lib
-from amlops.files import read_json, write_json
+from amlops.core.files import read_json, write_json
+from amlops.ml import model as model_lib
+from amlops.registry import tracking
 from amlops.steps import prep
 
 log = logging.getLogger("amlops.steps.train")  # not __main__ when run with -m
@@ -112,8 +113,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python train.py --data prepared/ --out trained/ --alpha 0.5``."""
-    from amlops import tracking
-
     args = parser().parse_args(argv)
     tracking.configure()
     run(args.data, args.out, alpha=args.alpha, pipeline_run_id=args.pipeline_run_id)
@@ -121,6 +120,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from amlops.cli import run_step
+    from amlops.core.logs import run_step
 
     raise SystemExit(run_step(main))

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from amlops.data import sha256_file
-from amlops.governance import SOURCE_ONLY_PREFIXES
-from amlops.registry import PRODUCTION_TAG
+from amlops.core.tags import PRODUCTION_TAG, SOURCE_ONLY_PREFIXES
+from amlops.ml.data import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,8 @@ def export_version(registry, version: str, archive: Path) -> Path:
     """Write a registered version (files, metrics, lineage, checksums) to a ``.tar.gz`` archive.
 
     Args:
-        registry: The source registry: :class:`amlops.registry.Registry` (MLflow) or
-            :class:`amlops.governance.AzureRegistry` (a workspace).
+        registry: The source registry: :class:`amlops.registry.mlflow.Registry` (MLflow) or
+            :class:`amlops.azure.registry.AzureRegistry` (a workspace).
         version: The version to export.
         archive: Path of the archive to write.
     """
@@ -142,8 +141,8 @@ def import_archive(archive: Path, registry, *, promote: bool = False) -> Importe
 
     Args:
         archive: A file written by :func:`export_version`.
-        registry: The target registry: :class:`amlops.registry.Registry` (MLflow) or
-            :class:`amlops.governance.AzureRegistry` (a workspace).
+        registry: The target registry: :class:`amlops.registry.mlflow.Registry` (MLflow) or
+            :class:`amlops.azure.registry.AzureRegistry` (a workspace).
         promote: Also move the target's production marker to the imported version.
     """
     archive = Path(archive)

@@ -7,7 +7,7 @@ clinic, a unit change within range, a broken upstream join). Per column, ``prep`
   > 0.25 a major shift;
 - the two-sample Kolmogorov–Smirnov statistic (largest gap between the two empirical CDFs, 0–1).
 
-A column over either threshold (:class:`amlops.settings.DriftSettings`) stops ``prep`` with the column, the
+A column over either threshold (:class:`amlops.core.settings.DriftSettings`) stops ``prep`` with the column, the
 statistic and its value named, so a shifted data set never trains, let alone replaces, the production model.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from amlops.data import FEATURES, TARGET
-from amlops.settings import DriftSettings
+from amlops.core.settings import DriftSettings
+from amlops.ml.data import FEATURES, TARGET
 
 #: Floor for empty bins, so the PSI stays finite (a bin empty on one side still counts heavily).
 _EPSILON = 1e-4

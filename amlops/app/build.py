@@ -28,9 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from amlops.files import read_json, write_json
-from amlops.settings import PACKAGE_DIR, ProjectSettings
-from amlops.steps.register import BUILD_ID_VARIABLES, git_commit
+from amlops.azure import build_steps
+from amlops.core.files import read_json, write_json
+from amlops.core.lineage import BUILD_ID_VARIABLES, git_commit
+from amlops.core.settings import PACKAGE_DIR, DataSettings, ProjectSettings
+from amlops.lifecycle import pipeline
+from amlops.ml import data
+from amlops.registry.mlflow import Registry
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +109,6 @@ def lint(context: BuildContext) -> None:
 
 def data_quality(context: BuildContext) -> None:
     """Validate the training data snapshot against the schema."""
-    from amlops import data
-    from amlops.settings import DataSettings
-
     path = context.project.data_snapshot
     recorded = path.with_name(path.name + ".sha256").read_text().split()[0]
     actual = data.sha256_file(path)
@@ -144,12 +145,8 @@ def unit_tests(context: BuildContext) -> None:
 def train(context: BuildContext) -> None:
     """Run the training pipeline (locally, or as an Azure ML pipeline job) and record its outcome."""
     if context.target == "azure":
-        from amlops.azure import build_steps
-
         outcome = build_steps.train()
     else:
-        from amlops import pipeline
-
         result = pipeline.run(promote=False)
         outcome = {
             "pipeline_run_id": result.run_id,
@@ -182,12 +179,8 @@ def download_model(context: BuildContext) -> None:
     version = release_version(read_json(context.artifact_dir / OUTCOME_FILE))
     dest = context.artifact_dir / "model"
     if context.target == "azure":
-        from amlops.azure import build_steps
-
         build_steps.download_model(version, dest)
     else:
-        from amlops.registry import Registry
-
         Registry(context.project).download(version, dest)
     log.info("build: model v%s downloaded to %s", version, dest)
 
@@ -227,12 +220,8 @@ def tag_version(context: BuildContext) -> None:
     release = read_json(context.artifact_dir / RELEASE_FILE)
     tags = {"build_id": release["build_id"], "build_url": release["build_url"] or "none"}
     if context.target == "azure":
-        from amlops.azure import build_steps
-
         build_steps.tag_model(release["model_version"], tags)
     else:
-        from amlops.registry import Registry
-
         Registry(context.project).set_tags(release["model_version"], tags)
     log.info("build: tagged %s v%s with build %s", release["model_name"], release["model_version"], tags["build_id"])
 

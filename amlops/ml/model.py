@@ -12,7 +12,9 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from amlops.data import FEATURES, features_and_target
+from amlops.ml import plots
+from amlops.ml.data import FEATURES, features_and_target
+from amlops.scoring import load_model
 
 #: Metrics logged by training and compared by the gate; lower is better for all but r2.
 METRICS = ("rmse", "mae", "r2")
@@ -58,8 +60,6 @@ def save_plots(model: Pipeline, frame: pd.DataFrame, folder: Path, title: str) -
     Returns:
         The PNG files written.
     """
-    from amlops import plots
-
     _, actual = features_and_target(frame)
     predicted = predict(model, frame)
     return [
@@ -134,6 +134,4 @@ def save_mlflow_model(model: Pipeline, example: pd.DataFrame, path: Path) -> Pat
 
 def load_mlflow_model(path: Path) -> Pipeline:
     """Load a model folder saved by :func:`save_mlflow_model` (the same loader the endpoint uses)."""
-    from amlops.scoring import load_model
-
     return load_model(Path(path)).estimator

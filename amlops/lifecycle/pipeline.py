@@ -17,9 +17,17 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from amlops import config, tracking
-from amlops.files import read_json
-from amlops.settings import PACKAGE_DIR, RUNCONFIG_FILE, DataSettings, GateSettings, ProjectSettings
+from amlops.core import config
+from amlops.core.files import read_json, write_json
+from amlops.core.settings import (
+    DEFAULT_PIPELINE_NAME,
+    PACKAGE_DIR,
+    RUNCONFIG_FILE,
+    DataSettings,
+    GateSettings,
+    ProjectSettings,
+)
+from amlops.registry import tracking
 from amlops.steps import evaluate, prep, register
 from amlops.steps import train as train_step
 
@@ -137,7 +145,6 @@ def result_of(run_id: str, folder: Path) -> PipelineResult:
 # component's code snapshot. The Python environment is the current one.
 
 PUBLISHED_DIR = "pipelines"
-DEFAULT_PIPELINE_NAME = "diabetes-ridge-training"
 
 
 @dataclass(frozen=True)
@@ -213,8 +220,6 @@ def publish(
         settings: Project settings.
     """
     from datetime import UTC, datetime
-
-    from amlops.files import write_json
 
     settings = settings or ProjectSettings()
     runconfig = config.load_runconfig(settings.runconfig_file)

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from amlops.files import file_lock
-from amlops.settings import ProjectSettings
+from amlops.core.errors import BadInputError
+from amlops.core.files import file_lock
+from amlops.core.settings import ProjectSettings
+from amlops.core.tags import ROOT_RUN_TAG
 
 log = logging.getLogger(__name__)
 
+#: ``azureml://`` tracking URIs whose credentials this process, or the one that started it (a pipeline's steps run
+#: as child processes), has checked; a failed check is not recorded.
+CHECKED_VARIABLE = "AMLOPS_TRACKING_CHECKED"
+#: Checks a tracking URI's credentials before MLflow may use it, by URI scheme. Outside a job, azureml-mlflow
+#: falls back to an interactive login without credentials; the Azure layer installs the check for ``azureml:``
+#: (:func:`amlops.azure.connection.install_tracking_check`), and without it such a URI is refused.
+CREDENTIAL_CHECKS: dict[str, Callable[[str], None]] = {}
 
-#: The tag Azure ML sets on the MLflow run of each job: the name of the top job (a step's pipeline job).
-ROOT_RUN_TAG = "mlflow.rootRunId"
 
-#: ``azureml://`` tracking URIs whose credentials this process has checked (a failed check is not recorded).
-_CREDENTIALS_CHECKED: set[str] = set()
+class TrackingCredentialsError(BadInputError):
+    """An ``azureml://`` tracking URI outside an Azure ML job, with no credential check installed."""
 
 
 def configure(settings: ProjectSettings | None = None) -> str:
@@ -33,12 +41,17 @@ def configure(settings: ProjectSettings | None = None) -> str:
 
     settings = settings or ProjectSettings()
     uri = settings.resolved_tracking_uri
-    if uri.startswith("azureml:") and not settings.in_azureml_job and uri not in _CREDENTIALS_CHECKED:
+    if uri.startswith("azureml:") and not settings.in_azureml_job and uri not in _checked():
         # Inside a job Azure ML provides the token; elsewhere, once per process and URI (configure runs per registry).
-        from amlops.azure.connection import check_tracking_credentials
-
-        check_tracking_credentials(uri)
-        _CREDENTIALS_CHECKED.add(uri)
+        check = CREDENTIAL_CHECKS.get("azureml:")
+        if check is None:
+            raise TrackingCredentialsError(
+                f"tracking URI {uri.split('?')[0]}: an Azure ML workspace is used through the Azure target "
+                "(`python -m amlops ... --target azure`, or the notebooks' workspace choice), which checks "
+                "credentials first"
+            )
+        check(uri)
+        os.environ[CHECKED_VARIABLE] = " ".join([*_checked(), uri])
     if uri.startswith("sqlite:"):
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
@@ -52,6 +65,10 @@ def configure(settings: ProjectSettings | None = None) -> str:
     mlflow.set_experiment(experiment_id=experiment_id)
     log.debug("MLflow tracking at %s, experiment %s", uri, experiment_id)
     return experiment_id
+
+
+def _checked() -> list[str]:
+    return os.environ.get(CHECKED_VARIABLE, "").split()
 
 
 def _experiment(settings: ProjectSettings, uri: str) -> str:

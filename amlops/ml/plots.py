@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from amlops.data import FEATURES, TARGET
+from amlops.ml.data import FEATURES, TARGET
 
 
 def save(figure: Figure, path: Path, dpi: int = 110) -> Path:
@@ -79,7 +79,7 @@ def residual_histogram(actual: np.ndarray, predicted: np.ndarray, title: str) ->
 
 
 def alpha_comparison(results: pd.DataFrame) -> Figure:
-    """Cross-validated, train and test RMSE per alpha (log scale), from :func:`amlops.model.compare_alphas`."""
+    """Cross-validated, train and test RMSE per alpha (log scale), from :func:`amlops.ml.model.compare_alphas`."""
     figure, axis = plt.subplots(figsize=(7, 4))
     axis.plot(results["alpha"], results["train_rmse"], marker="o", label="train")
     axis.plot(results["alpha"], results["cv_rmse"], marker="o", label="cross-validated (train split)")

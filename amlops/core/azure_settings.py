@@ -1,6 +1,6 @@
 """Azure-only settings, read from ``AMLOPS_AZURE_``-prefixed environment variables.
 
-Project-wide facts (the model's name, the experiment, the project root) stay in :mod:`amlops.settings`; this
+Project-wide facts (the model's name, the experiment, the project root) stay in :mod:`amlops.core.settings`; this
 adds only what the Azure target needs: the endpoint of each release stage and how to reach the workspace.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from amlops.config import ConfigError
-from amlops.settings import ProjectSettings
+from amlops.core.config import ConfigError
+from amlops.core.settings import ProjectSettings
 
 #: Azure ML endpoint names: 3-32 characters, a letter first, then letters, digits and hyphens.
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")

@@ -4,74 +4,23 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
-from amlops import tracking
-from amlops.settings import PRODUCTION_ALIAS, ProjectSettings
+from amlops.core.lineage import redact_uri
+from amlops.core.settings import PRODUCTION_ALIAS, ProjectSettings
+from amlops.core.tags import PRODUCTION_TAG, REPLACED_VERSION_TAG
+from amlops.registry import events, tracking
+from amlops.registry.base import RetiredVersionError, Version, VersionNotFoundError
 
 log = logging.getLogger(__name__)
 
-#: Tag that carries the production marker too: Azure ML's registry may not support MLflow aliases, and the
-#: Azure models API (``azure promote``) sets the same tag, so both registries agree on what is in production.
-PRODUCTION_TAG = "production"
-METRIC_TAG_PREFIX = "metric."
-PARAM_TAG_PREFIX = "param."
-#: Retirement (``models retire``): a retired version is never deployed or promoted again until unretired.
-RETIRED_TAG = "retired"
-RETIRED_REASON_TAG = "retired_reason"
-RETIRED_BY_TAG = "retired_by"
-RETIRED_AT_TAG = "retired_at"
-
-
-class VersionNotFoundError(LookupError):
-    """The registry has no such model version."""
-
-
-class RetiredVersionError(LookupError):
-    """The version is retired: it may not be deployed or promoted (``models unretire`` undoes it)."""
-
-    def __init__(self, version: Version):
-        self.version = version
-        tags = version.tags
-        super().__init__(
-            f"{version.name} version {version.version} is retired and may not be deployed or promoted: "
-            f"{tags.get(RETIRED_REASON_TAG) or 'no reason recorded'} (retired by {tags.get(RETIRED_BY_TAG, '?')} at "
-            f"{tags.get(RETIRED_AT_TAG, '?')}; `python -m amlops models unretire {version.name}:{version.version}` "
-            "undoes it)"
-        )
-
-
-@dataclass(frozen=True)
-class Version:
-    """A registered model version as the rest of the package sees it."""
-
-    name: str
-    version: str
-    run_id: str | None
-    source: str
-    tags: dict[str, str] = field(default_factory=dict)
-    aliases: tuple[str, ...] = ()
-    created_ms: int = 0
-
-    @property
-    def in_production(self) -> bool:
-        """Whether this version carries the production marker (alias, or tag where aliases are unsupported)."""
-        return PRODUCTION_ALIAS in self.aliases or self.tags.get(PRODUCTION_TAG) == "true"
-
-    @property
-    def retired(self) -> bool:
-        """Whether the version is retired (not to be served)."""
-        return self.tags.get(RETIRED_TAG) == "true"
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        """Holdout metrics recorded as ``metric.<name>`` tags at registration."""
-        return {k[len(METRIC_TAG_PREFIX) :]: float(v) for k, v in self.tags.items() if k.startswith(METRIC_TAG_PREFIX)}
-
 
 class Registry:
-    """The project's model registry (MLflow; a local SQLite file by default)."""
+    """The project's model registry (MLflow; a local SQLite file by default): a :class:`ModelRegistry`."""
+
+    #: Its versions are served by local endpoints.
+    target = "local"
 
     def __init__(self, settings: ProjectSettings | None = None):
         import mlflow
@@ -163,15 +112,11 @@ class Registry:
         return registered
 
     def _emit(self, kind: str, version: str, details: dict) -> None:
-        from amlops import governance
-
-        governance.emit(kind, self.name, version, details, settings=self.settings, registry=self.uri)
+        events.emit(kind, self.name, version, details, settings=self.settings, registry=self.uri)
 
     @property
     def uri(self) -> str:
         """The registry's tracking URI, without credentials (recorded in events)."""
-        from amlops.migrate import redact_uri
-
         return redact_uri(self.settings.resolved_tracking_uri)
 
     def register_folder(self, folder: Path, tags: dict[str, str], description: str = "") -> Version:
@@ -212,7 +157,7 @@ class Registry:
             log.warning("registry: aliases unsupported here (%s); the %r tag marks production", error, PRODUCTION_TAG)
         if previous and previous.version != version:
             self.client.set_model_version_tag(self.name, previous.version, PRODUCTION_TAG, "false")
-            self.client.set_model_version_tag(self.name, version, "replaced_version", previous.version)
+            self.client.set_model_version_tag(self.name, version, REPLACED_VERSION_TAG, previous.version)
         log.info(
             "registry: %s version %s is now %s (was %s)",
             self.name,

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlops import governance
-from amlops.registry import Registry, Version
-from amlops.settings import LOCAL_ENDPOINT, ProjectSettings
+from amlops.core.settings import LOCAL_ENDPOINT, ProjectSettings
+from amlops.lifecycle import local_deploy
+from amlops.registry import records
+from amlops.registry.base import Version
+from amlops.registry.mlflow import Registry
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ def candidate(registry: Registry, version: str | None = None) -> Version:
         chosen = max(versions, key=lambda v: int(v.version))
     else:
         chosen = registry.get(version)
-    governance.ensure_servable(chosen)
+    records.ensure_servable(chosen)
     if chosen.in_production:
         raise ReleaseError(
             f"{chosen.name} v{chosen.version} is already in production; register a new candidate with "
@@ -82,7 +84,7 @@ def to_preproduction(
     registry = registry or Registry(settings)
     chosen = candidate(registry, version)
     production = registry.production()
-    state, smoke = governance.deploy_local(
+    state, smoke = local_deploy.deploy_local(
         chosen.version, name=PREPRODUCTION_ENDPOINT, config=config, port=0, settings=settings, registry=registry
     )
     return Released("preprod", chosen.version, state.scoring_uri, smoke, production.version if production else None)
@@ -104,7 +106,7 @@ def approve(
     """
     settings = settings or ProjectSettings()
     registry = registry or Registry(settings)
-    staged = governance.running_local(settings, PREPRODUCTION_ENDPOINT)
+    staged = local_deploy.running_local(settings, PREPRODUCTION_ENDPOINT)
     if staged is None:
         raise ReleaseError("nothing is in pre-production to approve: run `python -m amlops release` first")
     if version is not None and staged.model_version != str(version):
@@ -115,7 +117,7 @@ def approve(
     chosen = candidate(registry, staged.model_version)
     previous = registry.production()
     released = _to_production(chosen.version, previous, config=config, settings=settings, registry=registry)
-    governance.undeploy_local(PREPRODUCTION_ENDPOINT, settings=settings, registry=registry)
+    local_deploy.undeploy_local(PREPRODUCTION_ENDPOINT, settings=settings, registry=registry)
     return released
 
 
@@ -141,7 +143,7 @@ def rollback(
         raise ReleaseError(
             f"v{current.version} replaced no earlier production version; name the one to go back to with --to"
         )
-    chosen = governance.ensure_servable(registry.get(target))
+    chosen = records.ensure_servable(registry.get(target))
     if chosen.version == current.version:
         raise ReleaseError(f"v{current.version} is already in production")
     return _to_production(
@@ -158,7 +160,7 @@ def _to_production(
     registry: Registry,
     stage: str = "production",
 ) -> Released:
-    state, smoke = governance.deploy_local(
+    state, smoke = local_deploy.deploy_local(
         version, name=PRODUCTION_ENDPOINT, config=config, settings=settings, registry=registry
     )
     registry.promote(version)  # only now: the new version serves production and passed its smoke test

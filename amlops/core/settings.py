@@ -21,7 +21,7 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 #: The registry alias that marks the version serving production traffic.
 PRODUCTION_ALIAS = "production"
@@ -29,6 +29,8 @@ PRODUCTION_ALIAS = "production"
 RUNCONFIG_FILE = "sklearn.runconfig"
 #: The local endpoint that `deploy`, `serve` and `release --approve` use (production on this machine).
 LOCAL_ENDPOINT = "local"
+#: The local published pipeline `pipeline publish` and `pipeline list` use by default.
+DEFAULT_PIPELINE_NAME = "diabetes-ridge-training"
 
 
 def _default_root() -> Path:

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from amlops.settings import ProjectSettings
+from amlops.azure import build_steps, connection, operations
+from amlops.azure.registry import AzureRegistry
+from amlops.azure.translate import Project
+from amlops.core.settings import DEFAULT_PIPELINE_NAME, ProjectSettings
+from amlops.lifecycle import local_deploy, pipeline
+from amlops.registry.mlflow import Registry
+from amlops.serving.local import read_state
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +54,6 @@ def check_target(target: str) -> str:
 @functools.cache
 def _azure():
     """One workspace connection per notebook kernel."""
-    from amlops.azure import connection
-
     return connection.connect()
 
 
@@ -58,8 +62,6 @@ def _promote_on_azure(outcome: dict) -> dict:
 
     Through the workspace registry's own ``promote``: a retired version is refused and ``model.promoted`` is sent.
     """
-    from amlops.governance import AzureRegistry
-
     if outcome["registered_version"]:
         AzureRegistry(_azure()).promote(outcome["registered_version"])
         outcome["production_version"] = outcome["registered_version"]
@@ -87,8 +89,6 @@ def run_pipeline(target: str = "local", **parameters) -> dict:
     """
     check_target(target)
     if target == "azure":
-        from amlops.azure import build_steps
-
         alpha = parameters.get("alpha")
         outcome = _outcome(
             build_steps.train(
@@ -96,7 +96,6 @@ def run_pipeline(target: str = "local", **parameters) -> dict:
             )
         )
         return _promote_on_azure(outcome) if parameters.get("promote", True) else outcome
-    from amlops import pipeline
 
     result = pipeline.run(
         parameters.get("data"), promote=parameters.get("promote", True), alpha=parameters.get("alpha")
@@ -130,8 +129,6 @@ def publish_pipeline(target: str = "local", name: str | None = None, description
     from dataclasses import asdict
 
     if target == "azure":
-        from amlops.azure import build_steps
-
         data = parameters.pop("data", None)
         return asdict(
             build_steps.publish(
@@ -143,10 +140,8 @@ def publish_pipeline(target: str = "local", name: str | None = None, description
             )
         )
 
-    from amlops import pipeline
-
     return asdict(
-        pipeline.publish(name or pipeline.DEFAULT_PIPELINE_NAME, parameters=parameters or None, description=description)
+        pipeline.publish(name or DEFAULT_PIPELINE_NAME, parameters=parameters or None, description=description)
     )
 
 
@@ -154,9 +149,6 @@ def run_published_pipeline(target: str = "local", **parameters) -> dict:
     """Re-run the latest published pipeline with some parameters changed."""
     check_target(target)
     if target == "azure":
-        from amlops.azure import build_steps
-        from amlops.azure.translate import Project
-
         data, promote = parameters.pop("data", None), parameters.pop("promote", True)
         name, version = parameters.pop("name", None), parameters.pop("version", None)
         project = Project.load()
@@ -172,7 +164,6 @@ def run_published_pipeline(target: str = "local", **parameters) -> dict:
             )
         )
         return _promote_on_azure(outcome) if promote else outcome
-    from amlops import pipeline
 
     return _summary(pipeline.run_published(**parameters))
 
@@ -181,12 +172,8 @@ def model_versions(target: str = "local") -> pd.DataFrame:
     """Registered versions with metrics, lineage and which one is in production."""
     check_target(target)
     if target == "azure":
-        from amlops.azure import operations
-
         versions = operations.model_versions(_azure(), ProjectSettings().model_name)
     else:
-        from amlops.registry import Registry
-
         versions = Registry().versions()
     rows = [
         {
@@ -204,15 +191,11 @@ def model_versions(target: str = "local") -> pd.DataFrame:
 
 
 def production_model(target: str = "local"):
-    """The registry version serving production (:class:`amlops.registry.Version`)."""
+    """The registry version serving production (:class:`amlops.registry.base.Version`)."""
     check_target(target)
     if target == "azure":
-        from amlops.azure import operations
-
         current = operations.production_version(_azure(), ProjectSettings().model_name)
     else:
-        from amlops.registry import Registry
-
         current = Registry().production()
     if current is None:
         raise LookupError("no version is in production yet: run 01-create-and-publish-pipeline first")
@@ -231,14 +214,11 @@ def deploy(target: str = "local") -> tuple[Endpoint, object]:
     """
     check_target(target)
     if target == "azure":
-        from amlops.azure import build_steps
-
         build_steps.release(PREPRODUCTION, version=production_model(target).version, client=_azure())
         return endpoint(target), build_steps.smoke(PREPRODUCTION, client=_azure())
-    from amlops import governance
 
     # Refuses a retired version, smoke-tests, records the deployment on the version (as `python -m amlops deploy`).
-    state, smoke = governance.deploy_local(settings=ProjectSettings())
+    state, smoke = local_deploy.deploy_local(settings=ProjectSettings())
     return _local_endpoint(state), smoke
 
 
@@ -246,8 +226,6 @@ def endpoint(target: str = "local") -> Endpoint:
     """The endpoint deployed by :func:`deploy` (URL and key)."""
     check_target(target)
     if target == "azure":
-        from amlops.azure import build_steps, operations
-
         details, key = build_steps.endpoint_access(PREPRODUCTION, client=_azure())
         traffic = details["traffic"]
         if not traffic:
@@ -255,7 +233,6 @@ def endpoint(target: str = "local") -> Endpoint:
         live = max(traffic, key=traffic.get)
         name, version = operations.model_of(_azure().online_deployments.get(name=live, endpoint_name=details["name"]))
         return Endpoint(details["scoring_uri"], key, name, version, details["swagger_uri"])
-    from amlops.serving.local import read_state
 
     return _local_endpoint(read_state(ProjectSettings().endpoints_dir))
 
@@ -264,9 +241,7 @@ def teardown(target: str = "local") -> None:
     """Stop the local endpoint (Azure endpoints are left for the release pipeline to manage)."""
     check_target(target)
     if target == "local":
-        from amlops import governance
-
-        governance.undeploy_local(settings=ProjectSettings())
+        local_deploy.undeploy_local(settings=ProjectSettings())
 
 
 def _local_endpoint(state) -> Endpoint:

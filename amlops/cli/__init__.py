@@ -1,0 +1,1 @@
+"""``python -m amlops``: argument parsing and printing. Nothing imports this package."""

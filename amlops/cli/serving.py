@@ -1,0 +1,199 @@
+"""The serving commands of ``python -m amlops``: run, serve, deploy, undeploy, smoke, release."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import signal
+import sys
+import threading
+from dataclasses import asdict, replace
+
+from amlops.core.errors import EXIT_BAD_INPUT
+from amlops.core.settings import ProjectSettings
+from amlops.lifecycle import local_deploy, pipeline, release
+from amlops.registry.mlflow import Registry
+from amlops.serving.deploy import local_deployment_config, local_endpoint
+from amlops.serving.local import read_state
+from amlops.serving.smoke import smoke_local
+from amlops.steps import register
+
+log = logging.getLogger("amlops")
+
+#: Endpoint name of the short-lived deployment `run` smoke-tests (`serve`/`deploy` use "local").
+RUN_ENDPOINT = "run"
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """Smoke-test a running local endpoint."""
+    settings = ProjectSettings()
+    smoke_local(read_state(settings.endpoints_dir, args.name), settings.data_snapshot)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Deploy the production model (or --version) to a local endpoint left running in the background."""
+    state, _ = local_deploy.deploy_local(args.version, name=args.name, config=args.config)
+    sys.stdout.write(json.dumps(asdict(state), indent=2) + "\n")
+    return 0
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "none"
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """The local release (:mod:`amlops.lifecycle.release`): pre-production; --approve: production; --rollback."""
+    if ProjectSettings().target == "azure":
+        raise LookupError(
+            "`release` releases to local endpoints, and AMLOPS_TARGET is azure: on Azure ML the release pipeline "
+            "runs `azure deploy --stage preprod|prod` with its approval (pipelines/README.md)"
+        )
+    if args.to and not args.rollback:
+        raise LookupError("--to names the version --rollback goes back to; use --version to choose a candidate")
+    if args.rollback:
+        done = release.rollback(args.to, config=args.config)
+    elif args.approve:
+        done = release.approve(args.version, config=args.config)
+    else:
+        done = release.to_preproduction(args.version, config=args.config)
+    smoke = done.smoke
+    checked = (
+        f"smoke test passed: {smoke.rows} rows equal the model's predictions (max |error| {smoke.max_abs_error:.1e})"
+    )
+    if done.stage == "preprod":
+        sys.stdout.write(
+            f"v{done.version} serves pre-production at {done.url}; {checked}\n"
+            f"production stays {_v(done.previous_production)}. Try it, then approve:\n"
+            f"  python -m amlops release --approve --version {done.version}\n"
+        )
+    elif done.stage == "rollback":
+        sys.stdout.write(
+            f"rolled back: v{done.version} serves production at {done.url} and is the production version again "
+            f"(was {_v(done.previous_production)}); {checked}\n"
+        )
+    else:
+        sys.stdout.write(
+            f"v{done.version} serves production at {done.url} and is the production version "
+            f"(was {_v(done.previous_production)}); {checked}\n"
+            "if it misbehaves: python -m amlops release --rollback\n"
+        )
+    return 0
+
+
+def cmd_undeploy(args: argparse.Namespace) -> int:
+    """Stop a local endpoint started by ``deploy`` or a notebook."""
+    if local_deploy.undeploy_local(args.name) is None:
+        log.info("no local endpoint named %r was running", args.name)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the production model (or --version) in the foreground until Ctrl-C, smoke-tested first."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    endpoint = local_endpoint(args.version, deployment_config=args.config)
+    with local_deploy.serving_local(endpoint, config=args.config, smoke=True) as (state, smoke):
+        sys.stdout.write(
+            f"serving {state.model_name} v{state.model_version} at {state.scoring_uri} "
+            f"(smoke test passed: {smoke.rows} rows equal the model's predictions)\n"
+            f"try:\n  {curl_example(state.scoring_uri)}\nCtrl-C stops it.\n"
+        )
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            if endpoint.process.poll() is not None:
+                log.error("the server exited with code %s; see %s", endpoint.process.returncode, state.log_file)
+                return 1
+    return 0
+
+
+def curl_example(scoring_uri: str) -> str:
+    """A copy-pasteable request for the endpoint."""
+    body = json.dumps({"data": [[59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]]})
+    return f"curl -s -X POST {scoring_uri} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The whole local lifecycle: pipeline, deploy the candidate locally, smoke test, promote, summary, stop.
+
+    The pipeline registers a candidate without promoting it; the candidate is promoted only after it served and
+    passed its smoke test (a failed deploy or smoke test leaves production as it was). Running ``make run`` is the
+    approval; ``release`` asks for it explicitly.
+    """
+    settings = ProjectSettings()
+    result = pipeline.run(args.data, promote=False)
+    candidate = result.registration["registered_version"]
+    version = candidate or result.registration["production_version"]
+    if version is None:
+        log.error(
+            "the gate %sed the candidate and no version is in production, so there is nothing to deploy: %s",
+            result.decision.outcome,
+            "; ".join(result.decision.reasons),
+        )
+        return EXIT_BAD_INPUT
+    serve_config = local_deployment_config(settings, args.config)
+    # Its own name and any free port: never collides with a `make serve` endpoint left running.
+    endpoint = local_endpoint(version, settings=settings, deployment_config=args.config, name=RUN_ENDPOINT, port=0)
+    with local_deploy.serving_local(endpoint, settings=settings, config=args.config, smoke=True) as (state, smoke):
+        if candidate:
+            folder = result.folder
+            decision = register.promote_candidate(candidate, result.decision, folder / "train", folder / "prep")
+            production = Registry(settings).production()
+            result = replace(
+                result,
+                decision=decision,
+                registration=result.registration | {"production_version": production.version if production else None},
+            )
+        sys.stdout.write(summary(result, state, smoke, serve_config))
+        sys.stdout.flush()
+    log.info("endpoint stopped")
+    return 0
+
+
+def _version_change(registration: dict) -> str:
+    registered = registration["registered_version"]
+    if not registered:
+        return "  (unchanged)"
+    if registered == registration["production_version"]:
+        return f"  (new: v{registered}, promoted after its smoke test)"
+    return f"  (v{registered} registered, not promoted: production moved and the gate was applied again)"
+
+
+def summary(result, state, smoke, serve_config) -> str:
+    """What ``make run`` prints at the end."""
+    decision = result.decision
+    registration = result.registration
+    serve_uri = f"http://{serve_config.host}:{serve_config.port or 'PORT'}/score"
+    metrics = decision.candidate
+    lines = [
+        "",
+        "=" * 78,
+        f"model        {registration['model_name']}  production version {registration['production_version']}"
+        + _version_change(registration),
+        f"candidate    rmse {metrics['rmse']:.3f}  mae {metrics['mae']:.3f}  r2 {metrics['r2']:.4f}"
+        f"  (holdout, {result.fingerprint['test_rows']} rows)",
+    ]
+    if decision.production:
+        p = decision.production
+        lines.append(
+            f"production   rmse {p['rmse']:.3f}  mae {p['mae']:.3f}  r2 {p['r2']:.4f}"
+            f"  (v{decision.production_version}, same holdout)"
+        )
+    lines += [f"gate         {decision.outcome.upper()}"] + [f"             - {r}" for r in decision.reasons]
+    lines += [
+        f"data         {result.fingerprint['source']}  sha256 {result.fingerprint['sha256'][:16]}…",
+        f"pipeline     MLflow run {result.run_id}  outputs in {result.folder}",
+        f"endpoint     {state.scoring_uri}  (served v{state.model_version}; stopped now)",
+        f"smoke test   passed: {smoke.rows} rows equal the model's predictions (max |error| "
+        f"{smoke.max_abs_error:.1e}); bad request -> HTTP {smoke.bad_request_status}",
+        "",
+        "call it: `make serve`, then",
+        f"  {curl_example(serve_uri)}",
+        f"browse runs and versions:  .venv/bin/mlflow ui --backend-store-uri {ProjectSettings().resolved_tracking_uri}",
+        "=" * 78,
+        "",
+    ]
+    return "\n".join(lines)

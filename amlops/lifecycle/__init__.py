@@ -1,0 +1,1 @@
+"""The lifecycle over registry and serving: pipeline, published pipelines, release, retirement, efficacy, migration."""

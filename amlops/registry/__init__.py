@@ -1,0 +1,1 @@
+"""The model registry: the MLflow adapter, deployment records and lifecycle events."""
