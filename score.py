@@ -10,7 +10,8 @@ from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
 from flask import Response
 
-from amlops.scoring import ScoringService, request_body
+from amlops.scoring.requests import request_body
+from amlops.scoring.service import ScoringService
 
 service: ScoringService | None = None
 #: What AMLResponse would add: the server reads it on errors only.

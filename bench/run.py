@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(plan: Plan, generator: str, args: argparse.Namespace, work: Path) -> dict:
     """Every measurement, raw."""
-    from amlops.core.config import load_deployment_config
+    from amlops.core.deployment_config import load_deployment_config
     from bench import load, quiet, servers
 
     workers = args.workers or load_deployment_config(REPO / "deploymentConfig.local.yml").workers
@@ -267,7 +267,7 @@ def make_model(work: Path):
 
     from amlops.ml import model
     from amlops.ml.data import FEATURES
-    from amlops.scoring import load_model
+    from amlops.scoring.model import load_model
 
     snapshot = pd.read_csv(REPO / "data" / "diabetes.csv")
     folder = model.save_mlflow_model(model.fit(snapshot, alpha=1.0), snapshot, work / "model")

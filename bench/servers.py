@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from amlops.core.config import LocalDeploymentConfig
+from amlops.core.deployment_config import LocalDeploymentConfig
 from amlops.core.processes import signal_group
 from amlops.serving.local import EndpointError, LocalEndpoint, free_port, tail
 from amlops.serving.stage import StagedDeployment, stage

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from amlops.azure import translate
-from amlops.core import config
+from amlops.azure import online, translate
+from amlops.core import config, deployment_config
 from amlops.core.azure_settings import STAGES, AzureSettings
 from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.serving.stage import StagedDeployment
@@ -81,8 +81,8 @@ def project() -> translate.Project:
     return translate.Project.load(ProjectSettings(root=REPO))
 
 
-def _entities(project: translate.Project, deployment_config) -> translate.OnlineEntities:
-    return translate.online_entities(
+def _entities(project: translate.Project, deployment_config) -> online.OnlineEntities:
+    return online.online_entities(
         project,
         deployment_config,
         endpoint_name="ep-test",
@@ -94,7 +94,7 @@ def _entities(project: translate.Project, deployment_config) -> translate.Online
 
 
 def test_full_aci_config_translates_every_field(tmp_path: Path, project: translate.Project):
-    parsed = config.load_deployment_config(_write(tmp_path, FULL_ACI))
+    parsed = deployment_config.load_deployment_config(_write(tmp_path, FULL_ACI))
     entities = _entities(project, parsed)
     endpoint, deployment = entities.endpoint, entities.deployment
     assert entities.kind == "managed"
@@ -131,7 +131,7 @@ def test_committed_preprod_config_is_a_small_managed_deployment(project: transla
 
 
 def test_full_aks_config_translates_every_field(tmp_path: Path, project: translate.Project):
-    parsed = config.load_deployment_config(_write(tmp_path, FULL_AKS))
+    parsed = deployment_config.load_deployment_config(_write(tmp_path, FULL_AKS))
     entities = _entities(project, parsed)
     endpoint, deployment = entities.endpoint, entities.deployment
     assert entities.kind == "kubernetes"
@@ -181,7 +181,7 @@ def test_aks_fixed_replicas_and_token_auth(tmp_path: Path, project: translate.Pr
         "numReplicas": 3,
         "tokenAuthEnabled": True,
     }
-    parsed = config.load_deployment_config(_write(tmp_path, content))
+    parsed = deployment_config.load_deployment_config(_write(tmp_path, content))
     entities = _entities(project, parsed)
     assert entities.endpoint.auth_mode == "aml_token"
     assert type(entities.deployment.scale_settings).__name__ == "DefaultScaleSettings"
@@ -199,34 +199,34 @@ def test_aks_autoscales_by_default_when_no_replica_count(tmp_path: Path, project
         "computeTargetName": "k8s",
         "containerResourceRequirements": {"cpu": 1, "memoryInGB": 2},
     }
-    entities = _entities(project, config.load_deployment_config(_write(tmp_path, content)))
+    entities = _entities(project, deployment_config.load_deployment_config(_write(tmp_path, content)))
     scale = entities.deployment.scale_settings
     assert (scale.min_instances, scale.max_instances, scale.target_utilization_percentage) == (1, 10, 70)
 
 
 def test_committed_production_config_is_kubernetes(project: translate.Project):
     parsed = project.deployment_config(REPO / STAGES["prod"].config_file)
-    assert isinstance(parsed, config.AksDeploymentConfig)
+    assert isinstance(parsed, deployment_config.AksDeploymentConfig)
     entities = _entities(project, parsed)
     assert entities.endpoint.compute == parsed.computeTargetName
     assert entities.deployment.liveness_probe.initial_delay == parsed.livenessProbeRequirements.initialDelaySeconds
 
 
-@pytest.mark.parametrize("field", sorted(config.ACI_REJECTED))
+@pytest.mark.parametrize("field", sorted(deployment_config.ACI_REJECTED))
 def test_aci_fields_a_managed_endpoint_cannot_honour_are_refused(tmp_path: Path, field: str):
     path = _write(tmp_path, {**FULL_ACI, field: "something"})
     with pytest.raises(config.ConfigError) as raised:
-        config.load_deployment_config(path)
+        deployment_config.load_deployment_config(path)
     message = str(raised.value)
     assert f"{path}: field '{field}'" in message
-    assert config.ACI_REJECTED[field] in message  # says why, and what to do instead
+    assert deployment_config.ACI_REJECTED[field] in message  # says why, and what to do instead
 
 
-@pytest.mark.parametrize("field", sorted(config.AKS_REJECTED))
+@pytest.mark.parametrize("field", sorted(deployment_config.AKS_REJECTED))
 def test_aks_fields_a_kubernetes_endpoint_cannot_honour_are_refused(tmp_path: Path, field: str):
     path = _write(tmp_path, {**FULL_AKS, field: {"primaryKey": "x"} if field == "keys" else "x"})
-    with pytest.raises(config.ConfigError, match=rf"field '{field}': .*{config.AKS_REJECTED[field][:30]}"):
-        config.load_deployment_config(path)
+    with pytest.raises(config.ConfigError, match=rf"field '{field}': .*{deployment_config.AKS_REJECTED[field][:30]}"):
+        deployment_config.load_deployment_config(path)
 
 
 @pytest.mark.parametrize(
@@ -263,7 +263,7 @@ def test_aks_fields_a_kubernetes_endpoint_cannot_honour_are_refused(tmp_path: Pa
 def test_inconsistent_values_are_refused_with_the_field_named(tmp_path: Path, content: dict, field: str, words: str):
     path = _write(tmp_path, content)
     with pytest.raises(config.ConfigError) as raised:
-        config.load_deployment_config(path)
+        deployment_config.load_deployment_config(path)
     assert f"{path}: field '{field}'" in str(raised.value)
     assert words in str(raised.value)
 
@@ -285,7 +285,7 @@ def test_inconsistent_values_are_refused_with_the_field_named(tmp_path: Path, co
 def test_unknown_or_mistyped_fields_name_file_and_field(tmp_path: Path, content: dict, field: str):
     path = _write(tmp_path, content)
     with pytest.raises(config.ConfigError, match=rf"{path}: field '{field}'"):
-        config.load_deployment_config(path)
+        deployment_config.load_deployment_config(path)
 
 
 @pytest.mark.parametrize(
@@ -307,19 +307,19 @@ def test_unknown_or_mistyped_fields_name_file_and_field(tmp_path: Path, content:
     ],
 )
 def test_instance_type_table(cpu: float, memory: float, expected: str):
-    assert translate.instance_type_for(cpu, memory) == expected
+    assert online.instance_type_for(cpu, memory) == expected
 
 
 @pytest.mark.parametrize(("cpu", "memory"), [(5, 2), (2, 17)])
 def test_beyond_the_table_asks_for_an_instance_type(cpu: float, memory: float):
     with pytest.raises(config.ConfigError, match="instanceType"):
-        translate.instance_type_for(cpu, memory, source="dc.yml")
+        online.instance_type_for(cpu, memory, source="dc.yml")
 
 
 def test_instance_type_overrides_the_table(tmp_path: Path, project: translate.Project):
     content = {**FULL_ACI, "containerResourceRequirements": {"cpu": 8, "memoryInGB": 64, "gpu": 1}}
     content["instanceType"] = "Standard_NC4as_T4_v3"
-    deployment = _entities(project, config.load_deployment_config(_write(tmp_path, content))).deployment
+    deployment = _entities(project, deployment_config.load_deployment_config(_write(tmp_path, content))).deployment
     assert deployment.instance_type == "Standard_NC4as_T4_v3"
 
 

@@ -22,14 +22,18 @@ from typing import Any
 
 import pytest
 
-from amlops.azure import operations, translate
+from amlops.azure import online, operations, rollout, translate
 from amlops.cli import azure as azure_cli
+from amlops.cli.main import handler
+from amlops.cli.main import main as cli_main
+from amlops.cli.parser import register_commands
 from amlops.core import tags
 from amlops.core.azure_settings import STAGES
 from amlops.core.config import ConfigError
 from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.ml import model as model_lib
-from amlops.scoring import ScoringService, load_model
+from amlops.scoring.model import load_model
+from amlops.scoring.service import ScoringService
 from amlops.serving.smoke import SmokeTestFailure, known_rows
 from tests.conftest import REPO
 
@@ -250,27 +254,27 @@ def files() -> translate.Project:
     return translate.Project.load(ProjectSettings(root=REPO))
 
 
-def _entities(files: translate.Project, stage: str, deployment: str, version: str) -> translate.OnlineEntities:
+def _entities(files: translate.Project, stage: str, deployment: str, version: str) -> online.OnlineEntities:
     path = REPO / STAGES[stage].config_file
-    return translate.online_entities(
+    return online.online_entities(
         files,
         files.deployment_config(path),
         endpoint_name=f"{MODEL}-{stage}",
         deployment_name=deployment,
-        model=translate.model_reference(MODEL, version),
+        model=online.model_reference(MODEL, version),
         code=REPO,
         environment=translate.scoring_environment(files),
     )
 
 
-def _target(models: dict[str, Path], version: str) -> operations.SmokeTarget:
-    return operations.SmokeTarget(models[version], MODEL, version, known_rows(REPO / "data" / "diabetes.csv"))
+def _target(models: dict[str, Path], version: str) -> rollout.SmokeTarget:
+    return rollout.SmokeTarget(models[version], MODEL, version, known_rows(REPO / "data" / "diabetes.csv"))
 
 
 def _release(cloud, files, models, name: str, version: str, stage: str = "preprod", **options) -> Any:
     entities = _entities(files, stage, name, version)
     sleeps: list[float] = []
-    result = operations.deploy(
+    result = rollout.deploy(
         cloud,
         entities.endpoint,
         entities.deployment,
@@ -407,13 +411,13 @@ def test_keep_old_allows_rollback(cloud, files, models):
     assert result.deleted == []
     assert cloud.endpoints[ep].tags[tags.PREVIOUS_TAG] == "blue"
     cloud.events.clear()
-    serving, deployment = operations.rollback(cloud, ep, say=lambda line: None)
+    serving, deployment = rollout.rollback(cloud, ep, say=lambda line: None)
     assert serving == "blue"
-    assert operations.model_of(deployment) == (MODEL, "1")
+    assert rollout.model_of(deployment) == (MODEL, "1")
     assert cloud.traffic_log() == [{"blue": 100, "green": 0}]
     assert cloud.endpoints[ep].tags[tags.PREVIOUS_TAG] == "green"  # and forward again if needed
     # The product's smoke test now answers with version 1 through the endpoint, as clients call it.
-    operations.smoke_deployment(cloud.uri(ep), KEY, None, _target(models, "1"))
+    rollout.smoke_deployment(cloud.uri(ep), KEY, None, _target(models, "1"))
 
 
 def test_cleanup_deletes_the_kept_deployment_once_the_release_is_final(cloud, files, models):
@@ -421,10 +425,10 @@ def test_cleanup_deletes_the_kept_deployment_once_the_release_is_final(cloud, fi
     _release(cloud, files, models, "green", "2", keep_old=True)
     ep = f"{MODEL}-preprod"
     assert set(cloud.deployments[ep]) == {"blue", "green"}
-    assert operations.delete_idle(cloud, ep, say=lambda line: None) == ["blue"]
+    assert rollout.delete_idle(cloud, ep, say=lambda line: None) == ["blue"]
     assert set(cloud.deployments[ep]) == {"green"}
     assert cloud.endpoints[ep].tags[tags.PREVIOUS_TAG] == ""
-    assert operations.delete_idle(cloud, ep, say=lambda line: None) == []
+    assert rollout.delete_idle(cloud, ep, say=lambda line: None) == []
 
 
 def test_cleanup_refuses_while_traffic_is_split(cloud, files, models):
@@ -433,7 +437,7 @@ def test_cleanup_refuses_while_traffic_is_split(cloud, files, models):
     ep = f"{MODEL}-preprod"
     cloud.endpoints[ep].traffic = {"blue": 50, "green": 50}
     with pytest.raises(operations.AzureOperationError, match="split"):
-        operations.delete_idle(cloud, ep, say=lambda line: None)
+        rollout.delete_idle(cloud, ep, say=lambda line: None)
     assert set(cloud.deployments[ep]) == {"blue", "green"}
 
 
@@ -441,9 +445,9 @@ def test_rollback_without_a_previous_deployment_says_so(cloud, files, models):
     _release(cloud, files, models, "blue", "1")
     _release(cloud, files, models, "green", "2")  # blue deleted after the healthy release
     with pytest.raises(operations.AzureOperationError, match="no previous deployment recorded"):
-        operations.rollback(cloud, f"{MODEL}-preprod")
+        rollout.rollback(cloud, f"{MODEL}-preprod")
     with pytest.raises(operations.AzureOperationError, match=r"\['blue'\] no longer exists"):
-        operations.rollback(cloud, f"{MODEL}-preprod", to="blue")
+        rollout.rollback(cloud, f"{MODEL}-preprod", to="blue")
 
 
 def test_a_release_never_reuses_a_deployment_name(cloud, files, models):
@@ -458,7 +462,7 @@ def test_an_endpoint_of_another_kind_is_refused(cloud, files, models):
     _release(cloud, files, models, "blue", "1")
     kubernetes = _entities(files, "prod", "green", "2")
     with pytest.raises(operations.AzureOperationError, match="exists as a ManagedOnlineEndpoint"):
-        operations.deploy(
+        rollout.deploy(
             cloud,
             type(kubernetes.endpoint)(name=f"{MODEL}-preprod", compute="k8s-compute"),
             kubernetes.deployment,
@@ -480,9 +484,9 @@ def test_production_release_creates_kubernetes_entities(cloud, files, models):
 
 
 def test_split_traffic_sums_to_100():
-    assert operations.split_traffic({"a": 70, "b": 30}, "new", 10) == {"new": 10, "a": 63, "b": 27}
-    assert operations.split_traffic({"a": 1, "b": 1, "c": 1}, "new", 50) == {"new": 50, "a": 17, "b": 17, "c": 16}
-    assert operations.split_traffic({}, "new", 10) == {"new": 100}
+    assert rollout.split_traffic({"a": 70, "b": 30}, "new", 10) == {"new": 10, "a": 63, "b": 27}
+    assert rollout.split_traffic({"a": 1, "b": 1, "c": 1}, "new", 50) == {"new": 50, "a": 17, "b": 17, "c": 16}
+    assert rollout.split_traffic({}, "new", 10) == {"new": 100}
 
 
 def test_mirror_share_is_checked(cloud, files, models):
@@ -793,7 +797,7 @@ def test_deploy_and_endpoint_commands_end_to_end(cloud, models, project: Path, m
     )
     monkeypatch.setattr(azure_cli, "_connect", lambda args: client)
 
-    code = azure_cli.main(["deploy", "--stage", "preprod", "--deployment-name", "green", "--step-seconds", "0"])
+    code = cli_main(["azure", "deploy", "--stage", "preprod", "--deployment-name", "green", "--step-seconds", "0"])
     out = capsys.readouterr()
     assert code == 0, out.err
     assert f"releasing {MODEL}:2 to pre-production" in out.out
@@ -803,11 +807,11 @@ def test_deploy_and_endpoint_commands_end_to_end(cloud, models, project: Path, m
     assert (staged / "swagger.json").is_file()
     assert (staged / "score.py").is_file()
 
-    assert azure_cli.main(["endpoint", "--stage", "preprod"]) == 0
+    assert cli_main(["azure", "endpoint", "--stage", "preprod"]) == 0
     shown = capsys.readouterr().out
     assert cloud.uri(f"{MODEL}-preprod") in shown
     assert KEY not in shown
-    assert azure_cli.main(["endpoint", "--stage", "preprod", "--show-keys"]) == 0
+    assert cli_main(["azure", "endpoint", "--stage", "preprod", "--show-keys"]) == 0
     out_with_keys = capsys.readouterr()
     assert KEY in out_with_keys.out
     assert KEY not in out_with_keys.err
@@ -823,7 +827,7 @@ def test_deploy_command_reports_a_failed_smoke_test_with_exit_3(cloud, models, p
     )
     monkeypatch.setattr(azure_cli, "_connect", lambda args: client)
     cloud.serve_wrong_model.add("bad")
-    assert azure_cli.main(["deploy", "--deployment-name", "bad", "--version", "1"]) == 3
+    assert cli_main(["azure", "deploy", "--deployment-name", "bad", "--version", "1"]) == 3
     assert "smoke test failed: list-of-lists: predictions differ" in caplog.text
     assert cloud.endpoints[f"{MODEL}-preprod"].traffic == {}
 
@@ -831,7 +835,7 @@ def test_deploy_command_reports_a_failed_smoke_test_with_exit_3(cloud, models, p
 def test_deploy_command_checks_the_config_before_connecting(project: Path, monkeypatch, caplog):
     (project / "deploymentConfig.yml").write_text("computeType: ACI\ncontainerResourceRequirements: {cpu: 1}\n")
     monkeypatch.setattr(azure_cli, "_connect", lambda args: pytest.fail("connected before checking the config"))
-    assert azure_cli.main(["deploy"]) == 2
+    assert cli_main(["azure", "deploy"]) == 2
     assert "field 'containerResourceRequirements.memoryInGB'" in caplog.text
 
 
@@ -839,10 +843,10 @@ def test_register_commands_adds_the_azure_group():
     import argparse
 
     root = argparse.ArgumentParser()
-    azure_cli.register_commands(root.add_subparsers(dest="command", required=True))
+    register_commands(root.add_subparsers(dest="command", required=True))
     args = root.parse_args(["azure", "deploy", "--stage", "prod", "--traffic-steps", "10,50", "--keep-old"])
     assert (args.stage, args.traffic_steps, args.keep_old) == ("prod", [10, 50], True)
-    assert callable(args.handler)
+    assert callable(handler(args.handler))
     with pytest.raises(SystemExit):
         root.parse_args(["azure", "deploy", "--traffic-steps", "0,120"])
 

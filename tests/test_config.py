@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from amlops.core import config
+from amlops.core import config, deployment_config
 from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.serving.deploy import local_deployment_config, scoring_limits
 from tests.conftest import REPO
@@ -35,12 +35,12 @@ def test_committed_local_deployment_config_binds_loopback(project: Path):
 
 
 def test_limits_default_when_the_config_omits_them():
-    local = config.LocalDeploymentConfig(computeType="local")
+    local = deployment_config.LocalDeploymentConfig(computeType="local")
     assert scoring_limits(local) == ScoringSettings()
 
 
 def test_committed_aci_config_parses():
-    aci = config.load_deployment_config(REPO / "deploymentConfig.yml")
+    aci = deployment_config.load_deployment_config(REPO / "deploymentConfig.yml")
     assert aci.computeType == "ACI"
     assert aci.authEnabled is True
 
@@ -69,14 +69,14 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 def test_deployment_config_errors_name_file_and_field(tmp_path: Path, text: str, field: str):
     path = _write(tmp_path, "deploymentConfig.yml", text)
     with pytest.raises(config.ConfigError) as raised:
-        config.load_deployment_config(path)
+        deployment_config.load_deployment_config(path)
     assert f"{path}: field '{field}'" in str(raised.value)
 
 
 def test_unknown_compute_type_is_named(tmp_path: Path):
     path = _write(tmp_path, "deploymentConfig.yml", "computeType: Edge\n")
     with pytest.raises(config.ConfigError, match="computeType"):
-        config.load_deployment_config(path)
+        deployment_config.load_deployment_config(path)
 
 
 def test_local_endpoint_refuses_a_non_local_config(project: Path):
@@ -142,7 +142,7 @@ def test_runconfig_v1_fields_are_refused_with_the_reason(tmp_path: Path, section
 def test_unreadable_files_are_named(tmp_path: Path, text: str, message: str):
     path = _write(tmp_path, "deploymentConfig.yml", text)
     with pytest.raises(config.ConfigError, match=message) as raised:
-        config.load_deployment_config(path)
+        deployment_config.load_deployment_config(path)
     assert str(path) in str(raised.value)
 
 

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import requests
 
-from amlops.core.config import LocalDeploymentConfig
+from amlops.core.deployment_config import LocalDeploymentConfig
 from amlops.ml.data import FEATURES
-from amlops.scoring import load_model
+from amlops.scoring.model import load_model
 from amlops.serving.client import ScoringClient
 from amlops.serving.local import EndpointError, LocalEndpoint
 from amlops.serving.smoke import smoke_test

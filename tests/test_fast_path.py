@@ -29,20 +29,10 @@ from werkzeug.wrappers import Request
 
 from amlops.core.settings import ScoringSettings
 from amlops.ml.data import FEATURES
-from amlops.scoring import (
-    FOLD_FROM_ROWS,
-    FOLD_TOLERANCE,
-    PYTHON_ROWS,
-    SERIALIZE_FROM_ROWS,
-    SIMDJSON_FROM_BYTES,
-    LinearPipeline,
-    ScoringService,
-    _list_body_matrix,
-    load_model,
-    parse_rows,
-    read_linear_pipeline,
-    request_body,
-)
+from amlops.scoring.linear import FOLD_FROM_ROWS, FOLD_TOLERANCE, PYTHON_ROWS, LinearPipeline, read_linear_pipeline
+from amlops.scoring.model import load_model
+from amlops.scoring.requests import SIMDJSON_FROM_BYTES, _list_body_matrix, parse_rows, request_body
+from amlops.scoring.service import SERIALIZE_FROM_ROWS, ScoringService
 from tests.test_scoring import RECORD, ROW, body
 
 TOLERANCE = 1e-9

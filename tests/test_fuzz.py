@@ -18,7 +18,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amlops.core.config import LocalDeploymentConfig
+from amlops.core.deployment_config import LocalDeploymentConfig
 from amlops.serving.local import LocalEndpoint
 
 pytestmark = pytest.mark.integration

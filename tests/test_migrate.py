@@ -50,7 +50,7 @@ def test_archive_holds_model_metadata_and_manifest(exported):
 
 
 def test_import_into_an_empty_registry_keeps_lineage_and_predicts_identically(exported, target, tmp_path):
-    from amlops.scoring import load_model
+    from amlops.scoring.model import load_model
 
     source, archive = exported
     imported = import_archive(archive, target)

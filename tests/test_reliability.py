@@ -90,7 +90,8 @@ def test_a_candidate_judged_against_an_old_production_is_judged_again(project: P
 SIGTERM_SCRIPT = """
 import sys, time
 from pathlib import Path
-from amlops.core.config import LocalDeploymentConfig, load_inference_config
+from amlops.core.deployment_config import LocalDeploymentConfig
+from amlops.core.config import load_inference_config
 from amlops.serving.local import LocalEndpoint
 from amlops.core.processes import unwind_on_sigterm
 from amlops.serving.stage import stage

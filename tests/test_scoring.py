@@ -16,16 +16,10 @@ import yaml
 
 from amlops.core.settings import ScoringSettings
 from amlops.ml.data import FEATURES
-from amlops.scoring import (
-    LoadedModel,
-    RequestError,
-    ScoringService,
-    load_model,
-    model_identity,
-    openapi_spec,
-    parse_rows,
-    swagger2_spec,
-)
+from amlops.scoring.model import LoadedModel, load_model, model_identity
+from amlops.scoring.openapi import openapi_spec, swagger2_spec
+from amlops.scoring.requests import RequestError, parse_rows
+from amlops.scoring.service import ScoringService
 
 REPO = Path(__file__).resolve().parents[1]
 ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]

@@ -90,13 +90,13 @@ def test_other_hosts_are_warned_about(host: str):
 
 
 def test_committed_local_config_binds_loopback():
-    from amlops.core.config import load_deployment_config
+    from amlops.core.deployment_config import load_deployment_config
 
     assert exposure_warning(load_deployment_config(REPO / "deploymentConfig.local.yml").host) is None
 
 
 def test_azure_endpoints_use_key_auth_by_default():
-    from amlops.core.config import load_deployment_config
+    from amlops.core.deployment_config import load_deployment_config
 
     for name in ("deploymentConfig.yml", "deploymentConfig.production.yml"):
         assert load_deployment_config(REPO / name).authEnabled is True, name

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amlops.azure import build_steps
+from amlops.core.errors import AmlopsError
 from amlops.core.files import read_json, write_json
 from amlops.core.lineage import BUILD_ID_VARIABLES, git_commit
 from amlops.core.settings import PACKAGE_DIR, DataSettings, ProjectSettings
@@ -56,8 +57,10 @@ RELEASE_FILES = (
 )
 
 
-class BuildFailure(RuntimeError):
+class BuildFailure(AmlopsError, RuntimeError):
     """A build step found the build must not go on."""
+
+    prefix = "build failed: "
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,10 @@ def _run(command: list[str], context: BuildContext) -> None:
 
 
 def lint(context: BuildContext) -> None:
-    """Style: ruff, configured in pyproject.toml."""
+    """Style (ruff) and the layer contracts (import-linter), both configured in pyproject.toml."""
     _run([sys.executable, "-m", "ruff", "check", "."], context)
     _run([sys.executable, "-m", "ruff", "format", "--check", "."], context)
+    _run([str(Path(sys.executable).with_name("lint-imports"))], context)
 
 
 def data_quality(context: BuildContext) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from amlops.azure import build_steps, connection, operations
+from amlops.azure import build_steps, connection, operations, rollout
 from amlops.azure.registry import AzureRegistry
 from amlops.azure.translate import Project
 from amlops.core.settings import DEFAULT_PIPELINE_NAME, ProjectSettings
@@ -231,7 +231,7 @@ def endpoint(target: str = "local") -> Endpoint:
         if not traffic:
             raise LookupError(f"endpoint {details['name']} serves nothing yet: run 02-deploy-real-time-service")
         live = max(traffic, key=traffic.get)
-        name, version = operations.model_of(_azure().online_deployments.get(name=live, endpoint_name=details["name"]))
+        name, version = rollout.model_of(_azure().online_deployments.get(name=live, endpoint_name=details["name"]))
         return Endpoint(details["scoring_uri"], key, name, version, details["swagger_uri"])
 
     return _local_endpoint(read_state(ProjectSettings().endpoints_dir))

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from amlops.azure import operations, render, translate
+from amlops.azure import online, operations, render, rollout, translate
 from amlops.azure.connection import connect, offline_client
 from amlops.azure.registry import AzureRegistry, azure_serving, record_release, record_rollback
 from amlops.azure.translate import Project
@@ -170,7 +170,7 @@ def release(
 
     Every configuration error is raised before any Azure call; a retired version is refused before anything is
     created. The outcome is recorded on the versions involved (:func:`amlops.azure.registry.record_release`).
-    Returns :class:`operations.DeployResult`.
+    Returns :class:`rollout.DeployResult`.
     """
     project = translate.Project.load()
     settings = project.settings
@@ -189,12 +189,12 @@ def release(
     staged = stage_app(
         model_folder, name, version, project.inference, project.root, work / "staged", scoring_limits(deployment_config)
     )
-    entities = translate.online_entities(
+    entities = online.online_entities(
         project,
         deployment_config,
         endpoint_name=endpoint_name,
         deployment_name=deployment_name or default_deployment_name(version),
-        model=translate.model_reference(name, version),
+        model=online.model_reference(name, version),
         code=staged.app_dir,
         environment=translate.scoring_environment(project),
         source=str(config_path),
@@ -207,11 +207,11 @@ def release(
         log.warning("could not list the deployments of %s before the release: %s", endpoint_name, error)
         before = {}
     try:
-        result = operations.deploy(
+        result = rollout.deploy(
             client,
             entities.endpoint,
             entities.deployment,
-            operations.SmokeTarget(model_folder, name, version, known_rows(settings.data_snapshot)),
+            rollout.SmokeTarget(model_folder, name, version, known_rows(settings.data_snapshot)),
             say=say,
             **deploy_options,
         )
@@ -225,7 +225,7 @@ def release(
 
 
 def rollback(stage: str, *, to: str | None = None, client: Any = None, say: Any = log.info) -> tuple[str, Any]:
-    """Send a stage's traffic back to the previous deployment (:func:`operations.rollback`), recorded.
+    """Send a stage's traffic back to the previous deployment (:func:`rollout.rollback`), recorded.
 
     A previous deployment that serves a retired version is refused before traffic moves.
 
@@ -241,7 +241,7 @@ def rollback(stage: str, *, to: str | None = None, client: Any = None, say: Any 
     candidate = to or _rollback_candidate(endpoint, before)
     if candidate in before and before[candidate][0] == models.name:
         ensure_servable(models.get(before[candidate][1]))
-    target, deployment = operations.rollback(client, endpoint_name, to=to, say=say)
+    target, deployment = rollout.rollback(client, endpoint_name, to=to, say=say)
     record_rollback(
         models, stage=STAGES[stage].name, endpoint=endpoint_name, url=endpoint.scoring_uri, target=target, before=before
     )
@@ -249,7 +249,7 @@ def rollback(stage: str, *, to: str | None = None, client: Any = None, say: Any 
 
 
 def _rollback_candidate(endpoint: Any, before: dict[str, tuple[str, str, int]]) -> str | None:
-    """The deployment :func:`operations.rollback` will choose (recorded previous one, else the only other one)."""
+    """The deployment :func:`rollout.rollback` will choose (recorded previous one, else the only other one)."""
     recorded = [name for name in str((endpoint.tags or {}).get(PREVIOUS_TAG, "")).split(",") if name]
     if recorded:
         return recorded[0]
@@ -272,11 +272,11 @@ def smoke_live(client: Any, endpoint_name: str, model: tuple[str, str]) -> Any:
     with tempfile.TemporaryDirectory(prefix="amlops-model-") as scratch:
         folder = operations.download_model(client, model_name, version, Path(scratch))
         endpoint = client.online_endpoints.get(endpoint_name)
-        return operations.smoke_deployment(
+        return rollout.smoke_deployment(
             endpoint.scoring_uri,
-            operations.endpoint_key(client, endpoint_name),
+            rollout.endpoint_key(client, endpoint_name),
             None,
-            operations.SmokeTarget(folder, model_name, version, known_rows(ProjectSettings().data_snapshot)),
+            rollout.SmokeTarget(folder, model_name, version, known_rows(ProjectSettings().data_snapshot)),
         )
 
 
@@ -292,14 +292,14 @@ def smoke(stage: str, *, client: Any = None) -> Any:
             "finish or roll back the release first"
         )
     deployment = client.online_deployments.get(name=live[0], endpoint_name=endpoint_name)
-    return smoke_live(client, endpoint_name, operations.model_of(deployment))
+    return smoke_live(client, endpoint_name, rollout.model_of(deployment))
 
 
 def endpoint_access(stage: str, *, client: Any = None) -> tuple[dict[str, Any], str]:
     """A stage's endpoint details and its key (never log the key)."""
     endpoint_name = AzureSettings().endpoint_name(STAGES[stage].name, ProjectSettings())
     client = _client(client)
-    return operations.endpoint_details(client, endpoint_name), operations.endpoint_key(client, endpoint_name)
+    return rollout.endpoint_details(client, endpoint_name), rollout.endpoint_key(client, endpoint_name)
 
 
 def download_model(version: str, dest: Path, *, client: Any = None, model_name: str | None = None) -> Path:

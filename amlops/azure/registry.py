@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from amlops.azure import operations
+from amlops.azure import operations, rollout
 from amlops.core.azure_settings import STAGES, AzureSettings
 from amlops.core.lineage import build_id, now
 from amlops.core.settings import ProjectSettings
@@ -34,7 +34,7 @@ def azure_serving(client: Any, endpoint_name: str) -> dict[str, tuple[str, str, 
     found = {}
     for item in deployments:
         try:
-            model, version = operations.model_of(SimpleNamespace(name=item.name, model=getattr(item, "model", None)))
+            model, version = rollout.model_of(SimpleNamespace(name=item.name, model=getattr(item, "model", None)))
         except operations.AzureOperationError:
             continue
         found[item.name] = (model, version, traffic.get(item.name, 0))
@@ -52,7 +52,7 @@ def azure_endpoints(client: Any, registry: Any = None, settings: ProjectSettings
         if not serving:
             rows.append({"target": "azure", "stage": stage.name, "endpoint": name, "status": "no deployments"})
             continue
-        url = operations.endpoint_details(client, name)["scoring_uri"]
+        url = rollout.endpoint_details(client, name)["scoring_uri"]
         for deployment, (model, version, share) in sorted(serving.items(), key=lambda item: -item[1][2]):
             try:
                 retired = registry.get(version).retired if model == registry.name else False

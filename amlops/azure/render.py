@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from amlops.azure import translate
+from amlops.azure import online, translate
 from amlops.azure.connection import offline_client
 from amlops.core import lineage
 from amlops.core.azure_settings import STAGES, AzureSettings
@@ -357,13 +357,13 @@ def render(
         )
     )
     scoring_environment = translate.scoring_environment(project)
-    model = translate.model_reference(settings.model_name, model_version)
+    model = online.model_reference(settings.model_name, model_version)
     for stage in STAGES.values():
         path = settings.root / stage.config_file
         if not path.is_file():
             log.warning("render: %s not found; no %s endpoint rendered", path, stage.description)
             continue
-        entities = translate.online_entities(
+        entities = online.online_entities(
             project,
             project.deployment_config(path),
             endpoint_name=azure.endpoint_name(stage.name, settings),

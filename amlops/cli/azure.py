@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amlops.azure import build_steps, operations, render, translate
+from amlops.azure import build_steps, operations, render, rollout, translate
 from amlops.azure.connection import connect, offline_client
-from amlops.azure.operations import AzureOperationError, is_missing
+from amlops.azure.operations import is_missing
 from amlops.azure.registry import AzureRegistry
 from amlops.azure.translate import Project
 from amlops.core.azure_settings import STAGES, AzureSettings
@@ -44,24 +44,13 @@ def _project() -> Any:
 
 
 def _azure_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Azure failures become one error line and exit code 1 (configuration errors are left to amlops.cli.main)."""
+    """What Azure ML refuses becomes one error line and exit code 1 (configuration errors keep their own codes)."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        from azure.core.exceptions import AzureError
-
-        # azure-ai-ml announces each experimental class it loads (schedules, data collectors) as a warning.
-        logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
-        try:
+        with operations.refusals_reported():
             return handler(args)
-        except AzureOperationError as error:
-            log.error("%s", error)
-            return 1
-        except AzureError as error:
-            log.error("Azure ML refused: %s", " ".join(str(error).split())[:2000])
-            return 1
 
-    run.__doc__ = handler.__doc__
     return run
 
 
@@ -204,7 +193,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     deployment_name, deployment = build_steps.rollback(args.stage, to=args.to, client=client, say=say)
     if args.no_smoke:
         return 0
-    result = build_steps.smoke_live(client, endpoint_name, operations.model_of(deployment))
+    result = build_steps.smoke_live(client, endpoint_name, rollout.model_of(deployment))
     model_name, version = result.model_name, result.model_version
     say(f"rolled back: {deployment_name} serves {model_name}:{version} and passed the smoke test")
     return 0
@@ -222,7 +211,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Delete the deployments a stage keeps at 0% traffic, once its release is final."""
     endpoint_name = AzureSettings().endpoint_name(args.stage, ProjectSettings())
-    deleted = operations.delete_idle(_connect(args), endpoint_name, say=say)
+    deleted = rollout.delete_idle(_connect(args), endpoint_name, say=say)
     say(f"deleted {deleted or 'nothing'} from {endpoint_name}")
     return 0
 
@@ -242,7 +231,7 @@ def cmd_endpoint(args: argparse.Namespace) -> int:
     """Show an endpoint's URL, auth mode, traffic and deployments (keys only with --show-keys, on stdout)."""
     endpoint_name = AzureSettings().endpoint_name(args.stage, ProjectSettings())
     client = _connect(args)
-    details = operations.endpoint_details(client, endpoint_name)
+    details = rollout.endpoint_details(client, endpoint_name)
     if args.show_keys:
         keys = client.online_endpoints.get_keys(endpoint_name)
         details["keys"] = {

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from amlops.core.errors import BadInputError
 from amlops.core.tags import PRODUCTION_TAG, SOURCE_ONLY_PREFIXES
 from amlops.ml.data import sha256_file
 
@@ -37,7 +38,7 @@ ORIGIN_TAGS = ("imported_from_registry", "imported_from_name", "imported_from_ve
 SOURCE_ONLY_TAGS = (PRODUCTION_TAG, "replaced_version")
 
 
-class ArchiveError(ValueError):
+class ArchiveError(BadInputError, ValueError):
     """The archive is not a complete, untampered model export."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from amlops.core import config
+from amlops.core.errors import AmlopsError
 from amlops.core.files import read_json, write_json
 from amlops.core.settings import (
     DEFAULT_PIPELINE_NAME,
@@ -160,7 +161,7 @@ class PublishedPipeline:
     description: str = ""
 
 
-class PublishedRunFailed(RuntimeError):
+class PublishedRunFailed(AmlopsError, RuntimeError):
     """A published pipeline's run (a child process) failed; it has logged why. ``exit_code`` is its exit code."""
 
     def __init__(self, name: str, version: int, exit_code: int):

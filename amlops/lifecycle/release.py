@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amlops.core.errors import BadInputError
 from amlops.core.settings import LOCAL_ENDPOINT, ProjectSettings
 from amlops.lifecycle import local_deploy
 from amlops.registry import records
@@ -33,7 +34,7 @@ PREPRODUCTION_ENDPOINT = "preprod"
 PRODUCTION_ENDPOINT = LOCAL_ENDPOINT
 
 
-class ReleaseError(LookupError):
+class ReleaseError(BadInputError, LookupError):
     """A release step that cannot run in the registry's and endpoints' present state; the message says why."""
 
 

@@ -12,6 +12,8 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 from sklearn.model_selection import train_test_split
 
+from amlops.core.errors import BadInputError
+
 #: Feature columns in the order the model expects them (scikit-learn's raw diabetes data).
 FEATURES: tuple[str, ...] = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
 TARGET = "target"
@@ -32,7 +34,7 @@ RANGES: dict[str, tuple[float, float]] = {
 SEX_VALUES = (1.0, 2.0)
 
 
-class DataValidationError(ValueError):
+class DataValidationError(BadInputError, ValueError):
     """The data broke one or more schema rules; ``failures`` names each column and rule."""
 
     def __init__(self, source: str, failures: list[dict[str, str]]):

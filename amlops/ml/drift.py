@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
+from amlops.core.errors import BadInputError
 from amlops.core.settings import DriftSettings
 from amlops.ml.data import FEATURES, TARGET
 
@@ -26,7 +27,7 @@ from amlops.ml.data import FEATURES, TARGET
 _EPSILON = 1e-4
 
 
-class DataDriftError(ValueError):
+class DataDriftError(BadInputError, ValueError):
     """The data drifted from the reference beyond the configured thresholds."""
 
     def __init__(self, source: str, drifted: list[ColumnDrift], settings: DriftSettings):

@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from amlops.ml import plots
 from amlops.ml.data import FEATURES, features_and_target
-from amlops.scoring import load_model
+from amlops.scoring.model import load_model
 
 #: Metrics logged by training and compared by the gate; lower is better for all but r2.
 METRICS = ("rmse", "mae", "r2")

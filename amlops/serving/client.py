@@ -17,14 +17,19 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from amlops.core.errors import EXIT_SMOKE_FAILED, AmlopsError
+
 RETRY_STATUSES = (429, 502, 503, 504)
 
 
-class ScoringError(RuntimeError):
+class ScoringError(AmlopsError, RuntimeError):
     """The endpoint refused or failed a request, could not be reached, or did not answer JSON.
 
     ``status`` is the HTTP status, or ``None`` when no answer came.
     """
+
+    exit_code = EXIT_SMOKE_FAILED
+    prefix = "smoke test failed: "
 
     def __init__(self, status: int | None, message: str):
         super().__init__(message if status is None else f"HTTP {status}: {message}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from amlops.core import config
+from amlops.core import deployment_config as deployments
 from amlops.core.settings import LOCAL_ENDPOINT, ProjectSettings, ScoringSettings
 from amlops.registry.mlflow import Registry
 from amlops.registry.records import ensure_servable
@@ -15,17 +16,17 @@ INFERENCE_CONFIG_FILE = "inferenceConfig.yml"
 LOCAL_DEPLOYMENT_CONFIG_FILE = "deploymentConfig.local.yml"
 
 
-def scoring_limits(deployment: config.ServingLimits) -> ScoringSettings:
+def scoring_limits(deployment: deployments.ServingLimits) -> ScoringSettings:
     """Request limits: the deployment config's where it sets them, the defaults elsewhere."""
     overrides = {"max_batch_rows": deployment.maxBatchRows, "max_request_bytes": deployment.maxRequestBytes}
     return ScoringSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def local_deployment_config(settings: ProjectSettings, path: Path | None = None) -> config.LocalDeploymentConfig:
+def local_deployment_config(settings: ProjectSettings, path: Path | None = None) -> deployments.LocalDeploymentConfig:
     """The local deployment configuration, checked to be ``computeType: local``."""
     path = path or settings.root / LOCAL_DEPLOYMENT_CONFIG_FILE
-    parsed = config.load_deployment_config(path)
-    if not isinstance(parsed, config.LocalDeploymentConfig):
+    parsed = deployments.load_deployment_config(path)
+    if not isinstance(parsed, deployments.LocalDeploymentConfig):
         raise config.ConfigError(
             f"{path}: field 'computeType': is {parsed.computeType!r}; the local endpoint needs 'local'"
         )
@@ -39,7 +40,7 @@ def stage_version(
     registry: Registry | None = None,
     deployment_config: Path | None = None,
     name: str = LOCAL_ENDPOINT,
-) -> tuple[StagedDeployment, config.LocalDeploymentConfig]:
+) -> tuple[StagedDeployment, deployments.LocalDeploymentConfig]:
     """Download a registered version (production by default) and stage it under ``build/deploy/<name>``.
 
     Raises:

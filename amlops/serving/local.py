@@ -20,7 +20,8 @@ from pathlib import Path
 
 import requests
 
-from amlops.core.config import LocalDeploymentConfig
+from amlops.core.deployment_config import LocalDeploymentConfig
+from amlops.core.errors import AmlopsError
 from amlops.core.processes import signal_group, stop_process_group
 from amlops.core.settings import LOCAL_ENDPOINT
 from amlops.serving.stage import StagedDeployment
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 SERVER_APP = "azureml_inference_server_http.server.entry:app"
 
 
-class EndpointError(RuntimeError):
+class EndpointError(AmlopsError, RuntimeError):
     """The local endpoint could not be started or did not become healthy."""
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from amlops.core.errors import EXIT_SMOKE_FAILED, AmlopsError
 from amlops.ml import data
-from amlops.scoring import load_model
+from amlops.scoring.model import load_model
 from amlops.serving.client import ScoringClient, error_message
 from amlops.serving.stage import MODELS_DIR
 
@@ -20,8 +21,11 @@ TOLERANCE = 1e-9
 BAD_REQUEST = b'{"data": [[1.0, 2.0]]}'
 
 
-class SmokeTestFailure(AssertionError):
+class SmokeTestFailure(AmlopsError, AssertionError):
     """The endpoint answered, but not what the model predicts."""
+
+    exit_code = EXIT_SMOKE_FAILED
+    prefix = "smoke test failed: "
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ The same folder is what the local server runs and what an Azure deployment uploa
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ import yaml
 
 from amlops.core.config import ConfigError, InferenceConfig
 from amlops.core.settings import PACKAGE_DIR, ScoringSettings
-from amlops.scoring import find_mlmodel_dir, openapi_spec, read_signature_features, swagger2_spec
+from amlops.scoring.model import find_mlmodel_dir, read_signature_features
+from amlops.scoring.openapi import openapi_spec, swagger2_spec
 
 APP_DIR = "app"
 MODELS_DIR = "azureml-models"
@@ -58,6 +60,35 @@ class StagedDeployment:
         }
 
 
+def scoring_code(entry: Path) -> list[Path]:
+    """The package's files an entry script imports, transitively, with each package's ``__init__.py`` on the way.
+
+    For ``score.py`` that is the scoring layer and the few core modules it uses.
+
+    Only this code is shipped to an endpoint; the rest of the package (the lifecycle, the Azure adapter, the CLI)
+    stays out of the deployment.
+    """
+    root = PACKAGE_DIR.parent
+    needed: set[Path] = set()
+    pending = [Path(entry)]
+    while pending:
+        tree = ast.parse(pending.pop().read_text())
+        for node in ast.walk(tree):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                if name.split(".")[0] != PACKAGE_DIR.name:
+                    continue
+                parts = name.split(".")
+                for depth in range(1, len(parts) + 1):
+                    package = root.joinpath(*parts[:depth])
+                    candidates = [package / "__init__.py", package.with_suffix(".py")]
+                    for found in (c for c in candidates if c.is_file() and c not in needed):
+                        needed.add(found)
+                        pending.append(found)
+    return sorted(needed)
+
+
 def stage(
     model_folder: Path,
     model_name: str,
@@ -92,9 +123,10 @@ def stage(
     shutil.copytree(mlmodel_dir, staged.model_dir / "model")
     staged.app_dir.mkdir(parents=True)
     shutil.copy2(entry, staged.app_dir / inference.entryScript)
-    shutil.copytree(
-        PACKAGE_DIR, staged.app_dir / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
+    for module in scoring_code(entry):
+        target = staged.app_dir / module.relative_to(PACKAGE_DIR.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(module, target)
 
     mlmodel = yaml.safe_load((mlmodel_dir / "MLmodel").read_text())
     features = read_signature_features(mlmodel, mlmodel_dir / "MLmodel")

@@ -1,0 +1,223 @@
+"""The deployment files as v2 online endpoint and deployment entities (managed and Kubernetes): pure, no network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amlops.azure.translate import MANAGED_INSTANCE_TYPES, MANAGED_PROBE, Project
+from amlops.core import deployment_config as deployments
+from amlops.core.config import ConfigError
+from amlops.serving.deploy import scoring_limits
+from amlops.serving.stage import StagedDeployment
+
+
+def code_configuration(project: Project, code: str | Path) -> Any:
+    """``CodeConfiguration``: the staged scoring code folder and ``entryScript``."""
+    from azure.ai.ml.entities import CodeConfiguration
+
+    return CodeConfiguration(code=str(code), scoring_script=project.inference.entryScript)
+
+
+def instance_type_for(cpu: float, memory_gb: float, source: str = "deploymentConfig.yml") -> str:
+    """The managed instance type for v1's ``cpu``/``memoryInGB`` (:data:`MANAGED_INSTANCE_TYPES`).
+
+    Raises:
+        ConfigError: beyond ACI's range; the message says to set ``instanceType``.
+    """
+    for max_cpu, max_memory, instance_type in MANAGED_INSTANCE_TYPES:
+        if cpu <= max_cpu and memory_gb <= max_memory:
+            return instance_type
+    raise ConfigError(
+        f"{source}: field 'containerResourceRequirements': {cpu:g} cores / {memory_gb:g} GB is beyond the ACI range "
+        "the instance-type table covers (4 cores, 16 GB); set instanceType to a managed online endpoint VM size"
+    )
+
+
+def serving_environment_variables(deployment: deployments.ServingLimits, model_name: str, entry_script: str) -> dict:
+    """The request limits ``score.py`` enforces, under the names the local endpoint uses too.
+
+    Azure sets ``AZUREML_MODEL_DIR`` and the app root itself; only the project's own variables are passed.
+    """
+    staged = StagedDeployment(Path("."), entry_script, model_name, "0", scoring_limits(deployment))
+    return {name: value for name, value in staged.environment().items() if name.startswith("AMLOPS_")}
+
+
+def _data_collector(collection: deployments.DataCollection | None) -> Any:
+    """v1 ``dataCollection.storageEnabled`` → v2 payload logging of requests and responses."""
+    if collection is None or not collection.storageEnabled:
+        return None
+    from azure.ai.ml.entities import DataCollector, DeploymentCollection
+
+    return DataCollector(
+        collections={name: DeploymentCollection(enabled="true") for name in ("request", "response")},
+    )
+
+
+@dataclass(frozen=True)
+class OnlineEntities:
+    """An endpoint and one deployment under it."""
+
+    endpoint: Any
+    deployment: Any
+
+    @property
+    def kind(self) -> str:
+        """``managed`` or ``kubernetes``."""
+        return "kubernetes" if type(self.endpoint).__name__.startswith("Kubernetes") else "managed"
+
+
+def online_entities(
+    project: Project,
+    deployment_config: deployments.AciDeploymentConfig | deployments.AksDeploymentConfig,
+    *,
+    endpoint_name: str,
+    deployment_name: str,
+    model: str,
+    code: str | Path,
+    environment: Any,
+    source: str = "deploymentConfig.yml",
+) -> OnlineEntities:
+    """The endpoint and deployment for a deployment config: ACI → managed, AKS → Kubernetes.
+
+    Args:
+        project: The parsed project files.
+        deployment_config: The parsed deployment config.
+        endpoint_name: The endpoint's name.
+        deployment_name: The deployment's name (blue/green: a new one beside the live one).
+        model: ``azureml:<name>:<version>`` (or ``azureml:<name>@latest``).
+        code: The staged scoring code folder.
+        environment: The scoring environment.
+        source: The deployment config's path, for messages.
+    """
+    common = {
+        "name": deployment_name,
+        "endpoint_name": endpoint_name,
+        "model": model,
+        "code_configuration": code_configuration(project, code),
+        "environment": environment,
+        "app_insights_enabled": deployment_config.appInsightsEnabled,
+        "environment_variables": serving_environment_variables(
+            deployment_config, project.settings.model_name, project.inference.entryScript
+        ),
+        "description": deployment_config.description,
+        "tags": dict(deployment_config.tags),
+        "properties": dict(deployment_config.properties),
+        "data_collector": _data_collector(deployment_config.dataCollection),
+    }
+    if isinstance(deployment_config, deployments.AciDeploymentConfig):
+        return _managed(deployment_config, endpoint_name, common, source)
+    return _kubernetes(deployment_config, endpoint_name, common)
+
+
+def _managed(deployment_config: deployments.AciDeploymentConfig, endpoint_name: str, common: dict, source: str) -> Any:
+    from azure.ai.ml.entities import (
+        ManagedOnlineDeployment,
+        ManagedOnlineEndpoint,
+        OnlineRequestSettings,
+        ProbeSettings,
+    )
+
+    resources = deployment_config.containerResourceRequirements
+    endpoint = ManagedOnlineEndpoint(
+        name=endpoint_name,
+        auth_mode="key",  # authEnabled (false is refused when the file is read)
+        description=deployment_config.description,
+        tags=dict(deployment_config.tags),
+    )
+    deployment = ManagedOnlineDeployment(
+        **common,
+        instance_type=deployment_config.instanceType or instance_type_for(resources.cpu, resources.memoryInGB, source),
+        instance_count=deployment_config.instanceCount,
+        request_settings=OnlineRequestSettings(
+            request_timeout_ms=deployment_config.scoringTimeoutMs,
+            # One gunicorn worker serves each instance (the inference server's default).
+            max_concurrent_requests_per_instance=1,
+        ),
+        liveness_probe=ProbeSettings(**MANAGED_PROBE),
+        readiness_probe=ProbeSettings(**MANAGED_PROBE),
+    )
+    return OnlineEntities(endpoint, deployment)
+
+
+def _quantity_cpu(cores: float) -> str:
+    return f"{cores:g}"
+
+
+def _quantity_memory(gigabytes: float) -> str:
+    # v1's memoryInGB is read as GiB, the unit Kubernetes memory requests are usually written in.
+    return f"{gigabytes:g}Gi"
+
+
+def _kubernetes(deployment_config: deployments.AksDeploymentConfig, endpoint_name: str, common: dict) -> Any:
+    from azure.ai.ml.entities import (
+        DefaultScaleSettings,
+        KubernetesOnlineDeployment,
+        KubernetesOnlineEndpoint,
+        OnlineRequestSettings,
+        ProbeSettings,
+        ResourceRequirementsSettings,
+        ResourceSettings,
+        TargetUtilizationScaleSettings,
+    )
+
+    resources = deployment_config.containerResourceRequirements
+    gpu = str(deployment_config.gpuCores) if deployment_config.gpuCores else None
+    limits = None
+    if resources.cpuLimit or resources.memoryInGBLimit or gpu:
+        limits = ResourceSettings(
+            cpu=_quantity_cpu(resources.cpuLimit) if resources.cpuLimit else None,
+            memory=_quantity_memory(resources.memoryInGBLimit) if resources.memoryInGBLimit else None,
+            gpu=gpu,  # Kubernetes requires GPU requests and limits to be equal
+        )
+    if deployment_config.autoscale:
+        scaler = deployment_config.autoScaler or deployments.AutoScaler()
+        scale_settings = TargetUtilizationScaleSettings(
+            min_instances=scaler.minReplicas,
+            max_instances=scaler.maxReplicas,
+            polling_interval=scaler.refreshPeriodInSeconds,
+            target_utilization_percentage=scaler.targetUtilization,
+        )
+        instance_count = scaler.minReplicas
+    else:
+        scale_settings = DefaultScaleSettings()
+        instance_count = deployment_config.numReplicas or 1
+    probe = deployment_config.livenessProbeRequirements
+    endpoint = KubernetesOnlineEndpoint(
+        name=endpoint_name,
+        compute=deployment_config.computeTargetName,
+        auth_mode=deployment_config.auth_mode,
+        description=deployment_config.description,
+        tags=dict(deployment_config.tags),
+    )
+    deployment = KubernetesOnlineDeployment(
+        **common,
+        instance_type=deployment_config.instanceType,
+        instance_count=instance_count,
+        scale_settings=scale_settings,
+        resources=ResourceRequirementsSettings(
+            requests=ResourceSettings(
+                cpu=_quantity_cpu(resources.cpu), memory=_quantity_memory(resources.memoryInGB), gpu=gpu
+            ),
+            limits=limits,
+        ),
+        request_settings=OnlineRequestSettings(
+            request_timeout_ms=deployment_config.scoringTimeoutMs,
+            max_concurrent_requests_per_instance=deployment_config.maxConcurrentRequestsPerContainer,
+            max_queue_wait_ms=deployment_config.maxQueueWaitMs,
+        ),
+        liveness_probe=ProbeSettings(
+            period=probe.periodSeconds,
+            initial_delay=probe.initialDelaySeconds,
+            timeout=probe.timeoutSeconds,
+            failure_threshold=probe.failureThreshold,
+            success_threshold=probe.successThreshold,
+        ),
+    )
+    return OnlineEntities(endpoint, deployment)
+
+
+def model_reference(name: str, version: str | None) -> str:
+    """``azureml:<name>:<version>``, or ``azureml:<name>@latest`` when no version is given."""
+    return f"azureml:{name}:{version}" if version and version != "latest" else f"azureml:{name}@latest"

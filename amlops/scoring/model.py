@@ -1,0 +1,121 @@
+"""Loading the model for serving: the MLflow model folder, its signature, and the estimator or its fast path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from amlops.scoring.linear import LinearPipeline, read_linear_pipeline
+
+_TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+
+
+class LoadedModel:
+    """A fitted model with what the service needs to know about it.
+
+    Attributes:
+        features: Input column names, in model order (the MLflow signature).
+        name: Registered model name reported in responses.
+        version: Registered version reported in responses.
+        model_file: The skops file.
+        linear: The model as a :class:`LinearPipeline` when it is one, else ``None``.
+    """
+
+    def __init__(
+        self,
+        features: tuple[str, ...],
+        name: str,
+        version: str,
+        model_file: Path,
+        linear: LinearPipeline | None = None,
+        estimator: Any = None,
+    ):
+        self.features = tuple(features)
+        self.name = name
+        self.version = version
+        self.model_file = Path(model_file)
+        self.linear = linear
+        self._estimator = estimator
+
+    @property
+    def estimator(self) -> Any:
+        """The scikit-learn estimator, loaded by skops (on first use when the linear fast path serves)."""
+        if self._estimator is None:
+            self._estimator = load_estimator(self.model_file)
+        return self._estimator
+
+    def __repr__(self) -> str:
+        path = "linear" if self.linear is not None else "estimator"
+        return f"LoadedModel({self.name!r}, {self.version!r}, {len(self.features)} features, {path})"
+
+
+def find_mlmodel_dir(model_dir: Path) -> Path:
+    """Return the folder holding the ``MLmodel`` file: ``model_dir`` itself or its only child that has one.
+
+    Azure ML mounts a registered folder model as ``$AZUREML_MODEL_DIR/<folder name>/``.
+    """
+    model_dir = Path(model_dir)
+    if (model_dir / "MLmodel").is_file():
+        return model_dir
+    found = sorted(p.parent for p in model_dir.glob("*/MLmodel"))
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"{model_dir}: expected one MLflow model folder (with an MLmodel file), found {len(found)}"
+        )
+    return found[0]
+
+
+def read_signature_features(mlmodel: dict, source: Path) -> tuple[str, ...]:
+    """Feature names, in order, from the ``signature.inputs`` of a parsed ``MLmodel`` file."""
+    try:
+        inputs = json.loads(mlmodel["signature"]["inputs"])
+        return tuple(column["name"] for column in inputs)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{source}: MLmodel has no usable column signature ({error})") from None
+
+
+def load_estimator(model_path: Path) -> Any:
+    """Load a skops-serialised estimator, trusting only scikit-learn, NumPy and SciPy types."""
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=model_path)
+    refused = [name for name in untrusted if not name.startswith(_TRUSTED_MODULE_PREFIXES)]
+    if refused:
+        raise ValueError(f"{model_path}: refusing to load types outside scikit-learn/NumPy/SciPy: {refused}")
+    return sio.load(model_path, trusted=untrusted)
+
+
+def load_model(model_dir: Path, name: str = "", version: str = "") -> LoadedModel:
+    """Load an MLflow scikit-learn model folder without importing MLflow.
+
+    Args:
+        model_dir: The MLflow model folder, or a folder containing exactly one.
+        name: Registered model name reported in responses.
+        version: Registered version reported in responses.
+    """
+    folder = find_mlmodel_dir(model_dir)
+    mlmodel_path = folder / "MLmodel"
+    mlmodel = yaml.safe_load(mlmodel_path.read_text())
+    flavor = (mlmodel.get("flavors") or {}).get("sklearn")
+    if not flavor:
+        raise ValueError(f"{mlmodel_path}: not a scikit-learn MLflow model (no 'sklearn' flavor)")
+    if flavor.get("serialization_format") != "skops":
+        raise ValueError(
+            f"{mlmodel_path}: serialization_format is {flavor.get('serialization_format')!r}; "
+            "only 'skops' is loaded (pickle is unsafe to load)"
+        )
+    features = read_signature_features(mlmodel, mlmodel_path)
+    model_file = folder / flavor["pickled_model"]
+    linear = read_linear_pipeline(model_file)
+    if linear is not None and linear.n_features == len(features):
+        return LoadedModel(features, name, version, model_file, linear=linear)
+    return LoadedModel(features, name, version, model_file, estimator=load_estimator(model_file))
+
+
+def model_identity(model_dir: Path) -> tuple[str, str]:
+    """Name and version from an Azure ML style path ``.../azureml-models/<name>/<version>``."""
+    path = Path(model_dir).resolve()
+    return path.parent.name, path.name
