@@ -83,8 +83,10 @@ def _timed(stages: dict[str, float], name: str, function):
 
 
 def _run_instrumented(launched: float) -> dict[str, float]:
-    from amlops.cli.main import main as cli
-    from amlops.serving import deploy, local, smoke
+    from amlops.cli import main as cli
+    from amlops.cli import serving as serving_commands
+    from amlops.lifecycle import local_deploy
+    from amlops.serving import local
     from amlops.steps import evaluate, prep, register
     from amlops.steps import train as train_step
 
@@ -104,9 +106,9 @@ def _run_instrumented(launched: float) -> dict[str, float]:
     evaluate.main = _timed(stages, "evaluate", evaluate.main)
     register.main = _timed(stages, "register", register.main)
     # deploy = download from the registry + staging + starting the server until its liveness answers.
-    deploy.local_endpoint = _timed(stages, "deploy", deploy.local_endpoint)
+    serving_commands.local_endpoint = _timed(stages, "deploy", serving_commands.local_endpoint)
     local.LocalEndpoint.start = _timed(stages, "deploy", local.LocalEndpoint.start)
-    smoke.smoke_local = _timed(stages, "smoke test", smoke.smoke_local)
+    local_deploy.smoke_local = _timed(stages, "smoke test", local_deploy.smoke_local)
 
     code = cli.main(["run"])
     if code != 0:

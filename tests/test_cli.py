@@ -41,24 +41,24 @@ def test_an_unknown_target_in_the_environment_is_named(no_workspace, monkeypatch
 
 
 def test_a_workspace_config_json_names_the_workspace_but_does_not_choose_the_target(no_workspace, capsys, caplog):
-    """DESIGN's `config.json chooses azure` is declined: a downloaded config.json must not send `make run` to Azure."""
-    from amlops.cli.main import main as cli
+    """A config.json in the root does not choose Azure: a downloaded config.json must not send `make run` to Azure."""
+    from amlops.app import targets
 
-    cli._say_local_once.cache_clear()
+    targets._say_local_once.cache_clear()
     (no_workspace / "config.json").write_text('{"subscription_id": "s", "resource_group": "r", "workspace_name": "w"}')
     caplog.set_level("INFO", logger="amlops")
     assert main(["models", "list"]) == 0
     assert main(["models", "list"]) == 0
     assert caplog.text.count("config.json names an Azure ML workspace; this runs locally") == 1
     caplog.clear()
-    cli._say_local_once.cache_clear()
+    targets._say_local_once.cache_clear()
     assert main(["models", "list", "--target", "local"]) == 0  # an explicit choice needs no notice
     assert "names an Azure ML workspace" not in caplog.text
 
 
 @pytest.mark.parametrize("command", [["models", "list"], ["models", "show"], ["pipeline", "run"]])
 def test_naming_a_workspace_config_chooses_azure(no_workspace, command, caplog):
-    """`--workspace-config` is the explicit choice DESIGN §3 means: the named file is read (here: it lacks a field)."""
+    """`--workspace-config` is the explicit Azure choice: the named file is read (here: it lacks a field)."""
     config = no_workspace / "dev.json"
     config.write_text('{"subscription_id": "s", "resource_group": "r"}')
     assert main([*command, "--workspace-config", str(config)]) == EXIT_BAD_INPUT
@@ -97,7 +97,7 @@ def test_a_published_version_runs_the_code_it_was_published_with(no_workspace: P
     assert main(["pipeline", "publish"]) == 0
     published = json.loads(capsys.readouterr().out)
     snapshot = pipeline.snapshot_dir(ProjectSettings(), published["name"], 1)
-    assert (snapshot / "amlops" / "pipeline.py").is_file()
+    assert (snapshot / "amlops" / "lifecycle" / "pipeline.py").is_file()
     assert (snapshot / "sklearn.runconfig").read_bytes() == (no_workspace / "sklearn.runconfig").read_bytes()
 
     # The checkout moves on after publishing: the published version still runs what was published.
@@ -111,7 +111,7 @@ def test_a_published_version_runs_the_code_it_was_published_with(no_workspace: P
     assert (tags["published_pipeline"], tags["published_version"]) == (published["name"], "1")
     assert "changed since it was published" not in caplog.text
 
-    (snapshot / "amlops" / "pipeline.py").write_text("raise SystemExit('not the published code')\n")
+    (snapshot / "amlops" / "lifecycle" / "pipeline.py").write_text("raise SystemExit('not the published code')\n")
     assert main(["pipeline", "run", "--published", published["name"]]) == EXIT_BAD_INPUT
     assert "does not match the sha256 recorded when it was published" in caplog.text
 

@@ -6,6 +6,7 @@ MLClient stand-in of ``tests/test_azure_operations.py``, with a models API that 
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from amlops.azure import registry
+from amlops.azure import registry as azure_registry
 from amlops.cli.main import main
 from amlops.core import lineage, tags
 from amlops.core.errors import EXIT_BAD_INPUT, EXIT_DEGRADED
@@ -115,7 +116,7 @@ def test_a_new_version_replaces_the_old_one_only_after_its_smoke_test(
     def failing(state, data):
         raise SmokeTestFailure("predictions differ")
 
-    monkeypatch.setattr("amlops.serving.smoke.smoke_local", failing)
+    monkeypatch.setattr("amlops.lifecycle.local_deploy.smoke_local", failing)  # where deploys call it
     with pytest.raises(SmokeTestFailure):
         local_deploy.deploy_local("1", config=free_port_config)
     assert local_deploy.running_local(settings).pid == new.pid
@@ -445,7 +446,7 @@ def azure(project: Path, azure_models):
     client = SimpleNamespace(
         online_endpoints=cloud.online_endpoints, online_deployments=cloud.online_deployments, models=models
     )
-    yield cloud, client, registry.AzureRegistry(client, MODEL)
+    yield cloud, client, azure_registry.AzureRegistry(client, MODEL)
     cloud.close()
 
 
@@ -456,6 +457,7 @@ def test_azure_releases_and_rollbacks_are_recorded_on_the_versions(azure):
     from amlops.azure import build_steps
 
     cloud, client, registry = azure
+    serving = functools.partial(azure_registry.azure_serving, client)
     quiet = {"say": lambda line: None}
     build_steps.release("preprod", version="1", client=client, deployment_name="blue", **quiet)
     first = json.loads(registry.get("1").tags[records.deployment_tag("azure", ENDPOINT)])
@@ -473,14 +475,14 @@ def test_azure_releases_and_rollbacks_are_recorded_on_the_versions(azure):
     )
     green = json.loads(registry.get("2").tags[records.deployment_tag("azure", ENDPOINT)])
     assert (green["traffic"], green["detail"]) == (100, "traffic in steps: 10% → 50% → 100%")
-    shown = inventory.render_description(inventory.describe(registry, registry.get("2"), client=client))
+    shown = inventory.render_description(inventory.describe(registry, registry.get("2"), serving=serving))
     assert "green  (traffic in steps: 10% → 50% → 100%)" in shown.split("history")[1]
     kept = json.loads(registry.get("1").tags[records.deployment_tag("azure", ENDPOINT)])
     assert (kept["outcome"], kept["traffic"]) == ("succeeded", 0)  # kept at 0% for a rollback: not live
-    assert [r.endpoint for r in inventory.live_deployments(registry, registry.get("1"), client=client)] == []
-    assert [r.deployment for r in inventory.live_deployments(registry, registry.get("2"), client=client)] == ["green"]
+    assert [r.endpoint for r in inventory.live_deployments(registry, registry.get("1"), serving=serving)] == []
+    assert [r.deployment for r in inventory.live_deployments(registry, registry.get("2"), serving=serving)] == ["green"]
 
-    rows = registry.azure_endpoints(client, registry)
+    rows = azure_registry.azure_endpoints(client, registry)
     assert [(r["deployment"], r["version"], r["traffic"]) for r in rows if r["endpoint"] == ENDPOINT] == [
         ("green", "2", 100),
         ("blue", "1", 0),
@@ -573,7 +575,7 @@ def test_a_version_moves_from_one_workspace_to_another(azure, azure_models, tmp_
     assert main(["models", "import", str(archive), *prod_target]) == 0
     imported = json.loads(capsys.readouterr().out)
     assert (imported["version"], imported["source_version"], imported["promoted"]) == ("2", "2", False)
-    moved = registry.AzureRegistry(clients["prod.json"], MODEL).get("2")
+    moved = azure_registry.AzureRegistry(clients["prod.json"], MODEL).get("2")
     assert moved.tags["imported_from_version"] == "2"
     assert moved.tags["imported_from_registry"].startswith("azureml://workspaces/")
     assert not moved.in_production  # production is the target's decision (--promote)
@@ -582,7 +584,7 @@ def test_a_version_moves_from_one_workspace_to_another(azure, azure_models, tmp_
     assert main(["models", "import", str(archive), *prod_target, "--promote"]) == 0  # again: nothing new
     assert json.loads(capsys.readouterr().out)["version"] == "2"
     assert sorted(prod.folders) == ["1", "2"]
-    assert registry.AzureRegistry(clients["prod.json"], MODEL).production().version == "2"
+    assert azure_registry.AzureRegistry(clients["prod.json"], MODEL).production().version == "2"
     assert main(["models", "import", str(archive), *prod_target, "--registry-uri", "sqlite:///x.db"]) == EXIT_BAD_INPUT
 
 
@@ -599,18 +601,24 @@ def test_models_list_target_azure(azure, monkeypatch, capsys):
     assert any(line.split()[:2] == ["2", "*"] for line in capsys.readouterr().out.splitlines())
 
 
-def test_deleting_an_idle_azure_deployment_is_recorded(azure):
+def test_azure_cleanup_records_the_undeployment(azure, monkeypatch):
+    """`azure cleanup` deletes the kept deployment and its version's record says so (it said "kept for rollback")."""
     from amlops.azure import build_steps
 
-    _, client, registry = azure
+    _, client, models = azure
     quiet = {"say": lambda line: None}
     build_steps.release("preprod", version="1", client=client, deployment_name="blue", **quiet)
     build_steps.release("preprod", version="2", client=client, deployment_name="green", keep_old=True, **quiet)
-    described = inventory.describe(registry, registry.get("1"), client=client)
+    serving = functools.partial(azure_registry.azure_serving, client)
+    described = inventory.describe(models, models.get("1"), serving=serving)
     assert [d["status"] for d in described["deployments"]] == ["standby (0% traffic)"]
-    before = registry.azure_serving(client, ENDPOINT)
-    registry.record_cleanup(registry, stage="preprod", endpoint=ENDPOINT, before=before, deleted=["blue"])
-    assert json.loads(registry.get("1").tags[records.deployment_tag("azure", ENDPOINT)])["outcome"] == "undeployed"
+    monkeypatch.setattr("amlops.cli.azure._connect", lambda args: client)
+    assert main(["azure", "cleanup", "--stage", "preprod"]) == 0
+    record = json.loads(models.get("1").tags[records.deployment_tag("azure", ENDPOINT)])
+    assert (record["outcome"], record["detail"]) == ("undeployed", "idle deployment deleted")
+    assert [d["status"] for d in inventory.describe(models, models.get("1"), serving=serving)["deployments"]] == [
+        "undeployed"
+    ]
 
 
 class FakeData:

@@ -14,7 +14,7 @@ from amlops.lifecycle import local_deploy, pipeline
 from amlops.lifecycle.release import PREPRODUCTION_ENDPOINT, PRODUCTION_ENDPOINT
 from amlops.registry.mlflow import Registry
 from amlops.serving.smoke import SmokeTestFailure
-from tests.test_governance import ROW, events, record, served_version
+from tests.test_governance import ROW, logged_events, record, served_version
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def fail_smoke_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     def failing(state, data):
         raise SmokeTestFailure(f"v{state.model_version}: predictions differ")
 
-    monkeypatch.setattr("amlops.serving.smoke.smoke_local", failing)
+    monkeypatch.setattr("amlops.lifecycle.local_deploy.smoke_local", failing)  # where deploys call it
 
 
 def test_a_candidate_goes_through_preproduction_and_approval_and_can_be_rolled_back(
@@ -49,7 +49,7 @@ def test_a_candidate_goes_through_preproduction_and_approval_and_can_be_rolled_b
     assert "v2 serves production" in capsys.readouterr().out
     assert two_versions.production().version == "2"
     assert (serving(PREPRODUCTION_ENDPOINT), serving(PRODUCTION_ENDPOINT)) == (None, "2")
-    assert [e["version"] for e in events("model.promoted")][-1] == "2"
+    assert [e["version"] for e in logged_events("model.promoted")][-1] == "2"
 
     assert main(["release", "--rollback", *config]) == 0
     assert "rolled back: v1 serves production" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The scoring contract (DESIGN.md §5) in-process: request validation, predictions, model loading, specs."""
+"""The scoring contract in-process: request validation, predictions, model loading, specs."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from amlops.azure import build_steps
 from amlops.core.errors import AmlopsError
 from amlops.core.files import read_json, write_json
-from amlops.core.lineage import BUILD_ID_VARIABLES, git_commit
+from amlops.core.lineage import build_id, git_commit
 from amlops.core.settings import PACKAGE_DIR, DataSettings, ProjectSettings
 from amlops.lifecycle import pipeline
 from amlops.ml import data
@@ -79,7 +79,7 @@ class BuildContext:
     @property
     def build_id(self) -> str:
         """The CI build id, or ``local`` in a dry run."""
-        return next((os.environ[v] for v in BUILD_ID_VARIABLES if os.environ.get(v)), "local")
+        return build_id() or "local"
 
     @property
     def build_url(self) -> str:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from amlops.azure import online, operations, render, rollout, translate
 from amlops.azure.connection import connect, offline_client
-from amlops.azure.registry import AzureRegistry, azure_serving, record_release, record_rollback
+from amlops.azure.registry import AzureRegistry, azure_serving, record_cleanup, record_release, record_rollback
 from amlops.azure.translate import Project
 from amlops.core.azure_settings import STAGES, AzureSettings
 from amlops.core.config import ConfigError
@@ -113,8 +114,6 @@ def publish(
     Raises:
         ConfigError: for another name, or a hyperparameter the run configuration does not have.
     """
-    from datetime import UTC, datetime
-
     project = project or translate.Project.load()
     if name and name != project.pipeline_name:
         raise ConfigError(
@@ -125,7 +124,7 @@ def publish(
         project = project.with_hyperparameters(hyperparameters)
     assets = render.training_assets(project, project.settings.build_dir / "azureml-submit", data)
     operations.validate_job(offline_client(), assets.pipeline)
-    version = version or datetime.now(UTC).strftime("%Y%m%d.%H%M%S")
+    version = version or datetime.now(timezone.utc).strftime("%Y%m%d.%H%M%S")
     component = translate.pipeline_component(assets.pipeline)
     if description:
         component.description = description
@@ -224,6 +223,21 @@ def release(
     return result
 
 
+def cleanup(stage: str, *, client: Any = None, say: Say = log.info) -> list[str]:
+    """Delete the deployments a stage keeps at 0% once its release is final, recording each on its version.
+
+    The replaced version's record then says ``undeployed`` instead of "kept for rollback" (``models show``).
+    """
+    client = _client(client)
+    settings = ProjectSettings()
+    endpoint_name = AzureSettings().endpoint_name(stage, settings)
+    before = azure_serving(client, endpoint_name)
+    deleted = rollout.delete_idle(client, endpoint_name, say=say)
+    models = AzureRegistry(client, settings.model_name, settings)
+    record_cleanup(models, stage=stage, endpoint=endpoint_name, before=before, deleted=deleted)
+    return deleted
+
+
 def rollback(stage: str, *, to: str | None = None, client: Any = None, say: Any = log.info) -> tuple[str, Any]:
     """Send a stage's traffic back to the previous deployment (:func:`rollout.rollback`), recorded.
 
@@ -260,9 +274,8 @@ def _rollback_candidate(endpoint: Any, before: dict[str, tuple[str, str, int]]) 
 def default_deployment_name(version: str, now: Any = None) -> str:
     """A new deployment name for a model version: ``v<version>-<MMDDHHMMSS>`` (unique per release)."""
     import re
-    from datetime import UTC, datetime
 
-    stamp = (now or datetime.now(UTC)).strftime("%m%d%H%M%S")
+    stamp = (now or datetime.now(timezone.utc)).strftime("%m%d%H%M%S")
     return f"v{re.sub(r'[^A-Za-z0-9-]', '-', str(version))}-{stamp}"[:32].rstrip("-")
 
 

@@ -1,4 +1,4 @@
-"""The document's files as Azure ML v2 entities (DESIGN §4): pure functions, no workspace, no network.
+"""The document's files as Azure ML v2 entities (docs/azure.md): pure functions, no workspace, no network.
 
 ==============================  ====================================================================================
 v1 file                         v2 entity

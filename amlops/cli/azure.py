@@ -210,9 +210,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 @_azure_errors
 def cmd_cleanup(args: argparse.Namespace) -> int:
     """Delete the deployments a stage keeps at 0% traffic, once its release is final."""
-    endpoint_name = AzureSettings().endpoint_name(args.stage, ProjectSettings())
-    deleted = rollout.delete_idle(_connect(args), endpoint_name, say=say)
-    say(f"deleted {deleted or 'nothing'} from {endpoint_name}")
+    deleted = build_steps.cleanup(args.stage, client=_connect(args), say=say)
+    say(f"deleted {deleted or 'nothing'} from {AzureSettings().endpoint_name(args.stage, ProjectSettings())}")
     return 0
 
 

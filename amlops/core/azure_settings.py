@@ -29,7 +29,7 @@ class Stage:
     description: str
 
 
-#: The release stages (DESIGN §6). Each one's ``computeType`` picks the kind of endpoint: ACI → managed online
+#: The release stages (docs/azure.md). Each one's ``computeType`` picks the kind of endpoint: ACI → managed online
 #: endpoint, AKS → Kubernetes online endpoint.
 STAGES: dict[str, Stage] = {
     "preprod": Stage("preprod", "deploymentConfig.yml", "pre-production"),

@@ -60,7 +60,8 @@ class DeploymentRecord:
     def from_dict(cls, value: dict[str, Any]) -> DeploymentRecord:
         """Read a stored record (unknown keys are ignored)."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in value.items() if k in known})
+        # ``url`` is dropped from the stored form when there is none (a failed release, a deleted deployment).
+        return cls(**{"url": None, **{k: v for k, v in value.items() if k in known}})
 
 
 def deployment_tag(target: str, endpoint: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from amlops.core.files import read_json, write_json
+from amlops.core.logs import run_step
 from amlops.core.settings import GateSettings
 from amlops.ml import model as model_lib
 from amlops.registry.mlflow import Registry
@@ -151,6 +152,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from amlops.core.logs import run_step
-
     raise SystemExit(run_step(main))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from amlops.core.files import write_json
+from amlops.core.logs import run_step
 from amlops.core.settings import DataSettings, DriftSettings, ProjectSettings
 from amlops.ml import data, drift
 
@@ -128,6 +129,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from amlops.core.logs import run_step
-
     raise SystemExit(run_step(main))

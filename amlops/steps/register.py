@@ -11,11 +11,12 @@ import argparse
 import contextlib
 import logging
 import os
-import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
 from amlops.core.files import file_lock, read_json, write_json
+from amlops.core.lineage import build_id, git_commit
+from amlops.core.logs import run_step
 from amlops.core.settings import GateSettings, ProjectSettings
 from amlops.registry import tracking
 from amlops.registry.mlflow import Registry
@@ -25,45 +26,8 @@ from amlops.steps import train as train_step
 log = logging.getLogger("amlops.steps.register")  # not __main__ when run with -m
 
 REGISTRATION_FILE = "registration.json"
-#: In a staged code folder (no ``.git``): the commit of the checkout it was copied from.
-SOURCE_FILE = "amlops-source.json"
 #: Reliability tests set this to a point name (``register:before-promote``) to kill the process there.
 FAULT_VARIABLE = "AMLOPS_FAULT_INJECTION"
-#: Azure DevOps and GitHub Actions expose the build id under these names.
-BUILD_ID_VARIABLES = ("BUILD_BUILDID", "GITHUB_RUN_ID")
-
-
-def git_commit(root: Path) -> tuple[str, bool]:
-    """The commit the code was at, and whether the working tree had uncommitted changes.
-
-    Outside a git checkout, what :data:`SOURCE_FILE` recorded when the code was staged (an Azure ML job's code
-    snapshot has no ``.git``); ``("uncommitted", True)`` without either, or before the first commit.
-    """
-    recorded = Path(root) / SOURCE_FILE
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        if recorded.is_file():
-            source = read_json(recorded)
-            return str(source["git_commit"]), bool(source["git_dirty"])
-        return "uncommitted", True
-    return sha, bool(status.strip())
-
-
-def record_source(code: Path, root: Path) -> None:
-    """Write :data:`SOURCE_FILE` into a staged code folder: the commit of ``root``, the checkout it was copied from."""
-    commit, dirty = git_commit(root)
-    write_json(Path(code) / SOURCE_FILE, {"git_commit": commit, "git_dirty": dirty})
 
 
 def fault_point(name: str) -> None:
@@ -94,7 +58,6 @@ def lineage_tags(
 ) -> dict[str, str]:
     """Tags recorded on a new model version: metrics, parameters, code, data, run and decision."""
     commit, dirty = git_commit(root)
-    build_id = next((os.environ[name] for name in BUILD_ID_VARIABLES if os.environ.get(name)), "")
     tags = {f"metric.{k}": repr(float(v)) for k, v in decision.candidate.items()}
     tags |= {f"param.{k}": str(v) for k, v in train_record["params"].items()}
     tags |= {
@@ -105,7 +68,7 @@ def lineage_tags(
         "data_source": Path(fingerprint["source"]).name,
         "train_run_id": train_record["run_id"],
         "pipeline_run_id": pipeline_run_id or "",
-        "build_id": build_id,
+        "build_id": build_id() or "",
         "decision": decision.outcome,
         "decision_reasons": " | ".join(decision.reasons),
     }
@@ -233,6 +196,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from amlops.core.logs import run_step
-
     raise SystemExit(run_step(main))

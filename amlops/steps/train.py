@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from amlops.core.files import read_json, write_json
+from amlops.core.logs import run_step
 from amlops.ml import model as model_lib
 from amlops.registry import tracking
 from amlops.steps import prep
@@ -120,6 +121,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from amlops.core.logs import run_step
-
     raise SystemExit(run_step(main))
