@@ -113,7 +113,7 @@ def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     assert {p.name for p in (artifact / "model").iterdir()} >= {"MLmodel", "model.skops", "requirements.txt"}
     for name in build.RELEASE_FILES:
         assert (artifact / "release" / name).read_bytes() == (clone / name).read_bytes(), name
-    assert (artifact / "release" / "amlops" / "scoring.py").is_file()
+    assert (artifact / "release" / "amlops" / "scoring" / "__init__.py").is_file()
     assert not list((artifact / "release").rglob("__pycache__"))
     # What `azure deploy` reads before its first Azure call, read from the release folder alone.
     from amlops.azure import translate

@@ -108,7 +108,7 @@ def lint(context: BuildContext) -> None:
     """Style (ruff) and the layer contracts (import-linter), both configured in pyproject.toml."""
     _run([sys.executable, "-m", "ruff", "check", "."], context)
     _run([sys.executable, "-m", "ruff", "format", "--check", "."], context)
-    _run([str(Path(sys.executable).with_name("lint-imports"))], context)
+    _run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"], context)
 
 
 def data_quality(context: BuildContext) -> None:
