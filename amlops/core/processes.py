@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 
 
@@ -22,10 +23,14 @@ def unwind_on_sigterm(exception: type[BaseException] = SystemExit) -> None:
 
     Servers run in their own session (a Ctrl-C in the terminal must not reach a server mid-release), so nothing
     else stops them when the process that started them is terminated: a cancelled CI job, a timeout, ``kill``.
-    Entry points call this; ``serve`` replaces it with its own handler. A process forked from this one (a
-    ``multiprocessing`` worker, which its pool stops with SIGTERM) gets the default action back as it is forked:
-    a Python-level handler there can lose the signal (it arrives just before the worker blocks on the pool's
-    queue lock, and the worker waits forever), and the worker would not unwind anything of ours anyway.
+    Entry points call this; ``serve`` replaces it with its own handler.
+
+    A process forked from this one (a ``multiprocessing`` worker, which its pool stops with SIGTERM) must die of
+    SIGTERM, even one sent before it has run a single instruction: a pool SIGTERMs a worker it forked moments
+    before, and waits for it. CPython clears the signals its C-level handler caught as a child starts, so such a
+    signal was lost and the pool hung. So SIGTERM is blocked in the forking thread across the fork (the child
+    inherits that mask), and the child unblocks it only after restoring the default action: a signal that came in
+    between is still pending then, and kills it.
 
     Args:
         exception: Raised with ``128 + signum`` (SystemExit's exit code); pytest's conftest passes KeyboardInterrupt.
@@ -34,25 +39,52 @@ def unwind_on_sigterm(exception: type[BaseException] = SystemExit) -> None:
     owner = os.getpid()
 
     def terminate(signum: int, frame: object) -> None:
-        if os.getpid() != owner:  # forked before the at-fork reset ran: die of the signal
+        if os.getpid() != owner:  # a fork that ran no at-fork hooks: die of the signal
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
         raise exception(128 + signum)
 
     if _sigterm_handler is None:
-        os.register_at_fork(after_in_child=_default_sigterm_in_child)
+        os.register_at_fork(
+            before=_hold_sigterm_for_fork, after_in_parent=_release_sigterm, after_in_child=_default_sigterm_in_child
+        )
     _sigterm_handler = terminate
     signal.signal(signal.SIGTERM, terminate)
 
 
 _sigterm_handler: object | None = None  # the handler unwind_on_sigterm installed last
+_fork = threading.local()  # whether this thread blocked SIGTERM for the fork it is making
+
+
+def _sigterm_is_ours() -> bool:
+    return _sigterm_handler is not None and signal.getsignal(signal.SIGTERM) is _sigterm_handler
+
+
+def _hold_sigterm_for_fork() -> None:
+    """Before fork: block SIGTERM in the forking thread, whose signal mask the child inherits."""
+    _fork.held = False
+    if _sigterm_is_ours():
+        _fork.held = signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _release_sigterm() -> None:
+    """After fork: unblock SIGTERM if ``_hold_sigterm_for_fork`` blocked it; a pending one is delivered now.
+
+    In the parent, the handler of a SIGTERM that came during the fork then runs inside this at-fork hook, and
+    CPython prints its exception instead of raising it. That is no new loss: unblocked, the signal was handled in
+    the first Python at-fork hook to run after the fork (``logging`` registers one), with the same outcome.
+    """
+    if getattr(_fork, "held", False):
+        _fork.held = False
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _default_sigterm_in_child() -> None:
-    """At fork: a child gets SIGTERM's default action back if the parent's was ours."""
-    if _sigterm_handler is not None and signal.getsignal(signal.SIGTERM) is _sigterm_handler:
+    """At fork, in the child: the default action back if the parent's was ours, then SIGTERM unblocked."""
+    if _sigterm_is_ours():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _release_sigterm()
 
 
 def stop_process_group(pid: int, grace_seconds: float = 10.0) -> None:
