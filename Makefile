@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install run test lint dry-run format serve release approve pipeline models validate snapshot render lock clean
+.PHONY: help install run test lint dry-run format docs serve release approve pipeline models validate snapshot render lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,9 @@ dry-run: $(ENV) ## Run the CI build's steps locally, in order, into build/artifa
 format: $(ENV) ## Reformat the code with ruff
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+docs: $(ENV) ## Regenerate docs/reference/ (every command and setting) from the code
+	$(PY) -m amlops.cli.reference
 
 .PHONY: bench
 bench: $(ENV) ## Benchmark the endpoint vs its floor and peers (~10 min, installs wrk); results in build/bench/
