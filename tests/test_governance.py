@@ -546,17 +546,17 @@ def test_endpoints_list_target_azure(azure, monkeypatch, capsys):
     assert f"{MODEL}-prod" in out  # the production stage's endpoint, not created yet
 
 
-def test_a_pipeline_run_on_azure_promotes_through_the_workspace_registry(azure, monkeypatch):
-    from amlops.app import workflow
+def test_a_pipeline_run_on_azure_promotes_through_the_workspace_registry(azure):
+    from amlops.app.targets import AzureTarget
 
     _, client, registry = azure
-    monkeypatch.setattr(workflow, "_azure", lambda: client)
-    outcome = workflow._promote_on_azure({"registered_version": "2", "production_version": None})
+    target = AzureTarget(client)
+    outcome = target.promote_registered({"registered_version": "2", "production_version": None})
     assert outcome["production_version"] == registry.production().version == "2"
     assert logged_events("model.promoted")[-1]["version"] == "2"
     retirement.retire(registry, "1", "trained on a leaked label", say=lambda line: None)
     with pytest.raises(RetiredVersionError, match="trained on a leaked label"):
-        workflow._promote_on_azure({"registered_version": "1", "production_version": "2"})
+        target.promote_registered({"registered_version": "1", "production_version": "2"})
     assert registry.production().version == "2"
 
 
