@@ -330,6 +330,27 @@ def open_target(target: str | None = None, workspace_config: Path | None = None)
     return LocalTarget()
 
 
+def migration_registry(
+    target: str | None, workspace_config: Path | None, registry_uri: str | None = None
+) -> ModelRegistry:
+    """Where ``models export`` reads and ``models import`` writes: any MLflow registry, or the workspace's.
+
+    Args:
+        target: ``local``, ``azure`` or ``None`` (see :func:`resolve`).
+        workspace_config: A studio ``config.json`` (implies Azure).
+        registry_uri: An MLflow tracking URI; only for a local target (default: the project's registry).
+    """
+    if resolve(target, workspace_config) == "azure":
+        if registry_uri:
+            raise BadInputError(
+                "--registry-uri names an MLflow registry; with --target azure the workspace's registry is used "
+                "(choose the workspace with --workspace-config)"
+            )
+        return AzureTarget(connection.connect(workspace_config)).registry()
+    settings = ProjectSettings()
+    return Registry(settings.model_copy(update={"tracking_uri": registry_uri}) if registry_uri else settings)
+
+
 def production_version(target: Target) -> Version:
     """The version serving production on ``target``'s registry."""
     current = target.registry().production()

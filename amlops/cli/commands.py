@@ -18,7 +18,6 @@ from amlops.lifecycle.migrate import export_version, import_archive
 from amlops.ml import data
 from amlops.ml.data import write_snapshot
 from amlops.registry.base import ModelRegistry
-from amlops.registry.mlflow import Registry
 
 log = logging.getLogger("amlops")
 
@@ -213,15 +212,7 @@ def cmd_endpoints_list(args: argparse.Namespace) -> int:
 
 def _migration_registry(args: argparse.Namespace) -> ModelRegistry:
     """``--registry-uri`` (any MLflow registry), the workspace's with ``--target azure``, else the project's."""
-    settings = ProjectSettings()
-    if targets.resolve(args.target, args.workspace_config) == "azure":
-        if args.registry_uri:
-            raise LookupError(
-                "--registry-uri names an MLflow registry; with --target azure the workspace's registry is used "
-                "(choose the workspace with --workspace-config)"
-            )
-        return _governed(args)[0]
-    return Registry(settings.model_copy(update={"tracking_uri": args.registry_uri}) if args.registry_uri else settings)
+    return targets.migration_registry(args.target, args.workspace_config, args.registry_uri)
 
 
 def cmd_models_export(args: argparse.Namespace) -> int:
