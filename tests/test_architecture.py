@@ -4,10 +4,12 @@ The layer contracts themselves are import-linter's (pyproject.toml); these tests
 """
 
 import ast
+import graphlib
 import subprocess
 import sys
 from pathlib import Path
 
+import grimp
 import pytest
 
 from amlops.cli.main import handler
@@ -49,6 +51,19 @@ def test_the_layer_contracts_hold():
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_no_module_imports_itself_through_others():
+    """Module by module, counting every import statement (also under TYPE_CHECKING): the graph has no cycle.
+
+    The layer contracts forbid cycles between layers; this also covers two modules of one layer.
+    """
+    graph = grimp.build_graph("amlops", cache_dir=None)
+    imports = {module: graph.find_modules_directly_imported_by(module) for module in graph.modules}
+    try:
+        graphlib.TopologicalSorter(imports).prepare()
+    except graphlib.CycleError as error:
+        pytest.fail(f"import cycle: {' -> '.join(error.args[1])}")
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(REPO)))
