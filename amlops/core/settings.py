@@ -124,9 +124,9 @@ class DataSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AMLOPS_DATA_", extra="ignore")
 
-    test_size: float = Field(default=0.2, gt=0.0, lt=1.0)
-    seed: int = 42
-    min_rows: int = Field(default=100, ge=2)
+    test_size: float = Field(default=0.2, gt=0.0, lt=1.0, description="Share of rows held out for evaluation.")
+    seed: int = Field(default=42, description="Seed of the train/holdout split, so a rerun splits the same way.")
+    min_rows: int = Field(default=100, ge=2, description="Fewest rows ``prep`` accepts.")
 
 
 class DriftSettings(BaseSettings):
@@ -134,7 +134,7 @@ class DriftSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AMLOPS_DRIFT_", extra="ignore")
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Check drift at all (off: ``prep`` only validates the data).")
     max_psi: float = Field(default=0.25, gt=0, description="Population stability index per feature (0.25 = major).")
     max_ks: float = Field(default=0.3, gt=0, le=1, description="Kolmogorov-Smirnov statistic per feature.")
     bins: int = Field(default=10, ge=2, le=100, description="Quantile bins of the reference for the PSI.")
@@ -159,8 +159,10 @@ class ScoringSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AMLOPS_SCORING_", extra="ignore")
 
-    max_batch_rows: int = Field(default=10_000, ge=1)
-    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=64)
+    max_batch_rows: int = Field(default=10_000, ge=1, description="Most rows one request may carry (more: HTTP 400).")
+    max_request_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=64, description="Largest request body in bytes (larger: HTTP 413)."
+    )
 
 
 class EfficacySettings(BaseSettings):
