@@ -130,3 +130,13 @@ def test_check_mode_reports_stale_files(tmp_path: Path):
     assert reference.main(["--docs-dir", str(tmp_path), "--check"]) == 1
     assert reference.main(["--docs-dir", str(tmp_path)]) == 0
     assert reference.main(["--docs-dir", str(tmp_path), "--check"]) == 0
+
+
+def test_every_option_says_what_it_does():
+    undocumented = [
+        f"{' '.join(path) or 'python -m amlops'} {(action.option_strings or [action.dest])[0]}"
+        for path, parser in _walk(cli.parser())
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction) and not action.help
+    ]
+    assert undocumented == [], f"options without a help text (the reference shows it): {undocumented}"

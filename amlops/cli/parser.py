@@ -67,16 +67,21 @@ def parser() -> argparse.ArgumentParser:
         return sub
 
     snapshot = command("snapshot", "commands:cmd_snapshot", "write data/diabetes.csv and its sha256 from scikit-learn")
-    snapshot.add_argument("--out", type=Path, default=None)
+    snapshot.add_argument("--out", type=Path, default=None, help="where to write the CSV (default: the data snapshot)")
     validate = command("validate", "commands:cmd_validate", "check a data file against the schema (data quality)")
-    validate.add_argument("--data", type=Path, default=None)
+    validate.add_argument("--data", type=Path, default=None, help="CSV to check (default: the data snapshot)")
     pipeline_cli = commands.add_parser("pipeline", help="run, publish or list the training pipeline")
     pipeline_commands = pipeline_cli.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
     run_pipeline = pipeline_commands.add_parser("run", help="run prep → train → evaluate → register locally")
     run_pipeline.set_defaults(handler="commands:cmd_pipeline_run")
     run_pipeline.add_argument("--data", type=Path, default=None, help="CSV to train on (default: the snapshot)")
     run_pipeline.add_argument("--alpha", type=float, default=None, help="override sklearn.runconfig's --alpha")
-    run_pipeline.add_argument("--no-promote", dest="promote", action="store_false")
+    run_pipeline.add_argument(
+        "--no-promote",
+        dest="promote",
+        action="store_false",
+        help="register the candidate but leave production as it is",
+    )
     run_pipeline.add_argument("--published", default=None, metavar="NAME[:VERSION]", help="run a published version")
     _target_options(run_pipeline)
     publish = pipeline_commands.add_parser("publish", help="publish the pipeline as a named, versioned definition")
@@ -86,18 +91,18 @@ def parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--data", default=None, help="default data path (relative to the repository)")
     publish.add_argument("--alpha", type=float, default=None, help="default alpha")
-    publish.add_argument("--description", default="")
+    publish.add_argument("--description", default="", help="what this published version changes")
     _target_options(publish)
     listing = pipeline_commands.add_parser("list", help="list a pipeline's published versions")
     listing.set_defaults(handler="commands:cmd_pipeline_list")
-    listing.add_argument("--name", default=DEFAULT_PIPELINE_NAME)
+    listing.add_argument("--name", default=DEFAULT_PIPELINE_NAME, help="published pipeline (default: %(default)s)")
     models_cli = commands.add_parser(
         "models", help="list, show, export, import, promote, retire or check registered model versions"
     )
     models_commands = models_cli.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     models = models_commands.add_parser("list", help="registered versions, their metrics and the production one")
     models.set_defaults(handler="commands:cmd_models")
-    models.add_argument("--json", action="store_true")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _target_options(models)
     export = models_commands.add_parser("export", help="write a version (files, metrics, lineage) to an archive")
     export.set_defaults(handler="commands:cmd_models_export")
@@ -111,14 +116,14 @@ def parser() -> argparse.ArgumentParser:
     _target_options(promote)
     import_ = models_commands.add_parser("import", help="verify an exported archive and register it")
     import_.set_defaults(handler="commands:cmd_models_import")
-    import_.add_argument("archive", type=Path)
+    import_.add_argument("archive", type=Path, help="a .zip written by models export")
     import_.add_argument("--registry-uri", default=None, help="target MLflow registry (default: the project's)")
     import_.add_argument("--promote", action="store_true", help="also move the target's production marker")
     _target_options(import_)
     show = models_commands.add_parser("show", help="a version's metrics, lineage and live deployments")
     show.set_defaults(handler="commands:cmd_models_show")
     show.add_argument("model", nargs="?", default=None, help="NAME[:VERSION] or VERSION (default: production)")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _target_options(show)
     retire = models_commands.add_parser("retire", help="mark a version as not to be served (deploys are refused)")
     retire.set_defaults(handler="commands:cmd_models_retire")
@@ -131,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
     unretire = models_commands.add_parser("unretire", help="undo a retirement")
     unretire.set_defaults(handler="commands:cmd_models_unretire")
     unretire.add_argument("model", help="NAME:VERSION or VERSION")
-    unretire.add_argument("--reason", default=None)
+    unretire.add_argument("--reason", default=None, help="why it comes back (kept in its record)")
     _target_options(unretire)
     check = models_commands.add_parser(
         "check", help="score production on newer labelled data: ok (exit 0) or degraded (exit 4)"
@@ -144,13 +149,13 @@ def parser() -> argparse.ArgumentParser:
         help="labelled CSV with the training schema, or a data asset azureml:NAME:VERSION (--target azure)",
     )
     check.add_argument("--retrain", action="store_true", help="start the training pipeline on it when degraded")
-    check.add_argument("--json", action="store_true")
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _target_options(check)
     endpoints_cli = commands.add_parser("endpoints", help="endpoints and the model version each serves")
     endpoints_commands = endpoints_cli.add_subparsers(dest="endpoints_command", required=True, metavar="ACTION")
     endpoints_list = endpoints_commands.add_parser("list", help="each endpoint with the version it serves")
     endpoints_list.set_defaults(handler="commands:cmd_endpoints_list")
-    endpoints_list.add_argument("--json", action="store_true")
+    endpoints_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _target_options(endpoints_list)
     build_cli = command("build", "commands:cmd_build", "run a CI build step, or `all` of them in order (local dry run)")
     build_cli.add_argument(
@@ -162,20 +167,22 @@ def parser() -> argparse.ArgumentParser:
         default=Path("build/artifact"),
         help="where the build artifact is assembled ($(Build.ArtifactStagingDirectory) in CI)",
     )
-    build_cli.add_argument("--target", choices=["local", "azure"], default="local")
+    build_cli.add_argument(
+        "--target", choices=["local", "azure"], default="local", help="which registry the build step uses"
+    )
     serve = command("serve", "serving:cmd_serve", "serve the production model on the local endpoint until Ctrl-C")
     serve.add_argument("--version", default=None, help="registered version (default: production)")
     serve.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
     smoke = command("smoke", "serving:cmd_smoke", "smoke-test a running local endpoint")
-    smoke.add_argument("--name", default=LOCAL_ENDPOINT)
+    smoke.add_argument("--name", default=LOCAL_ENDPOINT, help="local endpoint (default: %(default)s)")
     deploy = command(
         "deploy", "serving:cmd_deploy", "deploy production (or --version) to a local endpoint left running"
     )
     deploy.add_argument("--version", default=None, help="registered version (default: production)")
     deploy.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
-    deploy.add_argument("--name", default=LOCAL_ENDPOINT)
+    deploy.add_argument("--name", default=LOCAL_ENDPOINT, help="local endpoint (default: %(default)s)")
     undeploy = command("undeploy", "serving:cmd_undeploy", "stop a local endpoint started by deploy or a notebook")
-    undeploy.add_argument("--name", default=LOCAL_ENDPOINT)
+    undeploy.add_argument("--name", default=LOCAL_ENDPOINT, help="local endpoint (default: %(default)s)")
     release_cli = command(
         "release",
         "serving:cmd_release",
@@ -193,7 +200,7 @@ def parser() -> argparse.ArgumentParser:
     lifecycle = command(
         "run", "serving:cmd_run", "pipeline, local deploy of the candidate, smoke test, promote, summary"
     )
-    lifecycle.add_argument("--data", type=Path, default=None)
+    lifecycle.add_argument("--data", type=Path, default=None, help="training CSV (default: the data snapshot)")
     lifecycle.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")
     register_commands(commands)
     return cli
@@ -244,7 +251,7 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
     submit.add_argument("--data", type=Path, default=None, help="training CSV (default: the snapshot)")
     submit.add_argument("--no-wait", action="store_true", help="return once submitted")
     submit.add_argument("--stream-logs", action="store_true", help="stream the job's logs while waiting")
-    submit.add_argument("--poll-seconds", type=float, default=15.0)
+    submit.add_argument("--poll-seconds", type=float, default=15.0, help="seconds between status checks")
     submit.add_argument("--timeout", type=float, default=None, help="seconds to wait before failing")
 
     publish = command(
@@ -291,7 +298,7 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
     endpoint = command("endpoint", "azure:cmd_endpoint", "show an endpoint's URL, traffic and deployments")
     _stage_option(endpoint)
     endpoint.add_argument("--show-keys", action="store_true", help="print the keys (stdout only, never logged)")
-    endpoint.add_argument("--json", action="store_true")
+    endpoint.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def register_commands(commands: argparse._SubParsersAction) -> None:
