@@ -75,7 +75,7 @@ models: $(ENV) ## List registered model versions and which one is in production
 validate: $(ENV) ## Data quality check of the snapshot (or DATA=path.csv)
 	$(PY) -m amlops validate $(if $(DATA),--data $(DATA))
 
-snapshot: $(ENV) ## Rewrite data/diabetes.csv and its sha256 from scikit-learn
+snapshot: $(ENV) ## Check the data snapshot (contract.yml: data) and record its sha256, after you replace it
 	$(PY) -m amlops snapshot
 
 render: $(ENV) ## Write the Azure ML v2 YAML files (jobs, components, endpoints) into build/azureml (offline)

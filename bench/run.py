@@ -265,21 +265,23 @@ def make_model(work: Path):
     import numpy as np
     import pandas as pd
 
+    from amlops.core.settings import ProjectSettings
     from amlops.ml import model
-    from amlops.ml.data import FEATURES
     from amlops.scoring.model import load_model
 
-    snapshot = pd.read_csv(REPO / "data" / "diabetes.csv")
+    settings = ProjectSettings()
+    snapshot = pd.read_csv(settings.data_snapshot)
     folder = model.save_mlflow_model(model.fit(snapshot, alpha=1.0), snapshot, work / "model")
-    rows = snapshot.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+    rows = snapshot.loc[:, list(settings.contract.feature_names)].to_numpy(dtype=np.float64)
     expected = load_model(folder).estimator.predict(rows)
     return folder, rows, expected
 
 
 def write_bodies(work: Path, rows, batches: tuple[int, ...]) -> dict[str, dict[int, Path]]:
     """Request bodies per batch size: ``{"data": ...}`` for the Azure server, ``dataframe_split`` for MLflow."""
-    from amlops.ml.data import FEATURES
+    from amlops.core.settings import ProjectSettings
 
+    features = ProjectSettings().contract.feature_names
     folder = work / "bodies"
     folder.mkdir()
     bodies: dict[str, dict[int, Path]] = {"data": {}, "mlflow": {}}
@@ -287,7 +289,7 @@ def write_bodies(work: Path, rows, batches: tuple[int, ...]) -> dict[str, dict[i
         chosen = [rows[i % len(rows)].tolist() for i in range(batch)]
         for kind, document in (
             ("data", {"data": chosen}),
-            ("mlflow", {"dataframe_split": {"columns": list(FEATURES), "data": chosen}}),
+            ("mlflow", {"dataframe_split": {"columns": list(features), "data": chosen}}),
         ):
             path = folder / f"{kind}-{batch}.json"
             path.write_text(json.dumps(document))

@@ -338,7 +338,7 @@ def test_inference_config_v1_image_fields_are_refused(tmp_path: Path, field: str
 def test_inference_base_image_becomes_the_scoring_image(tmp_path: Path):
     root = tmp_path / "project"
     root.mkdir()
-    for name in ("sklearn.runconfig", "myenv.yml", "score.py", "train.py"):
+    for name in ("sklearn.runconfig", "myenv.yml", "score.py", "train.py", "contract.yml"):
         (root / name).write_text((REPO / name).read_text())
     (root / "environments").mkdir()
     (root / "environments" / "score.yml").write_text((REPO / "environments" / "score.yml").read_text())

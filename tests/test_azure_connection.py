@@ -14,6 +14,7 @@ import pytest
 
 from amlops.azure import connection
 from amlops.core.azure_settings import AzureSettings
+from tests.conftest import REPO
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
@@ -210,6 +211,7 @@ def _run_isolated(
     home, root = tmp_path / "home", tmp_path / "root"
     home.mkdir()
     root.mkdir()
+    (root / "contract.yml").write_bytes((REPO / "contract.yml").read_bytes())  # a project: it names its model
     guard_log = tmp_path / "network.log"
     env = {
         # Only the venv on PATH: no Azure CLI, PowerShell or azd to fall back to.

@@ -111,7 +111,9 @@ def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     assert outcome["production_version"] is None  # the build registers; the release promotes after approval
 
     assert {p.name for p in (artifact / "model").iterdir()} >= {"MLmodel", "model.skops", "requirements.txt"}
-    for name in build.RELEASE_FILES:
+    from amlops.core.settings import ProjectSettings
+
+    for name in build.release_files(ProjectSettings(root=clone)):
         assert (artifact / "release" / name).read_bytes() == (clone / name).read_bytes(), name
     assert (artifact / "release" / "amlops" / "scoring" / "__init__.py").is_file()
     assert not list((artifact / "release").rglob("__pycache__"))

@@ -12,7 +12,9 @@ from amlops.core.files import read_json
 from amlops.core.settings import DataSettings
 from amlops.ml import data
 from amlops.steps import prep
-from tests.conftest import REPO
+from tests.conftest import CONTRACT, FEATURES, REPO, TARGET, example_script
+
+make_dataset = example_script("data/make_dataset.py")
 
 
 def test_snapshot_matches_recorded_sha256():
@@ -21,15 +23,15 @@ def test_snapshot_matches_recorded_sha256():
 
 
 def test_snapshot_script_reproduces_the_committed_bytes(tmp_path: Path):
-    digest = data.write_snapshot(tmp_path / "diabetes.csv")
+    digest = make_dataset.write_snapshot(tmp_path / "diabetes.csv")
     assert (tmp_path / "diabetes.csv").read_bytes() == (REPO / "data" / "diabetes.csv").read_bytes()
     assert (tmp_path / "diabetes.csv.sha256").read_text() == (REPO / "data" / "diabetes.csv.sha256").read_text()
     assert len(digest) == 64
 
 
 def test_snapshot_is_valid_and_has_the_expected_shape(diabetes: pd.DataFrame):
-    valid = data.validate(diabetes, min_rows=100)
-    assert list(valid.columns) == [*data.FEATURES, data.TARGET]
+    valid = data.validate(diabetes, CONTRACT, min_rows=100)
+    assert list(valid.columns) == [*FEATURES, TARGET]
     assert len(valid) == 442
     assert all(dtype == np.float64 for dtype in valid.dtypes)
 
@@ -99,7 +101,7 @@ BAD_DATA = {
 def test_bad_data_is_rejected_naming_column_and_rule(case: str, diabetes: pd.DataFrame):
     corrupt, column, rule = BAD_DATA[case]
     with pytest.raises(data.DataValidationError) as raised:
-        data.validate(corrupt(diabetes), min_rows=100, source="bad.csv")
+        data.validate(corrupt(diabetes), CONTRACT, min_rows=100, source="bad.csv")
     failures = raised.value.failures
     assert any(f["column"] == column and rule in f["rule"] for f in failures), failures
     message = str(raised.value)
@@ -110,7 +112,7 @@ def test_bad_data_is_rejected_naming_column_and_rule(case: str, diabetes: pd.Dat
 
 def test_all_failures_are_reported_at_once(diabetes: pd.DataFrame):
     with pytest.raises(data.DataValidationError) as raised:
-        data.validate(_nan(_out_of_range(diabetes)), min_rows=100)
+        data.validate(_nan(_out_of_range(diabetes)), CONTRACT, min_rows=100)
     assert {f["column"] for f in raised.value.failures} >= {"age", "s5"}
 
 
@@ -145,4 +147,4 @@ def test_prep_names_a_missing_file(tmp_path: Path):
 def test_data_rules_come_from_settings(monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame):
     monkeypatch.setenv("AMLOPS_DATA_MIN_ROWS", "500")
     with pytest.raises(data.DataValidationError, match="min_rows"):
-        prep.prepare(diabetes, DataSettings(), source="snapshot")
+        prep.prepare(diabetes, CONTRACT, DataSettings(), source="snapshot")

@@ -10,11 +10,12 @@ import pytest
 from amlops.core.settings import DriftSettings
 from amlops.ml import data, drift
 from amlops.steps import prep
+from tests.conftest import CONTRACT, FEATURES, TARGET
 
 
 @pytest.fixture(scope="module")
 def reference(diabetes: pd.DataFrame) -> pd.DataFrame:
-    return data.validate(diabetes, min_rows=100)
+    return data.validate(diabetes, CONTRACT, min_rows=100)
 
 
 def _bmi_shifted(frame: pd.DataFrame) -> pd.DataFrame:
@@ -29,7 +30,7 @@ def _older_only(frame: pd.DataFrame) -> pd.DataFrame:
 
 def test_the_reference_does_not_drift_from_itself(reference: pd.DataFrame):
     measured = drift.check(reference, reference, DriftSettings(), "snapshot")
-    assert [d.column for d in measured] == [*data.FEATURES, data.TARGET]
+    assert [d.column for d in measured] == [*FEATURES, TARGET]
     assert all(d.psi == pytest.approx(0, abs=1e-12) and d.ks == 0 for d in measured)
 
 
@@ -50,7 +51,7 @@ def test_a_small_sample_of_the_same_population_passes(reference: pd.DataFrame):
 )
 def test_a_shifted_population_is_refused_naming_column_and_statistic(reference, shift, column):
     shifted = shift(reference)
-    data.validate(shifted, min_rows=100)  # the schema alone would accept it
+    data.validate(shifted, CONTRACT, min_rows=100)  # the schema alone would accept it
     with pytest.raises(drift.DataDriftError) as raised:
         drift.check(reference, shifted, DriftSettings(), "new.csv")
     assert column in [d.column for d in raised.value.drifted]

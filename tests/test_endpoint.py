@@ -16,12 +16,12 @@ import pytest
 import requests
 
 from amlops.core.deployment_config import LocalDeploymentConfig
-from amlops.ml.data import FEATURES
 from amlops.scoring.model import load_model
 from amlops.serving.client import ScoringClient
 from amlops.serving.local import EndpointError, LocalEndpoint
 from amlops.serving.smoke import smoke_test
 from amlops.serving.stage import StagedDeployment
+from tests.conftest import FEATURES
 from tests.test_scoring import BAD_REQUESTS, ROW, BadRequest, body
 
 pytestmark = pytest.mark.integration

@@ -28,11 +28,11 @@ from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request
 
 from amlops.core.settings import ScoringSettings
-from amlops.ml.data import FEATURES
 from amlops.scoring.linear import FOLD_FROM_ROWS, FOLD_TOLERANCE, PYTHON_ROWS, LinearPipeline, read_linear_pipeline
 from amlops.scoring.model import load_model
 from amlops.scoring.requests import SIMDJSON_FROM_BYTES, _list_body_matrix, parse_rows, request_body
 from amlops.scoring.service import SERIALIZE_FROM_ROWS, ScoringService
+from tests.conftest import FEATURES
 from tests.test_scoring import RECORD, ROW, body
 
 TOLERANCE = 1e-9

@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 
 from amlops.core.deployment_config import LocalDeploymentConfig
 from amlops.serving.local import LocalEndpoint
+from tests.conftest import FEATURES
 
 pytestmark = pytest.mark.integration
 
 COUNTS: Counter = Counter()
 MIN_REQUESTS = 2000
 ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
-FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
 CAMPAIGN = settings(
     max_examples=300,
     deadline=None,

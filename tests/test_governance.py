@@ -26,7 +26,7 @@ from amlops.lifecycle import inventory, local_deploy, pipeline, retirement
 from amlops.registry import events, records
 from amlops.registry.base import RetiredVersionError
 from amlops.registry.mlflow import Registry
-from tests.conftest import REPO
+from tests.conftest import CONTRACT, FEATURES, REPO, TARGET, example_script
 from tests.test_azure_operations import MODEL, FakeCloud
 
 pytestmark = [
@@ -340,15 +340,15 @@ def test_the_shipped_shifted_fixture_is_reproducible_and_only_the_relationship_m
     from amlops.core.settings import DriftSettings
     from amlops.ml import data, drift
 
-    digest = data.write_shifted_fixture(tmp_path / "shifted.csv")
+    digest = example_script("data/make_dataset.py").write_shifted_fixture(tmp_path / "shifted.csv")
     assert (tmp_path / "shifted.csv").read_bytes() == SHIFTED.read_bytes()
     assert SHIFTED.with_name(SHIFTED.name + ".sha256").read_text().split()[0] == digest
-    snapshot = data.validate(pd.read_csv(REPO / "data" / "diabetes.csv"), min_rows=100)
-    shifted = data.validate(pd.read_csv(SHIFTED), min_rows=100)
+    snapshot = data.validate(pd.read_csv(REPO / "data" / "diabetes.csv"), CONTRACT, min_rows=100)
+    shifted = data.validate(pd.read_csv(SHIFTED), CONTRACT, min_rows=100)
     assert drift.check(snapshot, shifted, DriftSettings(), "shifted")  # no column drifted: prep accepts it
-    assert (snapshot[list(data.FEATURES)] == shifted[list(data.FEATURES)]).all().all()
-    assert sorted(snapshot[data.TARGET]) == sorted(shifted[data.TARGET])
-    assert not (snapshot[data.TARGET] == shifted[data.TARGET]).all()
+    assert (snapshot[list(FEATURES)] == shifted[list(FEATURES)]).all().all()
+    assert sorted(snapshot[TARGET]) == sorted(shifted[TARGET])
+    assert not (snapshot[TARGET] == shifted[TARGET]).all()
 
 
 # --- events --------------------------------------------------------------------------------------------------------

@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from amlops.core.settings import ScoringSettings
-from amlops.ml.data import FEATURES
 from amlops.scoring.model import LoadedModel, load_model, model_identity
 from amlops.scoring.openapi import openapi_spec, swagger2_spec
 from amlops.scoring.requests import RequestError, parse_rows
 from amlops.scoring.service import ScoringService
+from tests.conftest import FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
 ROW = [59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87]

@@ -51,10 +51,15 @@ RELEASE_FILES = (
     "deploymentConfig.local.yml",
     "deploymentConfig.production.yml",
     "environments/score.yml",
-    "data/diabetes.csv",
-    "data/diabetes.csv.sha256",
+    "contract.yml",
     "requirements.lock",
 )
+
+
+def release_files(project: ProjectSettings) -> list[str]:
+    """:data:`RELEASE_FILES` and the contract's data snapshot with its sha256, relative to the root."""
+    data_file = project.contract.data.as_posix()
+    return [*RELEASE_FILES, data_file, f"{data_file}.sha256"]
 
 
 class BuildFailure(AmlopsError, RuntimeError):
@@ -118,7 +123,7 @@ def data_quality(context: BuildContext) -> None:
     actual = data.sha256_file(path)
     if actual != recorded:
         raise BuildFailure(f"{path}: sha256 {actual} differs from the recorded {recorded}")
-    data.validate(data.load_csv(path), min_rows=DataSettings().min_rows, source=str(path))
+    data.validate(data.load_csv(path), context.project.contract, min_rows=DataSettings().min_rows, source=str(path))
     log.info("build: %s is valid and unchanged (sha256 %s)", path, actual[:12])
 
 
@@ -195,7 +200,7 @@ def stage_artifact(context: BuildContext) -> None:
     release = context.artifact_dir / "release"
     if release.exists():
         shutil.rmtree(release)
-    for name in RELEASE_FILES:
+    for name in release_files(project):
         source = project.root / name
         if not source.is_file():
             raise BuildFailure(f"{source}: missing; a release needs it")

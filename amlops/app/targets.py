@@ -19,7 +19,7 @@ from amlops.azure import build_steps, connection, operations, rollout
 from amlops.azure.registry import AzureRegistry, azure_endpoints, azure_serving
 from amlops.azure.translate import Project
 from amlops.core.errors import BadInputError
-from amlops.core.settings import DEFAULT_PIPELINE_NAME, ProjectSettings
+from amlops.core.settings import ProjectSettings
 from amlops.lifecycle import inventory, local_deploy, pipeline
 from amlops.lifecycle.inventory import Serving
 from amlops.lifecycle.retirement import Redeploy
@@ -141,9 +141,7 @@ class LocalTarget:
 
     def publish_pipeline(self, name: str | None = None, description: str = "", **parameters: Any) -> dict[str, Any]:
         """A named, versioned definition with a snapshot of the code (``pipeline list`` shows them)."""
-        published = pipeline.publish(
-            name or DEFAULT_PIPELINE_NAME, parameters=parameters or None, description=description
-        )
+        published = pipeline.publish(name, parameters=parameters or None, description=description)
         return asdict(published)
 
     def run_published_pipeline(self, **parameters: Any) -> dict[str, Any]:

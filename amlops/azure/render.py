@@ -4,8 +4,8 @@
 
     build/azureml/
       manifest.json                 every file, its kind, its azure.ai.ml loader and its `az ml ... create` command
-      code/train/  code/score/      staged code: the amlops package + train.py / score.py
-      data/diabetes.csv             the training data snapshot (the pipeline's uri_file input)
+      code/train/  code/score/      staged code: the amlops package + train.py and contract.yml / score.py
+      data/<snapshot>.csv           the training data snapshot (the pipeline's uri_file input)
       environments/train.yml  score.yml
       components/prep.yml  train.yml  evaluate.yml  register.yml  training_pipeline.yml
       jobs/train.yml  pipeline.yml
@@ -41,6 +41,7 @@ from amlops.azure.connection import offline_client
 from amlops.core import lineage
 from amlops.core.azure_settings import STAGES, AzureSettings
 from amlops.core.config import ConfigError
+from amlops.core.contract import CONTRACT_FILE
 from amlops.core.settings import PACKAGE_DIR
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,12 @@ def stage_training_code(project: translate.Project, dest: Path) -> Path:
     _copy_package(dest)
     shutil.copy2(script, dest / script.name)
     lineage.record_source(dest, project.root)  # lineage: the snapshot has no .git for the register step to read
-    # The drift reference of the prep step (the job's working directory is this folder).
-    snapshot = project.settings.data_snapshot
-    (dest / "data").mkdir()
+    # The job's working directory is this folder: the contract, and the drift reference of the prep step.
+    shutil.copy2(project.root / CONTRACT_FILE, dest / CONTRACT_FILE)
+    snapshot = project.settings.contract.data
+    (dest / snapshot.parent).mkdir(parents=True, exist_ok=True)
     for name in (snapshot.name, snapshot.name + ".sha256"):
-        shutil.copy2(snapshot.parent / name, dest / "data" / name)
+        shutil.copy2(project.root / snapshot.parent / name, dest / snapshot.parent / name)
     return dest
 
 

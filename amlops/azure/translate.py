@@ -268,7 +268,7 @@ def step_components(project: Project, code: str | Path, environment: Any) -> dic
             "prep",
             "Validate the raw CSV, split it with a fixed seed, fingerprint it (sha256).",
             f"{python} -m amlops.steps.prep --data ${{{{inputs.data}}}} --out ${{{{outputs.prepared}}}}",
-            {"data": Input(type="uri_file", description="raw CSV with the diabetes schema")},
+            {"data": Input(type="uri_file", description="raw CSV with the columns contract.yml names")},
             {"prepared": Output(type=folder)},
         ),
         "train": component(
@@ -342,7 +342,7 @@ def training_pipeline(
             "registration": register.outputs.registration,
         }
 
-    data_input = Input(type="uri_file", description="raw CSV with the diabetes schema")
+    data_input = Input(type="uri_file", description="raw CSV with the columns contract.yml names")
     _declare(body, [("data", data_input, inspect.Parameter.empty)] + [(p.name, type(p.value), p.value) for p in params])
     builder = dsl.pipeline(
         name=project.pipeline_name,

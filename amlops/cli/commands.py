@@ -16,23 +16,25 @@ from amlops.core.settings import DataSettings, EfficacySettings, ProjectSettings
 from amlops.lifecycle import efficacy, inventory, pipeline, retirement
 from amlops.lifecycle.migrate import export_version, import_archive
 from amlops.ml import data
-from amlops.ml.data import write_snapshot
 from amlops.registry.base import ModelRegistry
 
 log = logging.getLogger("amlops")
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    """Write the data snapshot CSV and its sha256."""
-    path = args.out or ProjectSettings().data_snapshot
-    log.info("wrote %s (sha256 %s)", path, write_snapshot(path))
+    """Record the sha256 of the data snapshot, after checking the file against the contract."""
+    settings = ProjectSettings()
+    path = args.data or settings.data_snapshot
+    data.validate(data.load_csv(path), settings.contract, min_rows=DataSettings().min_rows, source=str(path))
+    log.info("wrote %s.sha256 (sha256 %s)", path.name, data.write_sha256(path))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Validate a data file against the schema."""
-    path = args.data or ProjectSettings().data_snapshot
-    frame = data.validate(data.load_csv(path), min_rows=DataSettings().min_rows, source=str(path))
+    settings = ProjectSettings()
+    path = args.data or settings.data_snapshot
+    frame = data.validate(data.load_csv(path), settings.contract, min_rows=DataSettings().min_rows, source=str(path))
     log.info("%s: %d rows, %d columns, valid (sha256 %s)", path, len(frame), frame.shape[1], data.sha256_file(path))
     return 0
 

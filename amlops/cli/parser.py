@@ -12,7 +12,7 @@ import importlib
 from pathlib import Path
 
 from amlops.core.azure_settings import STAGES
-from amlops.core.settings import DEFAULT_PIPELINE_NAME, LOCAL_ENDPOINT
+from amlops.core.settings import LOCAL_ENDPOINT
 
 
 class LazyChoices:
@@ -66,8 +66,8 @@ def parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    snapshot = command("snapshot", "commands:cmd_snapshot", "write data/diabetes.csv and its sha256 from scikit-learn")
-    snapshot.add_argument("--out", type=Path, default=None, help="where to write the CSV (default: the data snapshot)")
+    snapshot = command("snapshot", "commands:cmd_snapshot", "record the data snapshot's sha256 (after you replace it)")
+    snapshot.add_argument("--data", type=Path, default=None, help="the CSV (default: contract.yml's data)")
     validate = command("validate", "commands:cmd_validate", "check a data file against the schema (data quality)")
     validate.add_argument("--data", type=Path, default=None, help="CSV to check (default: the data snapshot)")
     pipeline_cli = commands.add_parser("pipeline", help="run, publish or list the training pipeline")
@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     publish = pipeline_commands.add_parser("publish", help="publish the pipeline as a named, versioned definition")
     publish.set_defaults(handler="commands:cmd_pipeline_publish")
     publish.add_argument(
-        "--name", default=None, help=f"local: any (default {DEFAULT_PIPELINE_NAME}); Azure ML: the project's only"
+        "--name", default=None, help="local: any (default <model name>-training); Azure ML: the project's only"
     )
     publish.add_argument("--data", default=None, help="default data path (relative to the repository)")
     publish.add_argument("--alpha", type=float, default=None, help="default alpha")
@@ -95,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     _target_options(publish)
     listing = pipeline_commands.add_parser("list", help="list a pipeline's published versions")
     listing.set_defaults(handler="commands:cmd_pipeline_list")
-    listing.add_argument("--name", default=DEFAULT_PIPELINE_NAME, help="published pipeline (default: %(default)s)")
+    listing.add_argument("--name", default=None, help="published pipeline (default: <model name>-training)")
     models_cli = commands.add_parser(
         "models", help="list, show, export, import, promote, retire or check registered model versions"
     )

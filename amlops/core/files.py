@@ -50,6 +50,7 @@ PROJECT_FILES = (
     "deploymentConfig.production.yml",
     "score.py",
     "train.py",
+    "contract.yml",
     "pyproject.toml",
     "data",
     "environments",

@@ -12,8 +12,11 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from amlops.core import contract
+from amlops.core.contract import Contract
 
 # Telemetry off before MLflow or azure-ai-ml can be imported anywhere in the package.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -29,8 +32,6 @@ PRODUCTION_ALIAS = "production"
 RUNCONFIG_FILE = "sklearn.runconfig"
 #: The local endpoint that `deploy`, `serve` and `release --approve` use (production on this machine).
 LOCAL_ENDPOINT = "local"
-#: The local published pipeline `pipeline publish` and `pipeline list` use by default.
-DEFAULT_PIPELINE_NAME = "diabetes-ridge-training"
 
 
 def _default_root() -> Path:
@@ -47,8 +48,8 @@ class ProjectSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AMLOPS_", extra="ignore")
 
     root: Path = Field(default_factory=_default_root, description="Repository root.")
-    model_name: str = Field(default="diabetes-ridge", description="Registered model name.")
-    experiment_name: str = Field(default="diabetes-ridge", description="MLflow experiment name.")
+    model_name: str = Field(default="", description="Registered model name (default: the contract's name).")
+    experiment_name: str = Field(default="", description="MLflow experiment name (default: the contract's name).")
     tracking_uri: str | None = Field(
         default=None, description="MLflow tracking/registry URI; default: SQLite file in the root."
     )
@@ -60,6 +61,24 @@ class ProjectSettings(BaseSettings):
         description="Run configuration to train with; default: sklearn.runconfig in the root (a published "
         "pipeline's run uses the one in its code snapshot).",
     )
+
+    @model_validator(mode="after")
+    def _names_from_the_contract(self) -> ProjectSettings:
+        if not self.model_name:
+            self.model_name = self.contract.name
+        if not self.experiment_name:
+            self.experiment_name = self.contract.experiment_name
+        return self
+
+    @property
+    def contract(self) -> Contract:
+        """The data and model contract (``contract.yml`` in the root)."""
+        return contract.in_root(self.root)
+
+    @property
+    def pipeline_name(self) -> str:
+        """The training pipeline's name: ``<model name>-training``."""
+        return f"{self.model_name}-training"
 
     @property
     def in_azureml_job(self) -> bool:
@@ -115,8 +134,8 @@ class ProjectSettings(BaseSettings):
 
     @property
     def data_snapshot(self) -> Path:
-        """The committed CSV snapshot of the training data."""
-        return self.root / "data" / "diabetes.csv"
+        """The committed CSV snapshot of the training data (the contract's ``data``)."""
+        return self.root / self.contract.data
 
 
 class DataSettings(BaseSettings):

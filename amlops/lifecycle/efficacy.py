@@ -62,7 +62,7 @@ def check_efficacy(
     if current is None:
         raise LookupError(f"no version of {registry.name} is in production: nothing to check")
     path = Path(data_path)
-    frame = data.validate(data.load_csv(path), min_rows=rules.min_rows, source=str(path))
+    frame = data.validate(data.load_csv(path), settings.contract, min_rows=rules.min_rows, source=str(path))
     with tempfile.TemporaryDirectory(prefix="amlops-check-") as scratch:
         estimator = model_lib.load_mlflow_model(registry.download(current.version, Path(scratch) / "model"))
     measured = model_lib.metrics(estimator, frame)

@@ -21,7 +21,6 @@ from amlops.core import config
 from amlops.core.errors import AmlopsError
 from amlops.core.files import read_json, write_json
 from amlops.core.settings import (
-    DEFAULT_PIPELINE_NAME,
     PACKAGE_DIR,
     RUNCONFIG_FILE,
     DataSettings,
@@ -194,11 +193,10 @@ def snapshot_dir(settings: ProjectSettings, name: str, version: int) -> Path:
     return settings.state_dir / PUBLISHED_DIR / name / f"v{version}"
 
 
-def published_versions(
-    name: str = DEFAULT_PIPELINE_NAME, settings: ProjectSettings | None = None
-) -> list[PublishedPipeline]:
-    """Every published version of a pipeline, oldest first."""
+def published_versions(name: str | None = None, settings: ProjectSettings | None = None) -> list[PublishedPipeline]:
+    """Every published version of a pipeline (the project's by default), oldest first."""
     settings = settings or ProjectSettings()
+    name = name or settings.pipeline_name
     path = _published_file(settings, name)
     if not path.is_file():
         return []
@@ -206,7 +204,7 @@ def published_versions(
 
 
 def publish(
-    name: str = DEFAULT_PIPELINE_NAME,
+    name: str | None = None,
     *,
     parameters: dict | None = None,
     description: str = "",
@@ -215,7 +213,7 @@ def publish(
     """Publish the pipeline under ``name``; publishing an unchanged definition returns the latest version.
 
     Args:
-        name: Pipeline name.
+        name: Pipeline name (default: the project's, ``<model name>-training``).
         parameters: Defaults for ``data``, ``alpha`` and ``promote``; the run configuration's otherwise.
         description: Free text shown in listings.
         settings: Project settings.
@@ -223,6 +221,7 @@ def publish(
     from datetime import UTC, datetime
 
     settings = settings or ProjectSettings()
+    name = name or settings.pipeline_name
     runconfig = config.load_runconfig(settings.runconfig_file)
     alpha = train_step.parser().parse_args(["--data", ".", "--out", ".", *runconfig.argv]).alpha
     defaults = {"data": str(settings.data_snapshot.relative_to(settings.root)), "alpha": alpha, "promote": True}
@@ -255,7 +254,7 @@ def publish(
 
 
 def run_published(
-    name: str = DEFAULT_PIPELINE_NAME,
+    name: str | None = None,
     version: int | None = None,
     settings: ProjectSettings | None = None,
     **overrides,
@@ -266,7 +265,7 @@ def run_published(
     published without one runs the checkout's code and warns if it changed.
 
     Args:
-        name: Pipeline name.
+        name: Pipeline name (default: the project's).
         version: Published version; the latest when omitted.
         settings: Project settings.
         **overrides: New values for ``data``, ``alpha`` or ``promote``.
@@ -277,6 +276,7 @@ def run_published(
         PublishedRunFailed: the run failed (its own log says why; ``exit_code`` is the CLI's).
     """
     settings = settings or ProjectSettings()
+    name = name or settings.pipeline_name
     versions = published_versions(name, settings)
     if version is None:
         chosen = versions[-1] if versions else None

@@ -12,26 +12,8 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 from sklearn.model_selection import train_test_split
 
+from amlops.core.contract import Column, Contract
 from amlops.core.errors import BadInputError
-
-#: Feature columns in the order the model expects them (scikit-learn's raw diabetes data).
-FEATURES: tuple[str, ...] = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
-TARGET = "target"
-
-#: Plausible physical bounds per column; wider than the snapshot, narrow enough to catch unit errors.
-RANGES: dict[str, tuple[float, float]] = {
-    "age": (0.0, 120.0),
-    "bmi": (10.0, 80.0),
-    "bp": (40.0, 250.0),
-    "s1": (50.0, 500.0),
-    "s2": (10.0, 400.0),
-    "s3": (5.0, 200.0),
-    "s4": (0.5, 15.0),
-    "s5": (2.0, 8.0),
-    "s6": (30.0, 200.0),
-    TARGET: (0.0, 500.0),
-}
-SEX_VALUES = (1.0, 2.0)
 
 
 class DataValidationError(BadInputError, ValueError):
@@ -63,25 +45,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def schema(min_rows: int) -> pa.DataFrameSchema:
-    """The declared schema of the training table.
+_DTYPES = {"float": float, "int": int, "str": str}
+
+
+def _column(column: Column) -> pa.Column:
+    checks = []
+    if column.range is not None:
+        checks.append(pa.Check.in_range(*column.range))
+    if column.categories is not None:
+        checks.append(pa.Check.isin(list(column.categories)))
+    return pa.Column(_DTYPES[column.type], checks=checks, nullable=False, coerce=True)
+
+
+def schema(contract: Contract, min_rows: int) -> pa.DataFrameSchema:
+    """The declared schema of the training table: the contract's features, then its target.
 
     Args:
+        contract: The data and model contract (types, ranges and categories per column).
         min_rows: Fewest rows a usable training table may have.
     """
-    columns = {
-        name: pa.Column(
-            float,
-            checks=pa.Check.in_range(*RANGES[name]),
-            nullable=False,
-            coerce=True,
-        )
-        for name in RANGES
-    }
-    columns["sex"] = pa.Column(float, checks=pa.Check.isin(SEX_VALUES), nullable=False, coerce=True)
-    ordered = {name: columns[name] for name in (*FEATURES, TARGET)}
     return pa.DataFrameSchema(
-        ordered,
+        {name: _column(column) for name, column in contract.columns.items()},
         strict=True,
         checks=pa.Check(lambda df: len(df) >= min_rows, name=f"min_rows({min_rows})"),
     )
@@ -124,11 +108,12 @@ def _failures(errors: SchemaErrors, rows: int) -> list[dict[str, str]]:
     return result
 
 
-def validate(frame: pd.DataFrame, *, min_rows: int, source: str = "data") -> pd.DataFrame:
-    """Validate a raw table against the schema and return it with float columns in schema order.
+def validate(frame: pd.DataFrame, contract: Contract, *, min_rows: int, source: str = "data") -> pd.DataFrame:
+    """Validate a raw table against the contract and return it with typed columns in contract order.
 
     Args:
         frame: The raw table.
+        contract: The data and model contract.
         min_rows: Fewest rows allowed.
         source: Name of the data used in error messages (usually the file path).
 
@@ -139,7 +124,7 @@ def validate(frame: pd.DataFrame, *, min_rows: int, source: str = "data") -> pd.
         with warnings.catch_warnings():
             # pandera's own failure-report assembly trips a pandas FutureWarning; not the user's concern.
             warnings.filterwarnings("ignore", category=FutureWarning, module="pandera")
-            return schema(min_rows).validate(frame, lazy=True)
+            return schema(contract, min_rows).validate(frame, lazy=True)
     except SchemaErrors as errors:
         raise DataValidationError(source, _failures(errors, len(frame))) from None
 
@@ -163,9 +148,9 @@ def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataF
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def features_and_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Separate the feature matrix (in model order) from the target."""
-    return frame.loc[:, list(FEATURES)], frame[TARGET]
+def features_and_target(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, pd.Series]:
+    """Separate the features (in model order) from the target."""
+    return frame.loc[:, list(contract.feature_names)], frame[contract.target.name]
 
 
 def write_csv_with_sha256(frame: pd.DataFrame, path: Path) -> str:
@@ -173,48 +158,12 @@ def write_csv_with_sha256(frame: pd.DataFrame, path: Path) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
+    return write_sha256(path)
+
+
+def write_sha256(path: Path) -> str:
+    """Record a file's sha256 beside it (``<name>.sha256``, as ``sha256sum`` writes it) and return it."""
+    path = Path(path)
     digest = sha256_file(path)
     path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
     return digest
-
-
-def write_snapshot(path: Path) -> str:
-    """Write scikit-learn's diabetes data set (raw units) as a CSV and return its sha256.
-
-    The bytes are deterministic, so the recorded checksum proves the committed file is unchanged.
-    """
-    from sklearn.datasets import load_diabetes
-
-    frame = load_diabetes(as_frame=True, scaled=False).frame.loc[:, [*FEATURES, TARGET]]
-    return write_csv_with_sha256(frame, path)
-
-
-#: Seed and noise of :func:`write_shifted_fixture` (changing either changes the committed fixture's bytes).
-SHIFTED_SEED = 2026
-SHIFTED_NOISE = 1.0
-
-
-def write_shifted_fixture(path: Path, *, seed: int = SHIFTED_SEED, noise: float = SHIFTED_NOISE) -> str:
-    """Write newer labelled data whose target relationship changed (concept drift), and return its sha256.
-
-    The diabetes features are kept as they are; the target values are the same 442 numbers, reassigned to the
-    patients in the order of a *different* relationship: ``s5 + bp - bmi`` (standardised) plus Gaussian noise of
-    standard deviation ``noise`` from ``numpy.random.default_rng(seed)``. The higher a patient's new score, the
-    higher the progression value it receives. Body mass index, the strongest predictor the model learned, now
-    counts the other way, so the production model degrades (RMSE about 77 instead of 54, R² about 0), while every
-    column's distribution, the target's included, is exactly that of the snapshot: the schema and the drift check
-    in ``prep`` both pass, and only an efficacy check on labelled data can see the change. A model retrained on it
-    reaches R² of about 0.6.
-
-    The bytes are deterministic (same seed and noise, same file), written like :func:`write_snapshot`.
-    """
-    import numpy as np
-    from sklearn.datasets import load_diabetes
-
-    frame = load_diabetes(as_frame=True, scaled=False).frame.loc[:, [*FEATURES, TARGET]]
-    standard = (frame - frame.mean()) / frame.std()
-    score = standard["s5"] + standard["bp"] - standard["bmi"]
-    score = score.to_numpy() + noise * np.random.default_rng(seed).standard_normal(len(frame))
-    rank = np.argsort(np.argsort(score, kind="stable"), kind="stable")
-    frame[TARGET] = np.sort(frame[TARGET].to_numpy())[rank]
-    return write_csv_with_sha256(frame, path)

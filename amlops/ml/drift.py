@@ -21,7 +21,6 @@ from scipy.stats import ks_2samp
 
 from amlops.core.errors import BadInputError
 from amlops.core.settings import DriftSettings
-from amlops.ml.data import FEATURES, TARGET
 
 #: Floor for empty bins, so the PSI stays finite (a bin empty on one side still counts heavily).
 _EPSILON = 1e-4
@@ -73,9 +72,9 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
 
 
 def column_drift(reference: pd.DataFrame, current: pd.DataFrame, settings: DriftSettings) -> list[ColumnDrift]:
-    """PSI and KS statistic of every schema column (features and target)."""
+    """PSI and KS statistic of every numeric column of the reference (features and target)."""
     result = []
-    for column in (*FEATURES, TARGET):
+    for column in [name for name in reference.columns if pd.api.types.is_numeric_dtype(reference[name])]:
         ref = reference[column].to_numpy(dtype=np.float64)
         cur = current[column].to_numpy(dtype=np.float64)
         result.append(

@@ -12,8 +12,10 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from amlops.core.contract import Contract
+from amlops.core.settings import ProjectSettings
 from amlops.ml import plots
-from amlops.ml.data import FEATURES, features_and_target
+from amlops.ml.data import features_and_target
 from amlops.scoring.model import load_model
 
 #: Metrics logged by training and compared by the gate; lower is better for all but r2.
@@ -27,14 +29,18 @@ def build(alpha: float) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=alpha))])
 
 
-def matrix(frame: pd.DataFrame) -> np.ndarray:
-    """The feature columns of a table as a float matrix in model order."""
-    return frame.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+def _contract(contract: Contract | None) -> Contract:
+    return contract or ProjectSettings().contract
 
 
-def fit(train: pd.DataFrame, alpha: float) -> Pipeline:
+def matrix(frame: pd.DataFrame, contract: Contract | None = None) -> np.ndarray:
+    """The feature columns of a table (the contract's, the project's by default) as a float matrix in model order."""
+    return frame.loc[:, list(_contract(contract).feature_names)].to_numpy(dtype=np.float64)
+
+
+def fit(train: pd.DataFrame, alpha: float, contract: Contract | None = None) -> Pipeline:
     """Fit the model on a validated training table. Deterministic for the same data and alpha."""
-    features, target = features_and_target(train)
+    features, target = features_and_target(train, _contract(contract))
     return build(alpha).fit(features.to_numpy(dtype=np.float64), target.to_numpy(dtype=np.float64))
 
 
@@ -45,7 +51,7 @@ def predict(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
 
 def metrics(model: Pipeline, frame: pd.DataFrame) -> dict[str, float]:
     """RMSE, MAE and R² of the model on a labelled table."""
-    _, target = features_and_target(frame)
+    _, target = features_and_target(frame, _contract(None))
     predicted = predict(model, frame)
     return {
         "rmse": float(np.sqrt(mean_squared_error(target, predicted))),
@@ -60,7 +66,7 @@ def save_plots(model: Pipeline, frame: pd.DataFrame, folder: Path, title: str) -
     Returns:
         The PNG files written.
     """
-    _, actual = features_and_target(frame)
+    _, actual = features_and_target(frame, _contract(None))
     predicted = predict(model, frame)
     return [
         plots.save(plots.residuals(actual, predicted, title), Path(folder) / "predicted_vs_actual_and_residuals.png"),
@@ -81,7 +87,7 @@ def compare_alphas(
     """
     from sklearn.model_selection import KFold, cross_val_score
 
-    features, target = features_and_target(train)
+    features, target = features_and_target(train, _contract(None))
     splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
     rows = []
     for alpha in alphas:
@@ -119,7 +125,7 @@ def save_mlflow_model(model: Pipeline, example: pd.DataFrame, path: Path) -> Pat
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    features = example.loc[:, list(FEATURES)].astype(np.float64)
+    features = example.loc[:, list(_contract(None).feature_names)].astype(np.float64)
     signature = infer_signature(features, model.predict(features.to_numpy()))
     mlflow.sklearn.save_model(
         model,

@@ -14,8 +14,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from amlops.ml.data import FEATURES, TARGET
-
 
 def save(figure: Figure, path: Path, dpi: int = 110) -> Path:
     """Write a figure as PNG and release it."""
@@ -26,12 +24,19 @@ def save(figure: Figure, path: Path, dpi: int = 110) -> Path:
     return path
 
 
-def feature_distributions(frame: pd.DataFrame) -> Figure:
-    """One histogram per feature and one for the target."""
-    columns = [*FEATURES, TARGET]
-    figure, axes = plt.subplots(3, 4, figsize=(13, 8))
+def feature_distributions(frame: pd.DataFrame, target: str) -> Figure:
+    """One histogram (or bar chart, for text) per column of the table, the ``target`` column in green."""
+    columns = list(frame.columns)
+    width = min(4, len(columns))
+    rows = -(-len(columns) // width)
+    figure, axes = plt.subplots(rows, width, figsize=(3.25 * width, 2.7 * rows), squeeze=False)
     for axis, column in zip(axes.flat, columns, strict=False):
-        axis.hist(frame[column], bins=25, color="tab:green" if column == TARGET else "tab:blue")
+        color = "tab:green" if column == target else "tab:blue"
+        if pd.api.types.is_numeric_dtype(frame[column]):
+            axis.hist(frame[column], bins=25, color=color)
+        else:
+            counts = frame[column].value_counts()
+            axis.bar(counts.index.astype(str), counts.to_numpy(), color=color)
         axis.set_title(column)
     for axis in list(axes.flat)[len(columns) :]:
         axis.axis("off")
@@ -40,13 +45,14 @@ def feature_distributions(frame: pd.DataFrame) -> Figure:
     return figure
 
 
-def target_correlations(frame: pd.DataFrame) -> Figure:
-    """Pearson correlation of each feature with the target, sorted."""
-    correlations = frame[list(FEATURES)].corrwith(frame[TARGET]).sort_values()
+def target_correlations(frame: pd.DataFrame, target: str) -> Figure:
+    """Pearson correlation of each numeric column with a numeric ``target`` column, sorted."""
+    numeric = frame.select_dtypes("number").drop(columns=[target])
+    correlations = numeric.corrwith(frame[target]).sort_values()
     figure, axis = plt.subplots(figsize=(7, 4))
     axis.barh(correlations.index, correlations.values, color=np.where(correlations.values < 0, "tab:red", "tab:blue"))
     axis.axvline(0, color="black", linewidth=0.8)
-    axis.set(xlabel=f"correlation with {TARGET}", title="Which features carry signal")
+    axis.set(xlabel=f"correlation with {target}", title="Which features carry signal")
     figure.tight_layout()
     return figure
 

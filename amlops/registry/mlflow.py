@@ -48,9 +48,7 @@ class Registry:
             self.client.get_registered_model(self.name)
         except MlflowException:
             try:
-                self.client.create_registered_model(
-                    self.name, description="Ridge regression on scikit-learn's diabetes data, served in real time."
-                )
+                self.client.create_registered_model(self.name, description=self.settings.contract.description)
             except MlflowException:
                 self.client.get_registered_model(self.name)  # created concurrently by another run
 

@@ -1,10 +1,10 @@
 """Scoring: the only code staged into an endpoint beside ``score.py``.
 
 It imports no MLflow, pandas or Azure SDK (and, for a linear model, no scikit-learn), so a serving worker starts
-fast and stays small. Request bodies::
+fast and stays small. Request bodies, with the features in the order ``contract.yml`` lists them::
 
-    {"data": [[59, 2, 32.1, 101, 157, 93.2, 38, 4, 4.8598, 87], ...]}
-    {"data": [{"age": 59, "sex": 2, "bmi": 32.1, ...}, ...]}
+    {"data": [[1.5, 2, 32.1, ...], ...]}
+    {"data": [{"<feature>": 1.5, "<other feature>": 2, ...}, ...]}
 
 Response: ``{"predictions": [...], "model": {"name": ..., "version": ...}}``; every malformed request is answered
 with a 4xx status and ``{"message": ...}`` naming the problem (``docs/endpoint.md``). Speed (``docs/performance.md``):

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from amlops.core.contract import Contract
 from amlops.core.errors import EXIT_SMOKE_FAILED, AmlopsError
+from amlops.core.settings import ProjectSettings
 from amlops.ml import data
 from amlops.scoring.model import load_model
 from amlops.serving.client import ScoringClient, error_message
@@ -40,9 +42,10 @@ class SmokeResult:
     bad_request_message: str
 
 
-def known_rows(data_path: Path, count: int = 5) -> pd.DataFrame:
-    """The first ``count`` feature rows of a data file."""
-    return data.load_csv(data_path).loc[: count - 1, list(data.FEATURES)].astype(float)
+def known_rows(data_path: Path, count: int = 5, contract: Contract | None = None) -> pd.DataFrame:
+    """The first ``count`` rows of a data file's feature columns (the contract's, the project's by default)."""
+    features = (contract or ProjectSettings().contract).feature_names
+    return data.load_csv(data_path).loc[: count - 1, list(features)].astype(float)
 
 
 def smoke_test(

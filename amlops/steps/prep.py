@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from amlops.core.contract import Contract
 from amlops.core.files import write_json
 from amlops.core.logs import run_step
 from amlops.core.settings import DataSettings, DriftSettings, ProjectSettings
@@ -26,6 +27,7 @@ FINGERPRINT_FILE = "fingerprint.json"
 
 def prepare(
     frame: pd.DataFrame,
+    contract: Contract,
     rules: DataSettings,
     source: str,
     reference: pd.DataFrame | None = None,
@@ -35,6 +37,7 @@ def prepare(
 
     Args:
         frame: The raw table.
+        contract: The data and model contract (the schema).
         rules: Minimum rows, test fraction and split seed.
         source: Name of the data for error messages.
         reference: The reference table (the committed snapshot); no drift check when ``None``.
@@ -44,7 +47,7 @@ def prepare(
         DataValidationError: when any column breaks a schema rule.
         DataDriftError: when any column drifted beyond the thresholds.
     """
-    valid = data.validate(frame, min_rows=rules.min_rows, source=source)
+    valid = data.validate(frame, contract, min_rows=rules.min_rows, source=source)
     drift_rules = drift_rules or DriftSettings()
     if reference is not None and drift_rules.enabled:
         measured = drift.check(reference, valid, drift_rules, source)
@@ -58,12 +61,12 @@ def prepare(
     return data.split(valid, test_size=rules.test_size, seed=rules.seed)
 
 
-def load_reference(path: Path, rules: DataSettings) -> pd.DataFrame | None:
+def load_reference(path: Path, contract: Contract, rules: DataSettings) -> pd.DataFrame | None:
     """The validated reference snapshot, or ``None`` (with a warning) where it is not shipped."""
     if not Path(path).is_file():
         log.warning("prep: no reference snapshot at %s; drift check skipped", path)
         return None
-    return data.validate(data.load_csv(path), min_rows=rules.min_rows, source=str(path))
+    return data.validate(data.load_csv(path), contract, min_rows=rules.min_rows, source=str(path))
 
 
 def run(data_path: Path, out: Path, rules: DataSettings | None = None, reference_path: Path | None = None) -> dict:
@@ -80,12 +83,15 @@ def run(data_path: Path, out: Path, rules: DataSettings | None = None, reference
     """
     rules = rules or DataSettings()
     drift_rules = DriftSettings()
+    settings = ProjectSettings()
     data_path, out = Path(data_path), Path(out)
     frame = data.load_csv(data_path)
     reference = None
     if drift_rules.enabled:
-        reference = load_reference(reference_path or ProjectSettings().data_snapshot, rules)
-    train, test = prepare(frame, rules, source=str(data_path), reference=reference, drift_rules=drift_rules)
+        reference = load_reference(reference_path or settings.data_snapshot, settings.contract, rules)
+    train, test = prepare(
+        frame, settings.contract, rules, source=str(data_path), reference=reference, drift_rules=drift_rules
+    )
     out.mkdir(parents=True, exist_ok=True)
     train.to_csv(out / TRAIN_FILE, index=False)
     test.to_csv(out / TEST_FILE, index=False)

@@ -1,0 +1,207 @@
+"""The data and model contract (``contract.yml``): what the model is called, what it reads and how it is judged.
+
+One declarative file describes the user's model; the package derives the rest from it: the registered model,
+experiment and pipeline names, the data schema that ``prep`` enforces, the metric the gate and the efficacy
+check compare, and the hyperparameters ``train.py`` accepts. ``docs/your-model.md`` explains every field.
+
+This module imports nothing heavy (YAML and pydantic only): the scoring side reads the contract too.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from amlops.core.errors import BadInputError
+
+#: The contract's file name in the project root.
+CONTRACT_FILE = "contract.yml"
+#: Names the registry, Azure ML and URLs all accept: lower-case letters, digits and dashes.
+NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+
+Task = Literal["regression", "classification"]
+FeatureType = Literal["float", "int", "str"]
+Direction = Literal["minimize", "maximize"]
+
+
+class ContractError(BadInputError):
+    """The contract file is missing, unreadable or has a wrong field (the message names the file and field)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Strict):
+    """One column of the training table: its type, and the values it may take."""
+
+    name: str = Field(min_length=1, description="Column name in the CSV and in a scoring request.")
+    type: FeatureType = Field(default="float", description="float, int or str.")
+    range: tuple[float, float] | None = Field(
+        default=None, description="Inclusive [low, high] bounds of a numeric column (plausible values, not the data's)."
+    )
+    categories: tuple[float | int | str, ...] | None = Field(
+        default=None, min_length=1, description="The only values the column may take."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Column:
+        if self.range is not None:
+            if self.type == "str":
+                raise ValueError("range: a str column has no range; list its categories instead")
+            if self.range[0] > self.range[1]:
+                raise ValueError(f"range: low {self.range[0]} is above high {self.range[1]}")
+        if self.type == "str" and self.categories and not all(isinstance(c, str) for c in self.categories):
+            raise ValueError("categories: a str column's categories must be strings (quote them)")
+        if self.type != "str" and self.categories and any(isinstance(c, str) for c in self.categories):
+            raise ValueError(f"categories: a {self.type} column's categories must be numbers")
+        return self
+
+
+class Metric(_Strict):
+    """The primary metric: what the gate and the efficacy check compare, and which way is better."""
+
+    name: str = Field(min_length=1, description="A metric train.py logs, e.g. rmse, r2, accuracy, f1.")
+    direction: Direction = Field(description="minimize (errors) or maximize (scores).")
+
+    def better(self, value: float, than: float) -> bool:
+        """Whether ``value`` is strictly better than ``than`` for this metric."""
+        return value < than if self.direction == "minimize" else value > than
+
+
+class Limit(_Strict):
+    """Bounds a metric must meet on the holdout: ``min``, ``max`` or both."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Limit:
+        if self.min is None and self.max is None:
+            raise ValueError("a limit needs min, max or both")
+        return self
+
+    def breach(self, name: str, value: float) -> str | None:
+        """Why ``value`` breaks this limit, or ``None`` when it does not."""
+        if self.max is not None and value > self.max:
+            return f"{name} {value:.4g} is above the ceiling {self.max}"
+        if self.min is not None and value < self.min:
+            return f"{name} {value:.4g} is below the floor {self.min}"
+        return None
+
+
+class Gate(_Strict):
+    """What a candidate must meet before it may replace production."""
+
+    limits: dict[str, Limit] = Field(default_factory=dict, description="Absolute bounds per metric on the holdout.")
+    min_improvement: float = Field(
+        default=0.005, ge=0, description="Relative improvement of the primary metric over production (0.005 = 0.5%)."
+    )
+
+
+class Param(_Strict):
+    """A hyperparameter ``train.py`` accepts, with its default."""
+
+    type: Literal["float", "int", "str", "bool"] = "float"
+    default: float | int | str | bool
+    help: str = ""
+
+
+class Contract(_Strict):
+    """The whole contract file."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Registered model name; other names derive from it.")
+    description: str = Field(default="", description="One line shown in the registry.")
+    data: Path = Field(description="The training data snapshot, relative to the project root.")
+    task: Task
+    target: Column
+    features: tuple[Column, ...] = Field(min_length=1)
+    metric: Metric
+    gate: Gate = Field(default_factory=Gate)
+    params: dict[str, Param] = Field(default_factory=dict)
+
+    @field_validator("data")
+    @classmethod
+    def _relative(cls, value: Path) -> Path:
+        if value.is_absolute():
+            raise ValueError("give the path relative to the project root")
+        return value
+
+    @model_validator(mode="after")
+    def _columns(self) -> Contract:
+        names = [column.name for column in (*self.features, self.target)]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"features: each column is named once (repeated: {', '.join(repeated)})")
+        if self.task == "classification" and self.target.range is not None:
+            raise ValueError("target: a classification target has categories, not a range")
+        for name in self.params:
+            if not name.isidentifier():
+                raise ValueError(f"params: {name!r} is not a Python identifier (train.py receives it as one)")
+        return self
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Feature columns in the order the model takes them."""
+        return tuple(column.name for column in self.features)
+
+    @property
+    def columns(self) -> dict[str, Column]:
+        """Every column of the training table by name, features first, the target last."""
+        return {column.name: column for column in (*self.features, self.target)}
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment training runs log to."""
+        return self.name
+
+    @property
+    def pipeline_name(self) -> str:
+        """The training pipeline's name (local published pipelines, Azure ML pipeline jobs)."""
+        return f"{self.name}-training"
+
+    def defaults(self) -> dict[str, float | int | str | bool]:
+        """Every hyperparameter's default value."""
+        return {name: param.default for name, param in self.params.items()}
+
+
+def load(path: Path) -> Contract:
+    """Read and check a contract file.
+
+    Raises:
+        ContractError: naming the file and each wrong field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContractError(f"{path}: no contract file (docs/your-model.md says what it holds)") from None
+    return _parsed(str(path), text)
+
+
+def in_root(root: Path) -> Contract:
+    """The contract of the project in ``root``."""
+    return load(Path(root) / CONTRACT_FILE)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(source: str, text: str) -> Contract:
+    """The contract in ``text``; parsed once per content (a file time stamp can miss an edit made within a tick)."""
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ContractError(f"{source}: not valid YAML: {error}") from None
+    if not isinstance(content, dict):
+        raise ContractError(f"{source}: expected a mapping of fields, found {type(content).__name__}")
+    try:
+        return Contract.model_validate(content)
+    except ValidationError as error:
+        lines = []
+        for item in error.errors():
+            field = ".".join(str(part) for part in item["loc"]) or "<file>"
+            lines.append(f"{source}: field '{field}': {str(item['msg']).removeprefix('Value error, ')}")
+        raise ContractError("\n".join(lines)) from None

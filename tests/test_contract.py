@@ -1,0 +1,145 @@
+"""``contract.yml``: what it accepts, the error naming the file and field for what it refuses, what derives from it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from amlops.core import contract
+from amlops.core.settings import PACKAGE_DIR, ProjectSettings
+from tests.conftest import CONTRACT, REPO
+
+
+def write(tmp_path: Path, **changes) -> Path:
+    """The example's contract with some top-level fields replaced (``None`` removes one)."""
+    content = yaml.safe_load((REPO / contract.CONTRACT_FILE).read_text())
+    for key, value in changes.items():
+        if value is None:
+            content.pop(key)
+        else:
+            content[key] = value
+    path = tmp_path / contract.CONTRACT_FILE
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return path
+
+
+def test_the_example_contract_reads_as_declared():
+    assert CONTRACT.name == "diabetes-ridge"
+    assert CONTRACT.task == "regression"
+    assert CONTRACT.feature_names[:3] == ("age", "sex", "bmi")
+    assert list(CONTRACT.columns)[-1] == CONTRACT.target.name
+    assert CONTRACT.metric.direction == "minimize"
+    assert CONTRACT.defaults() == {"alpha": 1.0}
+    assert CONTRACT.metric.better(1.0, than=2.0)
+    assert not CONTRACT.metric.better(2.0, than=2.0)
+
+
+BAD = {
+    "unknown field": ({"colour": "red"}, "field 'colour': Extra inputs are not permitted"),
+    "missing field": ({"task": None}, "field 'task': Field required"),
+    "name with capitals": ({"name": "My_Model"}, "field 'name': String should match pattern"),
+    "unknown task": ({"task": "ranking"}, "field 'task': Input should be 'regression' or 'classification'"),
+    "absolute data path": ({"data": "/tmp/x.csv"}, "field 'data': give the path relative to the project root"),
+    "range upside down": (
+        {"features": [{"name": "x", "range": [5, 1]}]},
+        "field 'features.0': range: low 5.0 is above high 1.0",
+    ),
+    "text column with a range": (
+        {"features": [{"name": "x", "type": "str", "range": [0, 1]}]},
+        "field 'features.0': range: a str column has no range",
+    ),
+    "numeric column with text categories": (
+        {"features": [{"name": "x", "categories": ["a", "b"]}]},
+        "field 'features.0': categories: a float column's categories must be numbers",
+    ),
+    "repeated column": (
+        {"features": [{"name": "x"}, {"name": "x"}]},
+        "features: each column is named once (repeated: x)",
+    ),
+    "classification target with a range": (
+        {"task": "classification"},
+        "target: a classification target has categories, not a range",
+    ),
+    "unknown metric direction": (
+        {"metric": {"name": "rmse", "direction": "down"}},
+        "field 'metric.direction': Input should be 'minimize' or 'maximize'",
+    ),
+    "limit without bounds": ({"gate": {"limits": {"rmse": {}}}}, "field 'gate.limits.rmse': a limit needs min, max"),
+    "parameter that is not an identifier": (
+        {"params": {"n-estimators": {"default": 100}}},
+        "params: 'n-estimators' is not a Python identifier",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_wrong_field_is_refused_naming_the_file_and_field(tmp_path: Path, case: str):
+    changes, expected = BAD[case]
+    path = write(tmp_path, **changes)
+    with pytest.raises(contract.ContractError) as raised:
+        contract.load(path)
+    assert str(raised.value).startswith(f"{path}: field '"), raised.value
+    assert expected in str(raised.value)
+
+
+def test_a_missing_or_malformed_file_is_named(tmp_path: Path):
+    with pytest.raises(contract.ContractError, match=r"contract\.yml: no contract file"):
+        contract.load(tmp_path / "contract.yml")
+    (tmp_path / "contract.yml").write_text("name: [unclosed\n")
+    with pytest.raises(contract.ContractError, match=r"contract\.yml: not valid YAML"):
+        contract.load(tmp_path / "contract.yml")
+    (tmp_path / "contract.yml").write_text("- a list\n")
+    with pytest.raises(contract.ContractError, match="expected a mapping of fields, found list"):
+        contract.load(tmp_path / "contract.yml")
+
+
+def test_names_derive_from_the_contract_and_an_environment_variable_overrides_them(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    write(project, name="wine-classifier")
+    settings = ProjectSettings()
+    assert (settings.model_name, settings.experiment_name) == ("wine-classifier", "wine-classifier")
+    assert settings.pipeline_name == "wine-classifier-training"
+    monkeypatch.setenv("AMLOPS_MODEL_NAME", "renamed")
+    assert (ProjectSettings().model_name, ProjectSettings().pipeline_name) == ("renamed", "renamed-training")
+
+
+def test_the_data_snapshot_is_the_contracts(project: Path):
+    (project / "data" / "mine.csv").write_text("x\n1\n")
+    write(project, data="data/mine.csv")
+    assert ProjectSettings().data_snapshot == project / "data" / "mine.csv"
+
+
+def test_an_edited_contract_is_read_again(project: Path):
+    assert ProjectSettings().contract.name == CONTRACT.name
+    write(project, name="edited-model")
+    assert ProjectSettings().contract.name == "edited-model"
+
+
+def test_nothing_in_the_package_names_the_example():
+    """The example lives in the user's files (contract.yml, train.py, data/); the package only reads them."""
+    columns = [name for name in CONTRACT.columns if name != "target"]  # `target` is also a plain word
+    pattern = re.compile(
+        r"diabetes|" + "|".join(rf"[\"']{re.escape(name)}[\"']" for name in columns), flags=re.IGNORECASE
+    )
+    found = [
+        f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+        for path in sorted(PACKAGE_DIR.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if pattern.search(line)
+    ]
+    assert found == []
+
+
+def test_a_project_without_a_contract_gets_a_clear_error_not_a_settings_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    from amlops.cli.main import main
+
+    monkeypatch.setenv("AMLOPS_ROOT", str(tmp_path))
+    assert main(["models", "list"]) == 2
+    assert f"{tmp_path / 'contract.yml'}: no contract file" in caplog.text
+    assert "environment variable" not in caplog.text
