@@ -1,4 +1,7 @@
-"""Shared fixtures: a throw-away copy of the project, and real tiny models trained on real data."""
+"""Shared fixtures: a throw-away copy of the project, and real tiny models trained on real data.
+
+Fixtures and hooks only: code the test modules share lives in ``tests/support``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pytest
 
-from amlops.core import files
+from tests.support.checkout import REPO, copy_project
 
 if TYPE_CHECKING:
     from amlops.registry.mlflow import Registry
@@ -20,13 +23,6 @@ os.environ["DO_NOT_TRACK"] = "true"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 for _name in [n for n in os.environ if n.startswith("AMLOPS_")]:
     os.environ.pop(_name)
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def copy_project(dest: Path) -> Path:
-    """Copy this checkout's configuration, data and entry scripts into ``dest``."""
-    return files.copy_project(REPO, dest)
 
 
 @pytest.fixture

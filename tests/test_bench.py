@@ -13,7 +13,7 @@ import pytest
 
 from bench import load, quiet, report
 from bench.run import FULL
-from tests.conftest import REPO
+from tests.support.checkout import REPO
 
 #: Every process the benchmark starts inherits this variable: how the test finds what this run left behind
 #: (and not another benchmark running on the same machine).

@@ -12,7 +12,7 @@ from amlops.core.files import read_json
 from amlops.core.settings import DataSettings
 from amlops.ml import data
 from amlops.steps import prep
-from tests.conftest import REPO
+from tests.support.checkout import REPO
 
 
 def test_snapshot_matches_recorded_sha256():

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.test_lifecycle import NOT_IN_A_CLONE
+from tests.support.checkout import NOT_IN_A_CLONE, REPO
 
 NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 TIME_LIMIT_SECONDS = 240
