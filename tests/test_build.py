@@ -81,6 +81,7 @@ def test_outcome_check_fails_everything_else(tmp_path: Path, outcome: dict):
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)  # every build step, the unit-test suite included; the dry run may take 600 s
 def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     clone = tmp_path / "repo"
     shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))

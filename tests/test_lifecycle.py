@@ -60,6 +60,7 @@ def _processes_under(folder: Path) -> list[int]:
     return found
 
 
+@pytest.mark.timeout(900)  # two whole `make run`s (pipeline, deploy, smoke test, promote) of up to 300 s each
 def test_make_run_twice(clone: Path):
     first = _make(clone, "run")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

@@ -39,6 +39,7 @@ def test_notebooks_have_one_parameters_cell_defaulting_to_local(name: str):
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)  # four notebooks (training, a pipeline run, a deployment), each cell may take 240 s
 def test_notebooks_run_in_order_in_a_fresh_copy(tmp_path: Path):
     import papermill
 
