@@ -30,6 +30,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.scoring import BAD_REQUESTS  # the scoring contract's bad requests (standard library only)
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
@@ -325,10 +327,8 @@ def check_server(server, key: str, bodies: dict, expected, problems: list[str]) 
 
 
 def bad_request_statuses(url: str) -> dict:
-    """Send the scoring contract's bad requests (``tests/test_scoring.py``); count the statuses."""
+    """Send the scoring contract's bad requests (``tests/support/scoring.py``); count the statuses."""
     import requests
-
-    from tests.test_scoring import BAD_REQUESTS
 
     statuses: dict[str, int] = {}
     unexpected = []

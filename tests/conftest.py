@@ -1,17 +1,18 @@
-"""Shared fixtures: a throw-away copy of the project, and real tiny models trained on real data."""
+"""Shared fixtures: a throw-away copy of the project, and real tiny models trained on real data.
+
+Fixtures and hooks only: code the test modules share lives in ``tests/support``.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 
-from amlops.core import contract, files
+from tests.support.checkout import REPO, copy_project
 
 if TYPE_CHECKING:
     from amlops.registry.mlflow import Registry
@@ -22,26 +23,6 @@ os.environ["DO_NOT_TRACK"] = "true"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 for _name in [n for n in os.environ if n.startswith("AMLOPS_")]:
     os.environ.pop(_name)
-
-REPO = Path(__file__).resolve().parents[1]
-#: The example's contract, and the column names the tests that use the example's data refer to.
-CONTRACT = contract.in_root(REPO)
-FEATURES = CONTRACT.feature_names
-TARGET = CONTRACT.target.name
-
-
-def example_script(relative: str) -> ModuleType:
-    """Import one of the example's scripts (``data/make_dataset.py``), which are files, not package modules."""
-    path = REPO / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def copy_project(dest: Path) -> Path:
-    """Copy this checkout's configuration, data and entry scripts into ``dest``."""
-    return files.copy_project(REPO, dest)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from amlops.core import config, deployment_config
 from amlops.core.azure_settings import STAGES, AzureSettings
 from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.serving.stage import StagedDeployment
-from tests.conftest import REPO
+from tests.support.checkout import REPO
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),

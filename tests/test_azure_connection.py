@@ -14,7 +14,7 @@ import pytest
 
 from amlops.azure import connection
 from amlops.core.azure_settings import AzureSettings
-from tests.conftest import REPO
+from tests.support.checkout import REPO
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
@@ -217,7 +217,9 @@ def _run_isolated(
         # Only the venv on PATH: no Azure CLI, PowerShell or azd to fall back to.
         "PATH": str(Path(sys.executable).parent),
         "HOME": str(home),
-        "PYTHONPATH": str(guard),
+        # The guard, then this checkout: the command runs outside it, where the venv's editable install may
+        # point at another checkout.
+        "PYTHONPATH": os.pathsep.join([str(guard), str(REPO)]),
         "NETWORK_GUARD_LOG": str(guard_log),
         "AMLOPS_ROOT": str(root),
         "MLFLOW_DISABLE_TELEMETRY": "true",

@@ -13,7 +13,7 @@ from amlops.azure import render, translate
 from amlops.azure.connection import OfflineCredential
 from amlops.core.config import ConfigError
 from amlops.core.settings import ProjectSettings
-from tests.conftest import REPO
+from tests.support.checkout import REPO
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),

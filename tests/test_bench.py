@@ -13,7 +13,7 @@ import pytest
 
 from bench import load, quiet, report
 from bench.run import FULL
-from tests.conftest import REPO
+from tests.support.checkout import REPO
 
 #: Every process the benchmark starts inherits this variable: how the test finds what this run left behind
 #: (and not another benchmark running on the same machine).
@@ -38,6 +38,7 @@ def _bench_processes(marker: str) -> list[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)  # every server started and loaded, then a lifecycle run; the benchmark may take 600 s
 def test_quick_benchmark_runs_every_server_and_the_lifecycle(tmp_path: Path):
     marker = uuid.uuid4().hex
     finished = subprocess.run(

@@ -14,8 +14,7 @@ import yaml
 
 from amlops.app import build
 from amlops.core.files import write_json
-from tests.conftest import REPO
-from tests.test_lifecycle import NOT_IN_A_CLONE, _env
+from tests.support.checkout import NOT_IN_A_CLONE, REPO, clean_env
 
 BUILD_COMMAND = re.compile(r"python -m amlops build ([a-z-]+)")
 
@@ -82,6 +81,7 @@ def test_outcome_check_fails_everything_else(tmp_path: Path, outcome: dict):
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)  # every build step, the unit-test suite included; the dry run may take 600 s
 def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     clone = tmp_path / "repo"
     shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
@@ -89,7 +89,7 @@ def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     done = subprocess.run(
         ["make", "dry-run", "ENV_READY=1"],
         cwd=clone,
-        env=_env() | {"BUILD_BUILDID": "777"},
+        env=clean_env() | {"BUILD_BUILDID": "777"},
         capture_output=True,
         text=True,
         timeout=600,
@@ -135,7 +135,7 @@ def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     tags = subprocess.run(
         [".venv/bin/python", "-m", "amlops", "models", "list", "--json"],
         cwd=clone,
-        env=_env() | {"AMLOPS_TRACKING_URI": build.dry_run_registry(artifact)},
+        env=clean_env() | {"AMLOPS_TRACKING_URI": build.dry_run_registry(artifact)},
         capture_output=True,
         text=True,
         timeout=120,

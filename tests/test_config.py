@@ -9,7 +9,7 @@ import pytest
 from amlops.core import config, deployment_config
 from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.serving.deploy import local_deployment_config, scoring_limits
-from tests.conftest import REPO
+from tests.support.checkout import REPO
 
 
 def test_committed_runconfig_parses():

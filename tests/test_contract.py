@@ -10,7 +10,8 @@ import yaml
 
 from amlops.core import contract
 from amlops.core.settings import PACKAGE_DIR, ProjectSettings
-from tests.conftest import CONTRACT, REPO
+from tests.support.checkout import REPO
+from tests.support.example import CONTRACT
 
 
 def write(tmp_path: Path, **changes) -> Path:

@@ -12,7 +12,8 @@ from amlops.core.files import read_json
 from amlops.core.settings import DataSettings
 from amlops.ml import data
 from amlops.steps import prep
-from tests.conftest import CONTRACT, FEATURES, REPO, TARGET, example_script
+from tests.support.checkout import REPO
+from tests.support.example import CONTRACT, FEATURES, TARGET, example_script
 
 make_dataset = example_script("data/make_dataset.py")
 

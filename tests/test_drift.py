@@ -10,7 +10,7 @@ import pytest
 from amlops.core.settings import DriftSettings
 from amlops.ml import data, drift
 from amlops.steps import prep
-from tests.conftest import CONTRACT, FEATURES, TARGET
+from tests.support.example import CONTRACT, FEATURES, TARGET
 
 
 @pytest.fixture(scope="module")

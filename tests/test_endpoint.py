@@ -21,8 +21,8 @@ from amlops.serving.client import ScoringClient
 from amlops.serving.local import EndpointError, LocalEndpoint
 from amlops.serving.smoke import smoke_test
 from amlops.serving.stage import StagedDeployment
-from tests.conftest import FEATURES
-from tests.test_scoring import BAD_REQUESTS, ROW, BadRequest, body
+from tests.support.example import FEATURES
+from tests.support.scoring import BAD_REQUESTS, ROW, BadRequest, body
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from importlib.metadata import version as installed_version
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.support.checkout import REPO
 
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)$")
 

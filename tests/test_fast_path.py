@@ -32,8 +32,8 @@ from amlops.scoring.linear import FOLD_FROM_ROWS, FOLD_TOLERANCE, PYTHON_ROWS, L
 from amlops.scoring.model import load_model
 from amlops.scoring.requests import SIMDJSON_FROM_BYTES, _list_body_matrix, parse_rows, request_body
 from amlops.scoring.service import SERIALIZE_FROM_ROWS, ScoringService
-from tests.conftest import FEATURES
-from tests.test_scoring import RECORD, ROW, body
+from tests.support.example import FEATURES
+from tests.support.scoring import RECORD, ROW, body
 
 TOLERANCE = 1e-9
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from amlops.core.deployment_config import LocalDeploymentConfig
 from amlops.serving.local import LocalEndpoint
-from tests.conftest import FEATURES
+from tests.support.example import FEATURES
 
 pytestmark = pytest.mark.integration
 

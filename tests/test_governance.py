@@ -1,7 +1,7 @@
 """Governance against a real (temporary) registry: deployment records, retirement, efficacy checks, events.
 
 Local deploys start the real inference server (on free ports); Azure releases run against ``FakeCloud``, the
-MLClient stand-in of ``tests/test_azure_operations.py``, with a models API that keeps tags.
+MLClient stand-in of ``tests/support/fakes.py``, with a models API that keeps tags.
 """
 
 from __future__ import annotations
@@ -23,11 +23,14 @@ from amlops.core import lineage, tags
 from amlops.core.errors import EXIT_BAD_INPUT, EXIT_DEGRADED
 from amlops.core.settings import ProjectSettings
 from amlops.lifecycle import inventory, local_deploy, pipeline, retirement
-from amlops.registry import events, records
+from amlops.registry import records
 from amlops.registry.base import RetiredVersionError
 from amlops.registry.mlflow import Registry
-from tests.conftest import CONTRACT, FEATURES, REPO, TARGET, example_script
-from tests.test_azure_operations import MODEL, FakeCloud
+from tests.support.checkout import REPO
+from tests.support.example import CONTRACT, FEATURES, TARGET, example_script
+from tests.support.fakes import MODEL, FakeCloud, TaggedModels
+from tests.support.governance import logged_events, record, served_version
+from tests.support.scoring import ROW
 
 pytestmark = [
     pytest.mark.integration,
@@ -36,22 +39,6 @@ pytestmark = [
 ]
 
 SHIFTED = REPO / "data" / "fixtures" / "diabetes_shifted.csv"
-ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
-
-
-def served_version(url: str) -> str:
-    answer = requests.post(url, json={"data": [ROW]}, timeout=30)
-    assert answer.status_code == 200, answer.text
-    return str(answer.json()["model"]["version"])
-
-
-def record(registry: Registry, version: str, target: str = "local", endpoint: str = "local") -> dict:
-    return json.loads(registry.get(version).tags[records.deployment_tag(target, endpoint)])
-
-
-def logged_events(kind: str | None = None) -> list[dict]:
-    found = events.read_events(ProjectSettings())
-    return [e for e in found if kind is None or e["type"] == kind]
 
 
 # --- deployment tracking -----------------------------------------------------------------------------------------
@@ -394,38 +381,6 @@ def test_a_failing_event_command_does_not_undo_the_action(project: Path, monkeyp
 
 
 # --- Azure: the release path, at the SDK boundary -----------------------------------------------------------------
-
-
-class TaggedModels:
-    """``MLClient.models`` with tags that persist, for the versions of ``folders``."""
-
-    def __init__(self, folders: dict[str, Path], store: Path | None = None):
-        self.folders = folders
-        self.tags: dict[str, dict[str, str]] = {version: {} for version in folders}
-        self.store = store  # where versions registered from a local folder keep their files
-
-    def get(self, name: str, version: str | None = None, label: str | None = None) -> Any:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        version = version or max(self.folders)
-        if version not in self.folders:
-            raise ResourceNotFoundError(f"model {name}:{version} not found")
-        return SimpleNamespace(name=name, version=version, tags=dict(self.tags[version]), path=f"azureml:{version}")
-
-    def list(self, name: str) -> list[Any]:
-        return [self.get(name, version) for version in self.folders]
-
-    def create_or_update(self, model: Any) -> Any:
-        if model.version is None:  # a new version from a local folder, which the SDK uploads
-            version = str(max(int(v) for v in self.folders if v.isdigit()) + 1)
-            self.folders[version] = shutil.copytree(model.path, self.store / version / "model")
-            assert model.type == "mlflow_model"
-            model = SimpleNamespace(name=model.name, version=version, tags=model.tags, path=f"azureml:{version}")
-        self.tags[model.version] = {k: str(v) for k, v in model.tags.items()}
-        return model
-
-    def download(self, name: str, version: str, download_path: str) -> None:
-        shutil.copytree(self.folders[version], Path(download_path) / name / "model", dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="module")

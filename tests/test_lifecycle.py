@@ -14,23 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO
+from tests.support.checkout import NOT_IN_A_CLONE, REPO, clean_env
 
 pytestmark = pytest.mark.integration
-
-#: Local state and environments that a fresh clone does not have.
-NOT_IN_A_CLONE = (
-    ".git",
-    ".venv",
-    ".mlops",
-    "build",
-    "mlruns",
-    ".pytest_cache",
-    ".ruff_cache",
-    "__pycache__",
-    ".lock-venv",
-    "*.egg-info",
-)
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +32,11 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMLOPS_", "MLFLOW_TRACKING", "PYTEST"))}
-    return env | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-
-
 def _make(clone: Path, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", *targets, "ENV_READY=1"],
         cwd=clone,
-        env=_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -79,6 +60,7 @@ def _processes_under(folder: Path) -> list[int]:
     return found
 
 
+@pytest.mark.timeout(900)  # two whole `make run`s (pipeline, deploy, smoke test, promote) of up to 300 s each
 def test_make_run_twice(clone: Path):
     first = _make(clone, "run")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -106,7 +88,7 @@ def test_make_run_twice(clone: Path):
     models = subprocess.run(
         [".venv/bin/python", "-m", "amlops", "models", "list", "--json"],
         cwd=clone,
-        env=_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -125,7 +107,7 @@ def test_make_serve_answers_until_interrupted(clone: Path):
     serve = subprocess.Popen(
         [".venv/bin/python", "-m", "amlops", "serve", "--config", str(port_config)],
         cwd=clone,
-        env=_env(),
+        env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -164,7 +146,7 @@ def test_validate_reports_a_bad_file_by_column_and_rule(clone: Path, tmp_path: P
     done = subprocess.run(
         [".venv/bin/python", "-m", "amlops", "validate", "--data", str(bad)],
         cwd=clone,
-        env=_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.test_lifecycle import NOT_IN_A_CLONE
+from tests.support.checkout import NOT_IN_A_CLONE, REPO
 
 NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 TIME_LIMIT_SECONDS = 240
@@ -40,6 +39,7 @@ def test_notebooks_have_one_parameters_cell_defaulting_to_local(name: str):
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(900)  # four notebooks (training, a pipeline run, a deployment), each cell may take 240 s
 def test_notebooks_run_in_order_in_a_fresh_copy(tmp_path: Path):
     import papermill
 

@@ -14,7 +14,8 @@ from amlops.lifecycle import local_deploy, pipeline
 from amlops.lifecycle.release import PREPRODUCTION_ENDPOINT, PRODUCTION_ENDPOINT
 from amlops.registry.mlflow import Registry
 from amlops.serving.smoke import SmokeTestFailure
-from tests.test_governance import ROW, logged_events, record, served_version
+from tests.support.governance import logged_events, record, served_version
+from tests.support.scoring import ROW
 
 pytestmark = pytest.mark.integration
 

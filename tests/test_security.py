@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from amlops.serving.local import exposure_warning
-from tests.conftest import REPO
+from tests.support.checkout import REPO
 
 #: Files that must never be committed, whatever a developer drops into the checkout.
 SECRET_FILES = ("config.json", ".env", "prod.env", ".azureml/config.json", "notebooks/config.json")

@@ -1,0 +1,48 @@
+"""This checkout and copies of it: where it is, what a fresh clone lacks, how to run commands in a copy."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from amlops.core import files
+
+#: The root of this checkout.
+REPO = Path(__file__).resolve().parents[2]
+
+#: Local state and environments that a fresh clone does not have.
+NOT_IN_A_CLONE = (
+    ".git",
+    ".venv",
+    ".mlops",
+    "build",
+    "mlruns",
+    ".pytest_cache",
+    ".ruff_cache",
+    "__pycache__",
+    ".lock-venv",
+    "*.egg-info",
+)
+
+
+def copy_project(dest: Path) -> Path:
+    """Copy this checkout's configuration, data and entry scripts into ``dest``.
+
+    Args:
+        dest: The folder to create.
+
+    Returns:
+        The new project root.
+    """
+    return files.copy_project(REPO, dest)
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for a command run in a copy of the repository.
+
+    Returns:
+        This process's environment without project settings, a tracking URI or pytest's variables, and with
+        telemetry off.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AMLOPS_", "MLFLOW_TRACKING", "PYTEST"))}
+    return env | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
