@@ -27,6 +27,18 @@ Task = Literal["regression", "classification"]
 FeatureType = Literal["float", "int", "str"]
 Direction = Literal["minimize", "maximize"]
 
+#: The metrics the package measures for each task (``amlops.ml.metrics``), and which way is better.
+#: ``log_loss`` needs an estimator with ``predict_proba``.
+METRICS: dict[str, dict[str, Direction]] = {
+    "regression": {"rmse": "minimize", "mae": "minimize", "r2": "maximize"},
+    "classification": {
+        "accuracy": "maximize",
+        "balanced_accuracy": "maximize",
+        "f1_macro": "maximize",
+        "log_loss": "minimize",
+    },
+}
+
 
 class ContractError(BadInputError):
     """The contract file is missing, unreadable or has a wrong field (the message names the file and field)."""
@@ -65,7 +77,7 @@ class Column(_Strict):
 class Metric(_Strict):
     """The primary metric: what the gate and the efficacy check compare, and which way is better."""
 
-    name: str = Field(min_length=1, description="A metric train.py logs, e.g. rmse, r2, accuracy, f1.")
+    name: str = Field(min_length=1, description="One of the task's metrics: rmse, mae, r2; accuracy, f1_macro...")
     direction: Direction = Field(description="minimize (errors) or maximize (scores).")
 
     def better(self, value: float, than: float) -> bool:
@@ -139,6 +151,16 @@ class Contract(_Strict):
             raise ValueError(f"features: each column is named once (repeated: {', '.join(repeated)})")
         if self.task == "classification" and self.target.range is not None:
             raise ValueError("target: a classification target has categories, not a range")
+        known = METRICS[self.task]
+        if self.metric.name not in known:
+            raise ValueError(f"metric: {self.task} measures {', '.join(known)}; not {self.metric.name!r}")
+        if known[self.metric.name] != self.metric.direction:
+            raise ValueError(
+                f"metric: the direction of {self.metric.name} is {known[self.metric.name]}, not {self.metric.direction}"
+            )
+        unknown = sorted(set(self.gate.limits) - set(known))
+        if unknown:
+            raise ValueError(f"gate: {self.task} measures {', '.join(known)}; no limit on {', '.join(unknown)}")
         for name in self.params:
             if not name.isidentifier():
                 raise ValueError(f"params: {name!r} is not a Python identifier (train.py receives it as one)")
@@ -163,6 +185,11 @@ class Contract(_Strict):
     def pipeline_name(self) -> str:
         """The training pipeline's name (local published pipelines, Azure ML pipeline jobs)."""
         return f"{self.name}-training"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Every metric measured for the task, the primary one first."""
+        return (self.metric.name, *(name for name in METRICS[self.task] if name != self.metric.name))
 
     def defaults(self) -> dict[str, float | int | str | bool]:
         """Every hyperparameter's default value."""

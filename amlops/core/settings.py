@@ -159,20 +159,6 @@ class DriftSettings(BaseSettings):
     bins: int = Field(default=10, ge=2, le=100, description="Quantile bins of the reference for the PSI.")
 
 
-class GateSettings(BaseSettings):
-    """Thresholds the evaluate step applies before a candidate may replace production."""
-
-    model_config = SettingsConfigDict(env_prefix="AMLOPS_GATE_", extra="ignore")
-
-    max_rmse: float = Field(default=70.0, gt=0, description="Absolute ceiling on holdout RMSE.")
-    min_r2: float = Field(default=0.3, description="Absolute floor on holdout R².")
-    min_improvement: float = Field(
-        default=0.005,
-        ge=0,
-        description="Relative RMSE improvement over production needed to replace it (0.005 = 0.5%).",
-    )
-
-
 class ScoringSettings(BaseSettings):
     """Limits enforced by ``score.py``; the deployment sets them from ``deploymentConfig.yml``."""
 
@@ -189,13 +175,11 @@ class EfficacySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AMLOPS_EFFICACY_", extra="ignore")
 
-    max_rmse: float = Field(default=70.0, gt=0, description="Absolute ceiling on RMSE on the newer data.")
-    min_r2: float = Field(default=0.3, description="Absolute floor on R² on the newer data.")
     max_relative_degradation: float = Field(
         default=0.15,
         ge=0,
-        description="Largest relative increase of RMSE and of MAE over the metric.<name> tags recorded at "
-        "registration (0.15 = 15% worse).",
+        description="How much worse the primary metric may be than its metric.<name> tag recorded at "
+        "registration, relative to it (0.15 = 15% worse); the gate's limits in contract.yml apply too.",
     )
     min_rows: int = Field(default=30, ge=2, description="Fewest labelled rows a check may use.")
     retrain: bool = Field(default=False, description="Start the training pipeline when a check is degraded.")
@@ -222,7 +206,6 @@ def explain_settings_error(error: ValidationError) -> str:
             ProjectSettings,
             DataSettings,
             DriftSettings,
-            GateSettings,
             ScoringSettings,
             EfficacySettings,
             EventSettings,

@@ -52,37 +52,42 @@ def check_efficacy(
 ) -> EfficacyReport:
     """Score the production model on a newer labelled CSV with the gate's metrics and apply the thresholds.
 
-    The CSV is validated against the data schema first. ``degraded`` when RMSE is above ``max_rmse``, R² below
-    ``min_r2``, or RMSE or MAE worse than recorded at registration by more than ``max_relative_degradation``. The
-    result is recorded on the version (``efficacy.last_check``); a ``degraded`` result emits ``model.degraded``.
+    The CSV is validated against the contract first. ``degraded`` when a metric breaks the contract's gate
+    limits, or the primary metric is worse than recorded at registration by more than
+    ``max_relative_degradation`` of the recorded value. Only the primary metric is compared with the record: the
+    others move with noise, and the gate chose the model on the primary one. The result is recorded on the
+    version (``efficacy.last_check``); a ``degraded`` result emits ``model.degraded``.
     """
     rules = rules or EfficacySettings()
     settings = settings or ProjectSettings()
+    contract = settings.contract
     current = registry.production()
     if current is None:
         raise LookupError(f"no version of {registry.name} is in production: nothing to check")
     path = Path(data_path)
-    frame = data.validate(data.load_csv(path), settings.contract, min_rows=rules.min_rows, source=str(path))
+    frame = data.validate(data.load_csv(path), contract, min_rows=rules.min_rows, source=str(path))
     with tempfile.TemporaryDirectory(prefix="amlops-check-") as scratch:
         estimator = model_lib.load_mlflow_model(registry.download(current.version, Path(scratch) / "model"))
-    measured = model_lib.metrics(estimator, frame)
+    measured = model_lib.metrics(estimator, frame, contract)
     recorded = current.metrics
-    reasons = []
-    if measured["rmse"] > rules.max_rmse:
-        reasons.append(f"rmse {measured['rmse']:.3f} is above the ceiling {rules.max_rmse}")
-    if measured["r2"] < rules.min_r2:
-        reasons.append(f"r2 {measured['r2']:.4f} is below the floor {rules.min_r2}")
-    change = {}
-    for name in ("rmse", "mae"):
-        if recorded.get(name):
-            change[name] = (measured[name] - recorded[name]) / recorded[name]
-            if change[name] > rules.max_relative_degradation:
-                reasons.append(
-                    f"{name} {measured[name]:.3f} is {change[name]:.1%} worse than the {recorded[name]:.3f} "
-                    f"recorded at registration (allowed: {rules.max_relative_degradation:.0%})"
-                )
-    if "r2" in recorded:
-        change["r2"] = measured["r2"] - recorded["r2"]
+    reasons = [
+        reason
+        for name, limit in contract.gate.limits.items()
+        if (reason := limit.breach(name, measured[name])) is not None
+    ]
+    change = {
+        name: (measured[name] - recorded[name]) / abs(recorded[name])
+        for name in measured
+        if recorded.get(name)  # neither missing nor zero
+    }
+    primary = contract.metric
+    if primary.name in change:
+        worse = change[primary.name] if primary.direction == "minimize" else -change[primary.name]
+        if worse > rules.max_relative_degradation:
+            reasons.append(
+                f"{primary.name} {measured[primary.name]:.4g} is {worse:.1%} worse than the "
+                f"{recorded[primary.name]:.4g} recorded at registration (allowed: {rules.max_relative_degradation:.0%})"
+            )
     report = EfficacyReport(
         status="degraded" if reasons else "ok",
         model=current.name,
@@ -93,7 +98,11 @@ def check_efficacy(
         metrics=measured,
         recorded=recorded,
         change=change,
-        thresholds=rules.model_dump(),
+        thresholds={
+            "metric": primary.model_dump(),
+            "limits": {name: limit.model_dump(exclude_none=True) for name, limit in contract.gate.limits.items()},
+            "max_relative_degradation": rules.max_relative_degradation,
+        },
         reasons=reasons,
         checked_at=now(),
     )
@@ -124,19 +133,19 @@ def check_efficacy(
 def render_report(report: EfficacyReport) -> str:
     """``models check`` as text: the status, then the numbers."""
     lines = [f"{report.status}: {report.model} v{report.version} on {report.data} ({report.rows} rows)"]
-    for name in ("rmse", "mae", "r2"):
+    for name, value in report.metrics.items():
         recorded = report.recorded.get(name)
         versus = f"  (at registration {recorded:.4f}" if recorded is not None else "  (nothing recorded"
-        if name in report.change:
-            change = report.change[name]
-            versus += f", {change:+.1%})" if name != "r2" else f", {change:+.4f})"
-        else:
-            versus += ")"
-        lines.append(f"  {name:5} {report.metrics[name]:10.4f}{versus}")
+        versus += f", {report.change[name]:+.1%})" if name in report.change else ")"
+        lines.append(f"  {name:8} {value:10.4f}{versus}")
     t = report.thresholds
+    limits = ", ".join(
+        " and ".join(f"{name} {'>=' if bound == 'min' else '<='} {value}" for bound, value in limit.items())
+        for name, limit in t["limits"].items()
+    )
     lines.append(
-        f"  thresholds: rmse <= {t['max_rmse']}, r2 >= {t['min_r2']}, rmse/mae at most "
-        f"{t['max_relative_degradation']:.0%} worse than at registration (AMLOPS_EFFICACY_*)"
+        f"  thresholds: {limits or 'no limits'} (contract.yml gate); {t['metric']['name']} at most "
+        f"{t['max_relative_degradation']:.0%} worse than at registration (AMLOPS_EFFICACY_MAX_RELATIVE_DEGRADATION)"
     )
     lines += [f"  - {reason}" for reason in report.reasons]
     return "\n".join(lines) + "\n"

@@ -24,7 +24,6 @@ from amlops.core.settings import (
     PACKAGE_DIR,
     RUNCONFIG_FILE,
     DataSettings,
-    GateSettings,
     ProjectSettings,
 )
 from amlops.registry import tracking
@@ -69,7 +68,7 @@ def run(
 
     settings = settings or ProjectSettings()
     runconfig = config.load_runconfig(settings.runconfig_file)
-    DataSettings(), GateSettings()  # fail on a bad AMLOPS_DATA_*/AMLOPS_GATE_* value before any work is done
+    DataSettings(), settings.contract  # fail on a bad AMLOPS_DATA_* value or contract.yml before any work is done
     train_arguments = [*runconfig.argv, *([] if alpha is None else ["--alpha", str(alpha)])]
     data_path = Path(data_path or settings.data_snapshot)
     tracking.configure(settings)

@@ -11,11 +11,12 @@ import logging
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from amlops.core.files import read_json, write_json
 from amlops.core.logs import run_step
-from amlops.core.settings import GateSettings
+from amlops.core.contract import Contract
+from amlops.core.settings import ProjectSettings
 from amlops.ml import model as model_lib
 from amlops.registry.mlflow import Registry
 from amlops.steps import prep
@@ -39,7 +40,7 @@ class Decision:
     candidate: dict[str, float]
     production: dict[str, float] | None = None
     production_version: str | None = None
-    gate: dict[str, float] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
 
     @property
     def register(self) -> bool:
@@ -50,79 +51,83 @@ class Decision:
 def decide(
     candidate: dict[str, float],
     production: dict[str, float] | None,
-    gate: GateSettings,
+    contract: Contract,
     production_version: str | None = None,
 ) -> Decision:
-    """Apply the gate: absolute floors always; when a production model exists, a margin over it.
+    """Apply the gate: the contract's absolute limits always; with a model in production, a margin over it.
+
+    The margin is on the contract's primary metric: the candidate must be better than production by at least
+    ``gate.min_improvement`` of production's value (relative), in the metric's direction.
 
     Args:
-        candidate: Holdout metrics of the candidate (rmse, mae, r2).
+        candidate: Holdout metrics of the candidate.
         production: Holdout metrics of the production model on the same rows, or ``None``.
-        gate: Thresholds.
+        contract: The data and model contract (its ``metric`` and ``gate``).
         production_version: Registry version of the production model, for the reasons.
     """
-    floors = []
-    if candidate["rmse"] > gate.max_rmse:
-        floors.append(f"rmse {candidate['rmse']:.3f} is above the ceiling {gate.max_rmse}")
-    if candidate["r2"] < gate.min_r2:
-        floors.append(f"r2 {candidate['r2']:.4f} is below the floor {gate.min_r2}")
+    metric, gate = contract.metric, contract.gate
+    breaches = [
+        reason
+        for name, limit in gate.limits.items()
+        if (reason := limit.breach(name, candidate[name])) is not None
+    ]
     common = {
         "candidate": candidate,
         "production": production,
         "production_version": production_version,
-        "gate": gate.model_dump(),
+        "gate": {"metric": metric.model_dump(), **gate.model_dump()},
     }
-    if floors:
-        return Decision("reject", floors, **common)
-    passed = f"rmse {candidate['rmse']:.3f} <= {gate.max_rmse} and r2 {candidate['r2']:.4f} >= {gate.min_r2}"
+    if breaches:
+        return Decision("reject", breaches, **common)
+    passed = "limits met (" + ", ".join(f"{name} {candidate[name]:.4g}" for name in gate.limits) + ")"
     if production is None:
-        return Decision("register", [f"no model in production yet; absolute floors met ({passed})"], **common)
-    needed = production["rmse"] * (1.0 - gate.min_improvement)
-    versus = (
-        f"candidate rmse {candidate['rmse']:.4f} vs production v{production_version} rmse "
-        f"{production['rmse']:.4f} on the same holdout"
-    )
-    if candidate["rmse"] <= needed and candidate["rmse"] < production["rmse"]:
+        return Decision("register", [f"no model in production yet; {passed}"], **common)
+    name, ours, theirs = metric.name, candidate[metric.name], production[metric.name]
+    margin = gate.min_improvement * abs(theirs)
+    needed = theirs - margin if metric.direction == "minimize" else theirs + margin
+    versus = f"candidate {name} {ours:.4f} vs production v{production_version} {name} {theirs:.4f} on the same holdout"
+    if metric.better(ours, than=theirs) and not metric.better(needed, than=ours):
         return Decision("register", [f"{versus}: better by at least {gate.min_improvement:.1%}", passed], **common)
+    bound = "<=" if metric.direction == "minimize" else ">="
     return Decision(
         "keep",
         [
-            f"{versus}: not better by the required {gate.min_improvement:.1%} (needs <= {needed:.4f}); "
+            f"{versus}: not better by the required {gate.min_improvement:.1%} (needs {bound} {needed:.4f}); "
             f"production v{production_version} stays"
         ],
         **common,
     )
 
 
-def run(trained: Path, prepared: Path, out: Path, gate: GateSettings | None = None, registry=None) -> Decision:
+def run(trained: Path, prepared: Path, out: Path, contract: Contract | None = None, registry=None) -> Decision:
     """Evaluate a trained candidate against the registry's production model and write ``decision.json``.
 
     Args:
         trained: Folder written by the ``train`` step.
         prepared: Folder written by the ``prep`` step (its test split is the holdout).
         out: Folder for ``decision.json``.
-        gate: Thresholds; read from the environment when omitted.
+        contract: The data and model contract (metric and gate); the project's when omitted.
         registry: The model registry; the project's own when omitted.
     """
-    gate = gate or GateSettings()
+    contract = contract or ProjectSettings().contract
     registry = registry or Registry()
-    decision = judge(trained, prepared, gate, registry)
+    decision = judge(trained, prepared, contract, registry)
     write_json(Path(out) / DECISION_FILE, asdict(decision) | {"register": decision.register})
     log.info("evaluate: %s — %s", decision.outcome, "; ".join(decision.reasons))
     return decision
 
 
-def judge(trained: Path, prepared: Path, gate: GateSettings, registry) -> Decision:
+def judge(trained: Path, prepared: Path, contract: Contract, registry) -> Decision:
     """Score the candidate and the registry's current production model on the holdout, and apply the gate."""
     _, holdout = prep.load_splits(prepared)
-    candidate = model_lib.metrics(model_lib.load_mlflow_model(Path(trained) / train_step.MODEL_DIR), holdout)
+    candidate = model_lib.metrics(model_lib.load_mlflow_model(Path(trained) / train_step.MODEL_DIR), holdout, contract)
     current = registry.production()
     production_metrics = None
     if current is not None:
         with tempfile.TemporaryDirectory() as scratch:
             production_model = model_lib.load_mlflow_model(registry.download(current.version, Path(scratch) / "m"))
-        production_metrics = model_lib.metrics(production_model, holdout)
-    return decide(candidate, production_metrics, gate, current.version if current else None)
+        production_metrics = model_lib.metrics(production_model, holdout, contract)
+    return decide(candidate, production_metrics, contract, current.version if current else None)
 
 
 def load_decision(folder: Path) -> Decision:

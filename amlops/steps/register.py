@@ -17,7 +17,7 @@ from pathlib import Path
 from amlops.core.files import file_lock, read_json, write_json
 from amlops.core.lineage import build_id, git_commit
 from amlops.core.logs import run_step
-from amlops.core.settings import GateSettings, ProjectSettings
+from amlops.core.settings import ProjectSettings
 from amlops.registry import tracking
 from amlops.registry.mlflow import Registry
 from amlops.steps import evaluate, prep
@@ -170,7 +170,7 @@ def _judged_against_production(
             "register: production moved to v%s since evaluate; re-applying the gate",
             current.version if current else None,
         )
-        return evaluate.judge(trained, prepared, GateSettings(**decision.gate), registry)
+        return evaluate.judge(trained, prepared, ProjectSettings().contract, registry)
     return decision
 
 
