@@ -28,8 +28,8 @@ from amlops.cli.main import handler
 from amlops.cli.main import main as cli_main
 from amlops.cli.parser import register_commands
 from amlops.core import tags
-from amlops.core.azure_settings import STAGES
 from amlops.core.config import ConfigError
+from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.ml import model as model_lib
 from amlops.scoring.model import load_model

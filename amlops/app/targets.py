@@ -19,7 +19,8 @@ from amlops.azure import build_steps, connection, operations, rollout
 from amlops.azure.registry import AzureRegistry, azure_endpoints, azure_serving
 from amlops.azure.translate import Project
 from amlops.core.errors import BadInputError
-from amlops.core.settings import DEFAULT_PIPELINE_NAME, ProjectSettings
+from amlops.core.names import DEFAULT_PIPELINE_NAME
+from amlops.core.settings import ProjectSettings
 from amlops.lifecycle import inventory, local_deploy, pipeline
 from amlops.lifecycle.inventory import Serving
 from amlops.lifecycle.retirement import Redeploy

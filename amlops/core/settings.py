@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Telemetry off before MLflow or azure-ai-ml can be imported anywhere in the package.
@@ -27,10 +27,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 PRODUCTION_ALIAS = "production"
 #: The run configuration (v1 format) in the project root.
 RUNCONFIG_FILE = "sklearn.runconfig"
-#: The local endpoint that `deploy`, `serve` and `release --approve` use (production on this machine).
-LOCAL_ENDPOINT = "local"
-#: The local published pipeline `pipeline publish` and `pipeline list` use by default.
-DEFAULT_PIPELINE_NAME = "diabetes-ridge-training"
 
 
 def _default_root() -> Path:
@@ -193,28 +189,3 @@ class EventSettings(BaseSettings):
         "not run by one: use `sh -c '...'` for pipes).",
     )
     timeout: float = Field(default=60.0, gt=0, description="Seconds the command may take.")
-
-
-def explain_settings_error(error: ValidationError) -> str:
-    """Name the environment variable behind each invalid setting (``AMLOPS_GATE_MIN_R2: ...``)."""
-    classes = {
-        cls.__name__: cls
-        for cls in (
-            ProjectSettings,
-            DataSettings,
-            DriftSettings,
-            GateSettings,
-            ScoringSettings,
-            EfficacySettings,
-            EventSettings,
-        )
-    }
-    settings_class = classes.get(error.title)
-    if settings_class is None:
-        return str(error)
-    prefix = settings_class.model_config["env_prefix"]
-    lines = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        lines.append(f"environment variable {prefix}{field.upper()}={item.get('input')!r}: {item['msg']}")
-    return "\n".join(lines)

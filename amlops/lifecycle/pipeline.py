@@ -20,8 +20,8 @@ from pathlib import Path
 from amlops.core import config
 from amlops.core.errors import AmlopsError
 from amlops.core.files import read_json, write_json
+from amlops.core.names import DEFAULT_PIPELINE_NAME
 from amlops.core.settings import (
-    DEFAULT_PIPELINE_NAME,
     PACKAGE_DIR,
     RUNCONFIG_FILE,
     DataSettings,
