@@ -6,13 +6,15 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
-from sklearn.model_selection import train_test_split
 
 from amlops.core.errors import BadInputError
+
+if TYPE_CHECKING:  # pandera and scikit-learn are imported where used: listing models needs neither
+    import pandera.pandas as pa
+    from pandera.errors import SchemaErrors
 
 #: Feature columns in the order the model expects them (scikit-learn's raw diabetes data).
 FEATURES: tuple[str, ...] = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
@@ -69,6 +71,8 @@ def schema(min_rows: int) -> pa.DataFrameSchema:
     Args:
         min_rows: Fewest rows a usable training table may have.
     """
+    import pandera.pandas as pa
+
     columns = {
         name: pa.Column(
             float,
@@ -135,6 +139,8 @@ def validate(frame: pd.DataFrame, *, min_rows: int, source: str = "data") -> pd.
     Raises:
         DataValidationError: naming every failing column and rule.
     """
+    from pandera.errors import SchemaErrors
+
     try:
         with warnings.catch_warnings():
             # pandera's own failure-report assembly trips a pandas FutureWarning; not the user's concern.
@@ -159,6 +165,8 @@ def fingerprint(path: Path, frame: pd.DataFrame) -> Fingerprint:
 
 def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into train and test tables, deterministically for a given seed."""
+    from sklearn.model_selection import train_test_split
+
     train, test = train_test_split(frame, test_size=test_size, random_state=seed, shuffle=True)
     return train.reset_index(drop=True), test.reset_index(drop=True)
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from importlib.metadata import version as installed_version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from amlops.ml import plots
 from amlops.ml.data import FEATURES, features_and_target
 from amlops.scoring.model import load_model
+
+if TYPE_CHECKING:  # scikit-learn is imported where used: listing models does not need it
+    from sklearn.pipeline import Pipeline
 
 #: Metrics logged by training and compared by the gate; lower is better for all but r2.
 METRICS = ("rmse", "mae", "r2")
@@ -24,6 +24,10 @@ SCORING_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "skops")
 
 def build(alpha: float) -> Pipeline:
     """An unfitted standardise-then-Ridge pipeline."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=alpha))])
 
 
@@ -45,6 +49,8 @@ def predict(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
 
 def metrics(model: Pipeline, frame: pd.DataFrame) -> dict[str, float]:
     """RMSE, MAE and R² of the model on a labelled table."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
     _, target = features_and_target(frame)
     predicted = predict(model, frame)
     return {
