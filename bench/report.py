@@ -266,7 +266,7 @@ def startup_table(start: dict) -> tuple[list[str], list[list[str]]]:
             row["label"],
             f"{row['ratio']:.3g}×" if math.isfinite(row["ratio"]) else "–",
             _fmt(row["median_s"]),
-            f"{_fmt(row['min_s'])}–{_fmt(row['max_s'])}",
+            f"{_fmt(row['min_s'])}–{_fmt(row['max_s'])}" if row["runs"] else "–",
             str(row["runs"]),
             f"<= {row['target_s']:g} s" if row["target_s"] is not None else "baseline",
             verdicts[row["met"]] if row["runs"] else "not measured",
@@ -284,7 +284,8 @@ def _imports_line(start: dict) -> str:
 
 def _slowest_line(start: dict, key: str) -> str:
     slowest = start["imports"].get(key, {}).get("slowest", [])
-    return f"slowest imports of `{key}` (-X importtime): " + ", ".join(f"{p} {_fmt(s)} s" for p, s in slowest)
+    found = ", ".join(f"{p} {_fmt(s)} s" for p, s in slowest) or "no third-party package over 1 ms"
+    return f"slowest imports of `{key}` (-X importtime): {found}"
 
 
 def startup_lines(start: dict) -> list[str]:
@@ -316,8 +317,8 @@ def startup_markdown(raw: dict, start: dict) -> str:
         "",
         markdown_table(header, rows),
         "",
-        _imports_line(start).replace("NOT MET", "**not met**") + ".",
-        *(f"{_slowest_line(start, key)}." for key in (startup.HELP.key, startup.MODELS_LIST.key)),
+        f"* {_imports_line(start).replace('NOT MET', '**not met**')}.",
+        *(f"* {_slowest_line(start, key)}." for key in (startup.HELP.key, startup.MODELS_LIST.key)),
         STARTUP_END,
     ]
     return "\n".join(parts)

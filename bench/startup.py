@@ -128,18 +128,23 @@ def heavy_modules(modules: list[str]) -> list[str]:
     return [h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in modules)]
 
 
-def import_summary(entries: list[tuple[str, int, int]], top: int = 5) -> dict:
+#: Not packages a command chose to import: the interpreter's start-up hooks.
+_NOT_PACKAGES = ("amlops", "sitecustomize", "usercustomize")
+
+
+def import_summary(entries: list[tuple[str, int, int]], top: int = 5, least_us: int = 1000) -> dict:
     """The heavy libraries imported, and the third-party packages that took longest to import (seconds).
 
-    A package's time is its outermost import's cumulative time (``-X importtime`` inflates it somewhat).
+    A package's time is its outermost import's cumulative time (``-X importtime`` inflates it somewhat); packages
+    under ``least_us`` microseconds are left out.
     """
     longest: dict[str, int] = {}
     for name, _, cumulative in entries:
         package = name.split(".")[0]
-        if package == "amlops" or package in sys.stdlib_module_names or package.startswith("_"):
+        if package in _NOT_PACKAGES or package in sys.stdlib_module_names or package.startswith("_"):
             continue
         longest[package] = max(longest.get(package, 0), cumulative)
-    slowest = sorted(longest.items(), key=lambda item: -item[1])[:top]
+    slowest = sorted(((p, us) for p, us in longest.items() if us >= least_us), key=lambda item: -item[1])[:top]
     return {
         "modules": len(entries),
         "heavy": heavy_modules([name for name, _, _ in entries]),

@@ -175,6 +175,8 @@ def test_wrk_script_reports_against_the_trivial_server(tmp_path: Path):
 IMPORTTIME = """\
 import time: self [us] | cumulative | imported package
 import time:       150 |        150 | encodings.utf_8
+import time:        60 |         60 |   sitecustomize
+import time:        58 |         58 |               org
 import time:      1841 |       1841 |         ipaddress
 import time:     11307 |      13309 |       urllib.parse
 import time:       254 |       6117 |             pydantic._internal._dataclasses
@@ -196,10 +198,13 @@ def test_importtime_lines_are_parsed_with_their_depth():
     assert entries[0] == ("encodings.utf_8", 0, 150)
     assert ("urllib.parse", 3, 13309) in entries
     assert ("amlops.cli.main", 0, 248929) in entries
-    assert len(entries) == 13  # not the header, not the command's own output
+    assert ("org", 7, 58) in entries
+    assert len(entries) == 15  # not the header, not the command's own output
     summary = startup.import_summary(entries, top=3)
     assert summary["heavy"] == ["mlflow", "sklearn"]
     assert summary["slowest"] == [["mlflow", 1.651], ["sklearn", 1.447], ["azureml", 0.424]]
+    tiny = startup.import_summary([e for e in entries if e[0] in ("sitecustomize", "org", "json")])
+    assert tiny == {"modules": 2, "heavy": [], "slowest": []}
 
 
 def test_importtime_of_a_real_interpreter_is_parsed():
@@ -253,6 +258,7 @@ def test_startup_summary_ratios_targets_and_tables(tmp_path: Path):
     for expected in ("python -c pass", "amlops --help", "amlops models list", "make run", "110×", "NOT MET"):
         assert expected in text
     assert "none of them" in text
+    assert "slowest imports of `--help` (-X importtime): pydantic 0.04 s" in text
     assert "target missed: models list" in text
 
     measured["imports"]["--help"]["heavy"] = ["pandas"]
