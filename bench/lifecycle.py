@@ -30,21 +30,31 @@ def copy_project(dest: Path) -> Path:
     return files.copy_project(REPO, dest)
 
 
-def measure(work: Path, timeout: float = 300) -> dict:
-    """One ``make run``-equivalent in a fresh copy of the project under ``work``: seconds per stage.
-
-    Raises:
-        RuntimeError: if the run fails.
-    """
-    root = copy_project(Path(tempfile.mkdtemp(prefix="lifecycle-", dir=work)) / "project")
-    report = root.parent / "lifecycle.json"
+def child_env(root: Path) -> dict[str, str]:
+    """The environment of a command run in the project copy ``root``: this checkout's code, no stray settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AMLOPS_", "MLFLOW_TRACKING", "PYTEST"))}
-    env |= {
+    return env | {
         "AMLOPS_ROOT": str(root),
         "PYTHONPATH": str(REPO),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
     }
+
+
+def measure(work: Path, timeout: float = 300, root: Path | None = None) -> dict:
+    """One ``make run``-equivalent in a fresh copy of the project under ``work``: seconds per stage.
+
+    With ``root`` (a fresh copy made by :func:`copy_project`), the run happens there and the copy is kept, with
+    the version it registered (``bench.startup`` lists it); otherwise the copy is removed afterwards.
+
+    Raises:
+        RuntimeError: if the run fails.
+    """
+    keep = root is not None
+    if root is None:
+        root = copy_project(Path(tempfile.mkdtemp(prefix="lifecycle-", dir=work)) / "project")
+    report = Path(tempfile.mkdtemp(prefix="lifecycle-report-", dir=work)) / "lifecycle.json"
+    env = child_env(root)
     launched = time.monotonic()
     finished = subprocess.run(
         [sys.executable, "-m", "bench.lifecycle", "--report", str(report), "--launched", repr(launched)],
@@ -63,7 +73,9 @@ def measure(work: Path, timeout: float = 300) -> dict:
     stages = json.loads(report.read_text())
     stages["other"] = total - sum(stages.values())
     stages["total"] = total
-    shutil.rmtree(root.parent, ignore_errors=True)
+    shutil.rmtree(report.parent, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(root.parent, ignore_errors=True)
     return stages
 
 

@@ -8,12 +8,16 @@ import shutil
 import statistics
 from pathlib import Path
 
+from bench import startup
 from bench.lifecycle import STAGES
 from bench.servers import VARIANTS
 
 LABELS = {v.key: v.label for v in VARIANTS}
 DOCS_START = "<!-- bench-results:start -->"
 DOCS_END = "<!-- bench-results:end -->"
+#: Inside the results section: the CLI start-up table, which ``python -m bench --only startup`` replaces alone.
+STARTUP_START = "<!-- bench-startup:start -->"
+STARTUP_END = "<!-- bench-startup:end -->"
 
 #: Issue 6's targets: (name, metric key, comparison, bound).
 TARGETS = (
@@ -65,6 +69,7 @@ def summarize(raw: dict) -> dict:
         stage: median([run.get(stage, float("nan")) for run in raw.get("lifecycle", [])])
         for stage in (*STAGES, "total")
     }
+    summary["startup"] = startup.summarize(raw.get("startup"), raw.get("lifecycle", []))
     summary["metrics"] = _metrics(summary)
     summary["targets"] = [
         {
@@ -246,7 +251,93 @@ def render(raw: dict, summary: dict) -> str:
         )
     lines += ["", "targets (issue 6; ratios are the worst over the client counts):", *targets_lines(summary)]
     lines += ["", "lifecycle of `make run` (median seconds per stage):", *lifecycle_lines(summary)]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *startup_lines(summary["startup"])]) + "\n"
+
+
+# --- CLI start-up ---------------------------------------------------------------------------------------
+
+
+def startup_table(start: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the CLI start-up table: ratio to ``python -c pass``, seconds, spread, target, verdict."""
+    header = ["command", "× python -c pass", "seconds (median)", "min–max", "runs", "target", "verdict"]
+    verdicts = {True: "met", False: "NOT MET", None: "–"}
+    rows = [
+        [
+            row["label"],
+            f"{row['ratio']:.3g}×" if math.isfinite(row["ratio"]) else "–",
+            _fmt(row["median_s"]),
+            f"{_fmt(row['min_s'])}–{_fmt(row['max_s'])}" if row["runs"] else "–",
+            str(row["runs"]),
+            f"<= {row['target_s']:g} s" if row["target_s"] is not None else "baseline",
+            verdicts[row["met"]] if row["runs"] else "not measured",
+        ]
+        for row in start["rows"]
+    ]
+    return header, rows
+
+
+def _imports_line(start: dict) -> str:
+    heavy = start["help_heavy"]
+    verdict = "none of them" if heavy == [] else f"NOT MET: {', '.join(heavy or ['not measured'])}"
+    return f"`--help` imports of {', '.join(startup.HEAVY)}: {verdict}"
+
+
+def _slowest_line(start: dict, key: str) -> str:
+    slowest = start["imports"].get(key, {}).get("slowest", [])
+    found = ", ".join(f"{p} {_fmt(s)} s" for p, s in slowest) or "no third-party package over 1 ms"
+    return f"slowest imports of `{key}` (-X importtime): {found}"
+
+
+def startup_lines(start: dict) -> list[str]:
+    """The printed CLI start-up section."""
+    if not start:
+        return ["CLI start-up: not measured"]
+    header, rows = startup_table(start)
+    return [
+        f"CLI start-up and make run (medians of {start['rounds']} interleaved round(s); `models list` registry: "
+        f"{start['registry']}; other processes used {_fmt(start['foreign_cpu_cores'])} cores meanwhile):",
+        text_table(header, rows),
+        _imports_line(start),
+        *(_slowest_line(start, key) for key in (startup.HELP.key, startup.MODELS_LIST.key)),
+        *(f"target missed: {key}" for key in start["missed"]),
+    ]
+
+
+def startup_markdown(raw: dict, start: dict) -> str:
+    """The CLI start-up block of ``docs/performance.md``, between its own markers."""
+    header, rows = startup_table(start)
+    verdicts = {"met": "met", "NOT MET": "**not met**"}
+    rows = [[*row[:-1], verdicts.get(row[-1], row[-1])] for row in rows]
+    meta = raw["meta"]
+    parts = [
+        STARTUP_START,
+        "**CLI start-up and `make run`** (ratios to `python -c pass` measured in the same run; medians of "
+        f"{start['rounds']} interleaved rounds, measured {meta['finished']} on {meta['machine']}; other processes "
+        f"used {_fmt(start['foreign_cpu_cores'])} cores meanwhile; the `models list` registry: {start['registry']})",
+        "",
+        markdown_table(header, rows),
+        "",
+        f"* {_imports_line(start).replace('NOT MET', '**not met**')}.",
+        *(f"* {_slowest_line(start, key)}." for key in (startup.HELP.key, startup.MODELS_LIST.key)),
+        STARTUP_END,
+    ]
+    return "\n".join(parts)
+
+
+def _replace_between(text: str, start_marker: str, end_marker: str, block: str) -> str:
+    start, end = text.index(start_marker), text.index(end_marker) + len(end_marker)
+    return text[:start] + block + text[end:]
+
+
+def update_startup_docs(path: Path, raw: dict, summary: dict) -> None:
+    """Replace only the CLI start-up block of ``docs/performance.md`` (``python -m bench --only startup``).
+
+    Where the page has no such block yet, it is added at the end of the results section.
+    """
+    text, block = path.read_text(), startup_markdown(raw, summary)
+    if STARTUP_START not in text:
+        text = text.replace(DOCS_END, f"\n{STARTUP_START}{STARTUP_END}\n{DOCS_END}")
+    path.write_text(_replace_between(text, STARTUP_START, STARTUP_END, block))
 
 
 def write_json(path: Path, raw: dict, summary: dict) -> None:
@@ -341,7 +432,7 @@ def update_docs(path: Path, raw: dict, summary: dict, plot_file: Path) -> None:
     parts += [f"| {t['target']} | {_fmt(t['value'])} | {verdicts[t['met']]} |" for t in summary["targets"]]
     parts += ["", "| `make run` stage | seconds (median) |", "|---|---:|"]
     parts += [f"| {stage} | {_fmt(life[stage])} |" for stage in (*STAGES, "total")]
+    if summary["startup"]:
+        parts += ["", startup_markdown(raw, summary["startup"])]
     parts.append(DOCS_END)
-    text = path.read_text()
-    start, end = text.index(DOCS_START), text.index(DOCS_END) + len(DOCS_END)
-    path.write_text(text[:start] + "\n".join(parts) + text[end:])
+    path.write_text(_replace_between(path.read_text(), DOCS_START, DOCS_END, "\n".join(parts)))

@@ -4,6 +4,7 @@ Usage::
 
     python -m bench                  # the full benchmark (10-15 minutes), results in build/bench/
     python -m bench --quick          # a smoke run with tiny request counts (what the tests run)
+    python -m bench --only startup   # only the CLI start-up and `make run` (about a minute)
     python -m bench --help
 
 For each server of :data:`bench.servers.VARIANTS`, started with the worker count of
@@ -11,7 +12,8 @@ For each server of :data:`bench.servers.VARIANTS`, started with the worker count
 one client and throughput with 8 and 32 concurrent clients, then the cold start (process start → first
 healthy liveness answer) and the resident memory of the worker processes. Each server is started afresh
 in each repetition (interleaved, so drift hits all alike) and medians are reported. It also times each
-stage of a ``make run`` in a throw-away copy of the project.
+stage of a ``make run`` in a throw-away copy of the project, and the CLI's start-up (``--help``, ``models list``)
+and the whole ``make run`` against ``python -c pass`` (:mod:`bench.startup`).
 """
 
 from __future__ import annotations
@@ -54,10 +56,12 @@ class Plan:
     lifecycle_runs: int
     #: Extra attempts at a load point during which other processes used more than MAX_FOREIGN_CORES.
     retries: int = 0
+    #: Rounds of the CLI start-up measurement (each: `python -c pass`, `--help`, `models list`).
+    startup_rounds: int = 7
 
 
 FULL = Plan(5, 2.0, 1.5, (1, 100, 1000), (8, 32), 20_000, 3, retries=3)
-QUICK = Plan(1, 0.3, 0.0, (1, 1000), (4,), 12, 1)
+QUICK = Plan(1, 0.3, 0.0, (1, 1000), (4,), 12, 1, startup_rounds=1)
 #: A load point during which other processes used more than this many cores is taken again (see retries).
 MAX_FOREIGN_CORES = 0.1
 
@@ -79,6 +83,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batches", type=int, nargs="+", help="batch sizes in rows (full: 1 100 1000)")
     parser.add_argument("--clients", type=int, nargs="+", help="concurrent clients for throughput (full: 8 32)")
     parser.add_argument("--skip-lifecycle", action="store_true", help="do not time the `make run` stages")
+    parser.add_argument(
+        "--only", choices=("startup",), help="startup: only the CLI start-up and `make run` (no servers, no load)"
+    )
+    parser.add_argument("--startup-rounds", type=int, help="rounds of the CLI start-up measurement (full: 7)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default: {DEFAULT_OUT})")
     parser.add_argument("--update-docs", action="store_true", help=f"write the results table into {DOCS}")
     return parser.parse_args(argv)
@@ -103,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         plan.max_requests,
         0 if args.skip_lifecycle else plan.lifecycle_runs,
         plan.retries,
+        plan.startup_rounds if args.startup_rounds is None else args.startup_rounds,
     )
+    if args.only == "startup":
+        return startup_only(plan, args)
     from bench import load, report
 
     generator = args.generator
@@ -149,7 +160,7 @@ def measure(plan: Plan, generator: str, args: argparse.Namespace, work: Path) ->
     bodies = write_bodies(work, rows, plan.batches)
     raw: dict = {
         "meta": {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "machine": machine(),
             "generator": generator,
             "workers": workers,
             "repetitions": plan.repetitions,
@@ -159,6 +170,7 @@ def measure(plan: Plan, generator: str, args: argparse.Namespace, work: Path) ->
         "ceiling": [],
         "runs": [],
         "lifecycle": [],
+        "startup": None,
         "problems": [],
     }
 
@@ -192,13 +204,42 @@ def measure(plan: Plan, generator: str, args: argparse.Namespace, work: Path) ->
             rep, plan, variants, workers, model_folder, bodies, expected, work, point, raw, generator
         )
         raw["runs"].extend(runs)
-    if plan.lifecycle_runs:
-        from bench import lifecycle
+    if plan.lifecycle_runs or plan.startup_rounds:
+        from bench import startup
 
-        for index in range(plan.lifecycle_runs):
-            log(f"lifecycle {index + 1}/{plan.lifecycle_runs}: `make run` in a copy of the project")
-            raw["lifecycle"].append(lifecycle.measure(work))
+        raw["startup"], raw["lifecycle"] = startup.measure(work, plan.startup_rounds, plan.lifecycle_runs, log)
     return raw
+
+
+def machine() -> str:
+    """The machine, as the results name it."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def startup_only(plan: Plan, args: argparse.Namespace) -> int:
+    """``--only startup``: the CLI start-up rounds and the `make run` runs; results in ``startup.json``."""
+    from bench import report, startup
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="amlops-bench-"))
+    started = time.time()
+    raw: dict = {"meta": {"machine": machine(), "repetitions": plan.startup_rounds}, "problems": []}
+    try:
+        raw["startup"], raw["lifecycle"] = startup.measure(work, plan.startup_rounds, plan.lifecycle_runs, log)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    raw["meta"]["finished"] = time.strftime("%Y-%m-%d %H:%M", time.localtime())
+    raw["meta"]["wall_seconds"] = round(time.time() - started, 1)
+    summary = {"startup": startup.summarize(raw["startup"], raw["lifecycle"])}
+    text = "\n" + "\n".join(report.startup_lines(summary["startup"])) + "\n"
+    sys.stdout.write(text)
+    report.write_json(args.out / "startup.json", raw, summary)
+    (args.out / "startup.txt").write_text(text)
+    if args.update_docs and not args.quick:
+        report.update_startup_docs(DOCS, raw, summary["startup"])
+        sys.stdout.write(f"updated the CLI start-up table in {DOCS.relative_to(REPO)}\n")
+    sys.stdout.write(f"results: {args.out / 'startup.json'}\n")
+    return 0
 
 
 def measure_repetition(

@@ -9,7 +9,8 @@ import yaml
 
 from amlops.azure import online, translate
 from amlops.core import config, deployment_config
-from amlops.core.azure_settings import STAGES, AzureSettings
+from amlops.core.azure_settings import AzureSettings
+from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.serving.stage import StagedDeployment
 from tests.support.checkout import REPO

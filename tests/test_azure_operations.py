@@ -21,13 +21,14 @@ from amlops.cli.main import handler
 from amlops.cli.main import main as cli_main
 from amlops.cli.parser import register_commands
 from amlops.core import tags
-from amlops.core.azure_settings import STAGES
 from amlops.core.config import ConfigError
+from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings
 from amlops.ml import model as model_lib
 from amlops.scoring.model import load_model
 from amlops.serving.smoke import SmokeTestFailure, known_rows
 from tests.support.checkout import REPO
+from tests.support.example import CONTRACT
 from tests.support.fakes import KEY, MODEL, FakeCloud, Poller
 
 pytestmark = [
@@ -481,7 +482,6 @@ def job_outputs(tmp_path: Path, diabetes) -> dict[str, Path]:
     from dataclasses import asdict
 
     from amlops.core.files import write_json
-    from amlops.core.settings import GateSettings
     from amlops.steps import evaluate, prep, register
     from amlops.steps import train as train_step
 
@@ -497,7 +497,7 @@ def job_outputs(tmp_path: Path, diabetes) -> dict[str, Path]:
             "data_sha256": "x",
         },
     )
-    decision = evaluate.decide({"rmse": 53.1, "mae": 42.0, "r2": 0.48}, None, GateSettings())
+    decision = evaluate.decide({"rmse": 53.1, "mae": 42.0, "r2": 0.48}, None, CONTRACT)
     write_json(outputs["evaluation"] / evaluate.DECISION_FILE, asdict(decision) | {"register": decision.register})
     write_json(outputs["registration"] / register.REGISTRATION_FILE, {"registered_version": None})
     return outputs
@@ -541,10 +541,9 @@ def test_register_model_refuses_what_the_gate_refused(job_outputs, tmp_path: Pat
     from dataclasses import asdict
 
     from amlops.core.files import write_json
-    from amlops.core.settings import GateSettings
     from amlops.steps import evaluate
 
-    keep = evaluate.decide({"rmse": 90.0, "mae": 80.0, "r2": 0.1}, None, GateSettings())
+    keep = evaluate.decide({"rmse": 90.0, "mae": 80.0, "r2": 0.1}, None, CONTRACT)
     write_json(job_outputs["evaluation"] / evaluate.DECISION_FILE, asdict(keep) | {"register": keep.register})
     client = SimpleNamespace(jobs=FakeJobs(["Completed"], job_outputs), models=FakeModels())
     with pytest.raises(operations.AzureOperationError, match="decided 'reject'"):

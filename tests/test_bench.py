@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import load, quiet, report
+from bench import load, quiet, report, startup
 from bench.run import FULL
 from tests.support.checkout import REPO
 
@@ -70,6 +70,9 @@ def test_quick_benchmark_runs_every_server_and_the_lifecycle(tmp_path: Path):
     assert (tmp_path / "bench.png").stat().st_size > 10_000
     for expected in ("project/floor", "project/naive", "project/mlflow", "targets", "load generator ceiling"):
         assert expected in finished.stdout
+    rows = {row["key"]: row for row in results["summary"]["startup"]["rows"]}
+    assert [rows[key]["runs"] for key in ("pass", "--help", "models list", "make run")] == [1, 1, 1, 1]
+    assert "CLI start-up and make run" in finished.stdout
     assert not _bench_processes(marker)
 
 
@@ -164,3 +167,148 @@ def test_wrk_script_reports_against_the_trivial_server(tmp_path: Path):
     assert result.requests > 0
     assert result.errors == 0
     assert 0 < result.p50_ms <= result.p99_ms
+
+
+# --- CLI start-up ---------------------------------------------------------------------------------------
+
+#: Lines of a real ``python -X importtime -m amlops models list`` (cut down): children come before their parent.
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       150 |        150 | encodings.utf_8
+import time:        60 |         60 |   sitecustomize
+import time:        58 |         58 |               org
+import time:      1841 |       1841 |         ipaddress
+import time:     11307 |      13309 |       urllib.parse
+import time:       254 |       6117 |             pydantic._internal._dataclasses
+import time:     14186 |      19633 |               pydantic_core.core_schema
+import time:       640 |      38609 |       pydantic
+import time:       344 |      91217 |       pydantic_settings
+import time:      5057 |     239089 |     amlops.core.azure_settings
+import time:       600 |     248929 | amlops.cli.main
+import time:       908 |    1008353 |                             sklearn.utils.fixes
+import time:       507 |    1446967 |             sklearn
+import time:       329 |     424101 |           azureml.mlflow._client.artifact.run_artifact_client
+import time:      8251 |    1651338 | mlflow
+no versions of diabetes-ridge registered yet
+"""
+
+
+def test_importtime_lines_are_parsed_with_their_depth():
+    entries = startup.parse_importtime(IMPORTTIME)
+    assert entries[0] == ("encodings.utf_8", 0, 150)
+    assert ("urllib.parse", 3, 13309) in entries
+    assert ("amlops.cli.main", 0, 248929) in entries
+    assert ("org", 7, 58) in entries
+    assert len(entries) == 15  # not the header, not the command's own output
+    summary = startup.import_summary(entries, top=3)
+    assert summary["heavy"] == ["mlflow", "sklearn"]
+    assert summary["slowest"] == [["mlflow", 1.651], ["sklearn", 1.447], ["azureml", 0.424]]
+    tiny = startup.import_summary([e for e in entries if e[0] in ("sitecustomize", "org", "json")])
+    assert tiny == {"modules": 2, "heavy": [], "slowest": []}
+
+
+def test_importtime_of_a_real_interpreter_is_parsed():
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import json"], capture_output=True, text=True, check=True
+    )
+    names = [name for name, _, _ in startup.parse_importtime(done.stderr)]
+    assert "json" in names
+    assert "json.decoder" in names
+    assert startup.heavy_modules(names) == []
+
+
+def test_heavy_modules_match_packages_not_prefixes():
+    modules = ["mlflowish", "azure.core.pipeline", "azure.ai.ml.entities", "scipy", "pandas_flavor", "sklearn.base"]
+    assert startup.heavy_modules(modules) == ["sklearn", "scipy", "azure.ai.ml"]
+
+
+def fake_startup() -> tuple[dict, list[dict]]:
+    """Start-up rounds in the shape ``bench.startup.measure`` returns, with made-up numbers."""
+    rounds = [
+        {"pass": 0.02, "--help": 0.08, "models list": 3.0, "foreign_cpu_cores": 0.0},
+        {"pass": 0.03, "--help": 0.09, "models list": 3.6, "foreign_cpu_cores": 0.2},
+        {"pass": 0.04, "--help": 0.40, "models list": 3.3, "foreign_cpu_cores": 0.1},
+    ]
+    imports = {
+        "--help": {"modules": 120, "heavy": [], "slowest": [["pydantic", 0.04]]},
+        "models list": {"modules": 4000, "heavy": ["mlflow", "pandas"], "slowest": [["mlflow", 2.1]]},
+    }
+    lifecycle_runs = [{"total": 5.0}, {"total": 3.0}, {"total": 3.5}]
+    return {"rounds": rounds, "registry": "empty", "imports": imports}, lifecycle_runs
+
+
+def test_startup_summary_ratios_targets_and_tables(tmp_path: Path):
+    measured, lifecycle_runs = fake_startup()
+    summary = startup.summarize(measured, lifecycle_runs)
+    rows = {row["key"]: row for row in summary["rows"]}
+    assert summary["baseline_s"] == pytest.approx(0.03)
+    assert rows["--help"]["median_s"] == pytest.approx(0.09)
+    assert rows["--help"]["ratio"] == pytest.approx(3.0)
+    assert (rows["--help"]["min_s"], rows["--help"]["max_s"]) == (0.08, 0.40)
+    assert rows["--help"]["met"] is True
+    assert rows["models list"]["ratio"] == pytest.approx(110.0)
+    assert rows["models list"]["met"] is False
+    assert rows["make run"]["median_s"] == pytest.approx(3.5)
+    assert rows["make run"]["met"] is True
+    assert rows["pass"]["met"] is None
+    assert summary["missed"] == ["models list"]
+    assert summary["foreign_cpu_cores"] == pytest.approx(0.1)
+    text = "\n".join(report.startup_lines(summary))
+    for expected in ("python -c pass", "amlops --help", "amlops models list", "make run", "110×", "NOT MET"):
+        assert expected in text
+    assert "none of them" in text
+    assert "slowest imports of `--help` (-X importtime): pydantic 0.04 s" in text
+    assert "target missed: models list" in text
+
+    measured["imports"]["--help"]["heavy"] = ["pandas"]
+    assert startup.summarize(measured, lifecycle_runs)["missed"] == ["models list", "--help imports"]
+    assert startup.summarize(None, []) == {}
+    assert "not measured" in report.startup_lines({})[0]
+
+
+def test_startup_table_goes_into_the_docs_alone_or_with_the_results(tmp_path: Path):
+    measured, lifecycle_runs = fake_startup()
+    raw = fake_raw(FULL.batches, FULL.clients) | {"startup": measured, "lifecycle": lifecycle_runs}
+    docs = tmp_path / "performance.md"
+    docs.write_text(f"# title\n\n{report.DOCS_START}\nOLD RESULTS\n{report.DOCS_END}\n\nafter\n")
+    summary = report.summarize(raw)
+    report.update_startup_docs(docs, raw, summary["startup"])  # no start-up block yet: added, results kept
+    written = docs.read_text()
+    assert "OLD RESULTS" in written
+    assert written.index(report.STARTUP_START) < written.index(report.STARTUP_END) < written.index(report.DOCS_END)
+    assert "| amlops models list | 110× |" in written
+    assert "**not met**" in written
+
+    report.plot(tmp_path / "bench.png", summary)
+    report.update_docs(docs, raw, summary, tmp_path / "bench.png")  # the whole section, start-up block included
+    written = docs.read_text()
+    assert "OLD RESULTS" not in written
+    assert written.count(report.STARTUP_START) == 1
+    assert "| make run |" in written
+    assert written.endswith("after\n")
+
+    summary["startup"]["rows"][0]["median_s"] = 0.5  # only the start-up block changes
+    before = written.split(report.STARTUP_START)[0]
+    report.update_startup_docs(docs, raw, summary["startup"])
+    assert docs.read_text().split(report.STARTUP_START)[0] == before
+    assert "| python -c pass | 1× | 0.5 |" not in written
+    assert "| python -c pass | 1× | 0.5 |" in docs.read_text()
+
+
+def test_startup_measurement_runs_the_cli_and_help_imports_nothing_heavy(tmp_path: Path):
+    """One real round (no make run): every command ran, and ``--help`` imported none of ``startup.HEAVY``."""
+    measured, lifecycle_runs = startup.measure(tmp_path, rounds=1, make_runs=0, log=lambda message: None)
+    assert lifecycle_runs == []
+    assert measured["registry"].startswith("empty")
+    summary = startup.summarize(measured, lifecycle_runs)
+    rows = {row["key"]: row for row in summary["rows"]}
+    for key in ("pass", "--help", "models list"):
+        assert rows[key]["runs"] == 1
+        assert rows[key]["median_s"] > 0
+    assert rows["make run"]["runs"] == 0
+    assert measured["imports"]["--help"]["modules"] > 0
+    assert measured["imports"]["models list"]["modules"] > measured["imports"]["--help"]["modules"]
+    assert summary["help_heavy"] == [], f"`python -m amlops --help` imported {summary['help_heavy']}"
+    assert "mlflow" in measured["imports"]["models list"]["heavy"]  # the check sees heavy imports when they happen
+    lines = report.startup_lines(summary)
+    assert sum(label in "\n".join(lines) for label in ("python -c pass", "amlops --help", "amlops models list")) == 3

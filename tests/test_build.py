@@ -119,7 +119,7 @@ def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
     assert not list((artifact / "release").rglob("__pycache__"))
     # What `azure deploy` reads before its first Azure call, read from the release folder alone.
     from amlops.azure import translate
-    from amlops.core.azure_settings import STAGES
+    from amlops.core.names import STAGES
     from amlops.core.settings import ProjectSettings
 
     files = translate.Project.load(ProjectSettings(root=artifact / "release"))

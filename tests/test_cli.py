@@ -40,6 +40,21 @@ def test_an_unknown_target_in_the_environment_is_named(no_workspace, monkeypatch
     assert "AMLOPS_TARGET='cloud'" in caplog.text
 
 
+def test_a_bad_setting_names_its_variable_and_other_errors_keep_their_traceback(monkeypatch, caplog):
+    from amlops.core.azure_settings import AzureSettings
+    from amlops.core.logs import guarded
+
+    monkeypatch.setenv("AMLOPS_AZURE_CREDENTIAL_TIMEOUT", "-1")
+    assert guarded(lambda: AzureSettings() and 0) == EXIT_BAD_INPUT
+    assert "environment variable AMLOPS_AZURE_CREDENTIAL_TIMEOUT='-1': Input should be greater than 0" in caplog.text
+
+    def fails() -> int:
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        guarded(fails)
+
+
 def test_a_workspace_config_json_names_the_workspace_but_does_not_choose_the_target(no_workspace, capsys, caplog):
     """A config.json in the root does not choose Azure: a downloaded config.json must not send `make run` to Azure."""
     from amlops.app import targets

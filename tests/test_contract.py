@@ -6,25 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from amlops.core import contract
 from amlops.core.settings import PACKAGE_DIR, ProjectSettings
 from tests.support.checkout import REPO
-from tests.support.example import CONTRACT
-
-
-def write(tmp_path: Path, **changes) -> Path:
-    """The example's contract with some top-level fields replaced (``None`` removes one)."""
-    content = yaml.safe_load((REPO / contract.CONTRACT_FILE).read_text())
-    for key, value in changes.items():
-        if value is None:
-            content.pop(key)
-        else:
-            content[key] = value
-    path = tmp_path / contract.CONTRACT_FILE
-    path.write_text(yaml.safe_dump(content, sort_keys=False))
-    return path
+from tests.support.example import CONTRACT, edit_contract
 
 
 def test_the_example_contract_reads_as_declared():
@@ -79,7 +65,7 @@ BAD = {
 @pytest.mark.parametrize("case", list(BAD))
 def test_a_wrong_field_is_refused_naming_the_file_and_field(tmp_path: Path, case: str):
     changes, expected = BAD[case]
-    path = write(tmp_path, **changes)
+    path = edit_contract(tmp_path, **changes)
     with pytest.raises(contract.ContractError) as raised:
         contract.load(path)
     assert str(raised.value).startswith(f"{path}: field '"), raised.value
@@ -100,7 +86,7 @@ def test_a_missing_or_malformed_file_is_named(tmp_path: Path):
 def test_names_derive_from_the_contract_and_an_environment_variable_overrides_them(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    write(project, name="wine-classifier")
+    edit_contract(project, name="wine-classifier")
     settings = ProjectSettings()
     assert (settings.model_name, settings.experiment_name) == ("wine-classifier", "wine-classifier")
     assert settings.pipeline_name == "wine-classifier-training"
@@ -110,13 +96,13 @@ def test_names_derive_from_the_contract_and_an_environment_variable_overrides_th
 
 def test_the_data_snapshot_is_the_contracts(project: Path):
     (project / "data" / "mine.csv").write_text("x\n1\n")
-    write(project, data="data/mine.csv")
+    edit_contract(project, data="data/mine.csv")
     assert ProjectSettings().data_snapshot == project / "data" / "mine.csv"
 
 
 def test_an_edited_contract_is_read_again(project: Path):
     assert ProjectSettings().contract.name == CONTRACT.name
-    write(project, name="edited-model")
+    edit_contract(project, name="edited-model")
     assert ProjectSettings().contract.name == "edited-model"
 
 

@@ -27,7 +27,7 @@ from amlops.registry import records
 from amlops.registry.base import RetiredVersionError
 from amlops.registry.mlflow import Registry
 from tests.support.checkout import REPO
-from tests.support.example import CONTRACT, FEATURES, TARGET, example_script
+from tests.support.example import CONTRACT, FEATURES, TARGET, edit_contract, example_script
 from tests.support.fakes import MODEL, FakeCloud, TaggedModels
 from tests.support.governance import logged_events, record, served_version
 from tests.support.scoring import ROW
@@ -294,13 +294,20 @@ def test_models_check_ok_on_the_snapshot_and_degraded_on_the_shifted_fixture(pro
     assert EXIT_DEGRADED not in (0, 1, EXIT_BAD_INPUT, 3)
 
 
-def test_thresholds_come_from_configuration(project: Path, monkeypatch, caplog):
+def test_the_training_data_itself_is_never_degraded(project: Path, capsys):
     pipeline.run()
-    monkeypatch.setenv("AMLOPS_EFFICACY_MAX_RMSE", "40")
+    assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_thresholds_come_from_the_contract_and_configuration(project: Path, monkeypatch, caplog, capsys):
+    pipeline.run()
+    edit_contract(project, gate={"limits": {"rmse": {"max": 40}}})
     assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == EXIT_DEGRADED
-    monkeypatch.setenv("AMLOPS_EFFICACY_MAX_RMSE", "minus one")
+    assert "is above the ceiling 40" in capsys.readouterr().out
+    monkeypatch.setenv("AMLOPS_EFFICACY_MAX_RELATIVE_DEGRADATION", "minus one")
     assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == EXIT_BAD_INPUT
-    assert "AMLOPS_EFFICACY_MAX_RMSE" in caplog.text
+    assert "AMLOPS_EFFICACY_MAX_RELATIVE_DEGRADATION" in caplog.text
 
 
 def test_check_validates_the_data_first(project: Path, tmp_path: Path, caplog):

@@ -16,6 +16,7 @@ from amlops.lifecycle import pipeline
 from amlops.ml.data import DataValidationError
 from amlops.registry.mlflow import Registry
 from amlops.steps import train as train_step
+from tests.support.example import edit_contract
 
 pytestmark = pytest.mark.integration
 
@@ -101,8 +102,8 @@ def test_a_better_model_replaces_production_and_a_worse_one_does_not(project: Pa
     assert worse.registration["production_version"] == "2"
 
 
-def test_a_model_below_the_floors_is_never_registered(project: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("AMLOPS_GATE_MIN_R2", "0.99")
+def test_a_model_below_the_floors_is_never_registered(project: Path):
+    edit_contract(project, gate={"limits": {"r2": {"min": 0.99}}})
     result = pipeline.run()
     assert result.decision.outcome == "reject"
     assert Registry().versions() == []

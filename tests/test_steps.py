@@ -16,6 +16,7 @@ from amlops.ml import model
 from amlops.ml.data import split
 from amlops.steps import evaluate, prep, register
 from amlops.steps import train as train_step
+from tests.support.example import CONTRACT
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def splits(diabetes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_train_returns_train_and_test_metrics(splits):
     fitted, measured = train_step.train(*splits, alpha=1.0)
-    assert set(measured) == {f"{part}_{m}" for part in ("train", "test") for m in model.METRICS}
+    assert set(measured) == {f"{part}_{m}" for part in ("train", "test") for m in CONTRACT.metric_names}
     assert 40 < measured["test_rmse"] < 70
     assert measured["train_r2"] > measured["test_r2"] - 0.2
     assert fitted.named_steps["ridge"].alpha == 1.0
@@ -93,7 +94,7 @@ def test_git_commit_outside_a_checkout(tmp_path: Path):
 
 def test_lineage_tags_carry_the_build_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("BUILD_BUILDID", "4242")
-    decision = evaluate.decide({"rmse": 50.0, "mae": 40.0, "r2": 0.5}, None, evaluate.GateSettings())
+    decision = evaluate.decide({"rmse": 50.0, "mae": 40.0, "r2": 0.5}, None, CONTRACT)
     tags = register.lineage_tags(
         {"run_id": "r1", "params": {"alpha": 1.0}},
         decision,
@@ -113,7 +114,7 @@ def test_register_does_nothing_when_the_decision_says_keep(project: Path, tmp_pa
     from amlops.registry.mlflow import Registry
 
     decision = evaluate.decide(
-        {"rmse": 50.0, "mae": 40.0, "r2": 0.5}, {"rmse": 49.0, "mae": 40.0, "r2": 0.5}, evaluate.GateSettings(), "1"
+        {"rmse": 50.0, "mae": 40.0, "r2": 0.5}, {"rmse": 49.0, "mae": 40.0, "r2": 0.5}, CONTRACT, "1"
     )
     write_json(tmp_path / "evaluate" / evaluate.DECISION_FILE, decision.__dict__)
     record = register.run(tmp_path / "train", tmp_path / "evaluate", tmp_path / "prep", tmp_path / "out")

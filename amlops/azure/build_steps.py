@@ -25,10 +25,11 @@ from amlops.azure import online, operations, render, rollout, translate
 from amlops.azure.connection import connect, offline_client
 from amlops.azure.registry import AzureRegistry, azure_serving, record_cleanup, record_release, record_rollback
 from amlops.azure.translate import Project
-from amlops.core.azure_settings import STAGES, AzureSettings
+from amlops.core.azure_settings import AzureSettings
 from amlops.core.config import ConfigError
 from amlops.core.files import read_json
 from amlops.core.lineage import now
+from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings
 from amlops.core.tags import PREVIOUS_TAG
 from amlops.lifecycle.retirement import GovernanceError, Say

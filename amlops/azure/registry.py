@@ -10,8 +10,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from amlops.azure import operations, rollout
-from amlops.core.azure_settings import STAGES, AzureSettings
+from amlops.core.azure_settings import AzureSettings
 from amlops.core.lineage import build_id, now
+from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings
 from amlops.lifecycle.retirement import Say
 from amlops.registry.base import Version, VersionNotFoundError

@@ -39,9 +39,10 @@ import yaml
 from amlops.azure import online, translate
 from amlops.azure.connection import offline_client
 from amlops.core import lineage
-from amlops.core.azure_settings import STAGES, AzureSettings
+from amlops.core.azure_settings import AzureSettings
 from amlops.core.config import ConfigError
 from amlops.core.contract import CONTRACT_FILE
+from amlops.core.names import STAGES
 from amlops.core.settings import PACKAGE_DIR
 
 log = logging.getLogger(__name__)

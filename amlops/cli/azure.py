@@ -23,7 +23,8 @@ from amlops.azure.connection import connect, offline_client
 from amlops.azure.operations import is_missing
 from amlops.azure.registry import AzureRegistry
 from amlops.azure.translate import Project
-from amlops.core.azure_settings import STAGES, AzureSettings
+from amlops.core.azure_settings import AzureSettings
+from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings
 
 log = logging.getLogger("amlops.azure")

@@ -97,14 +97,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not versions:
         sys.stdout.write(f"no versions of {registry.name} registered yet\n")
         return 0
-    sys.stdout.write(
-        f"{'version':>7}  {'prod':4}  {'rmse':>8}  {'mae':>8}  {'r2':>7}  {'data sha256':12}  {'git':11}  decision\n"
-    )
+    names = ProjectSettings().contract.metric_names
+    header = "".join(f"{name:>10}" for name in names)
+    sys.stdout.write(f"{'version':>7}  {'prod':4}{header}  {'data sha256':12}  {'git':11}  decision\n")
     for v in versions:
-        m = v.metrics
+        values = "".join(f"{v.metrics.get(name, float('nan')):10.4g}" for name in names)
         sys.stdout.write(
-            f"{v.version:>7}  {'*' if v.in_production else '':4}  {m.get('rmse', float('nan')):8.3f}  "
-            f"{m.get('mae', float('nan')):8.3f}  {m.get('r2', float('nan')):7.4f}  "
+            f"{v.version:>7}  {'*' if v.in_production else '':4}{values}  "
             f"{v.tags.get('data_sha256', '')[:12]:12}  {v.tags.get('git_commit', '')[:11]:11}  "
             f"{v.tags.get('decision', '')}{'  RETIRED' if v.retired else ''}\n"
         )

@@ -11,8 +11,7 @@ import argparse
 import importlib
 from pathlib import Path
 
-from amlops.core.azure_settings import STAGES
-from amlops.core.settings import LOCAL_ENDPOINT
+from amlops.core.names import LOCAL_ENDPOINT, STAGES
 
 
 class LazyChoices:

@@ -267,7 +267,7 @@ def settings_markdown(classes: Iterable[type[BaseSettings]]) -> str:
         "# Settings reference: environment variables",
         "",
         "Each setting is read from an environment variable when a command starts. Names are not case-sensitive. "
-        "Set one for a single command, e.g. `AMLOPS_GATE_MAX_RMSE=50 .venv/bin/python -m amlops pipeline run`. "
+        "Set one for a single command, e.g. `AMLOPS_DRIFT_ENABLED=false .venv/bin/python -m amlops pipeline run`. "
         "A value that does not parse stops the command that reads it with exit code 2 and one line naming the "
         "variable. What the files and settings control, and which of them to change: "
         "[docs/configuration.md](../configuration.md).",

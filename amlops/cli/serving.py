@@ -14,6 +14,7 @@ from dataclasses import asdict, replace
 from amlops.core.errors import EXIT_BAD_INPUT
 from amlops.core.settings import ProjectSettings
 from amlops.lifecycle import local_deploy, pipeline, release
+from amlops.ml.metrics import line as metrics_line
 from amlops.registry.mlflow import Registry
 from amlops.serving.deploy import local_deployment_config, local_endpoint
 from amlops.serving.local import read_state
@@ -173,14 +174,11 @@ def summary(result, state, smoke, serve_config) -> str:
         "=" * 78,
         f"model        {registration['model_name']}  production version {registration['production_version']}"
         + _version_change(registration),
-        f"candidate    rmse {metrics['rmse']:.3f}  mae {metrics['mae']:.3f}  r2 {metrics['r2']:.4f}"
-        f"  (holdout, {result.fingerprint['test_rows']} rows)",
+        f"candidate    {metrics_line(metrics)}  (holdout, {result.fingerprint['test_rows']} rows)",
     ]
     if decision.production:
-        p = decision.production
         lines.append(
-            f"production   rmse {p['rmse']:.3f}  mae {p['mae']:.3f}  r2 {p['r2']:.4f}"
-            f"  (v{decision.production_version}, same holdout)"
+            f"production   {metrics_line(decision.production)}  (v{decision.production_version}, same holdout)"
         )
     lines += [f"gate         {decision.outcome.upper()}"] + [f"             - {r}" for r in decision.reasons]
     lines += [

@@ -1,13 +1,13 @@
 """Azure-only settings, read from ``AMLOPS_AZURE_``-prefixed environment variables.
 
 Project-wide facts (the model's name, the experiment, the project root) stay in :mod:`amlops.core.settings`; this
-adds only what the Azure target needs: the endpoint of each release stage and how to reach the workspace.
+adds only what the Azure target needs: the endpoint of each release stage and how to reach the workspace. The release
+stages themselves are :data:`amlops.core.names.STAGES`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -18,23 +18,6 @@ from amlops.core.settings import ProjectSettings
 
 #: Azure ML endpoint names: 3-32 characters, a letter first, then letters, digits and hyphens.
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
-
-
-@dataclass(frozen=True)
-class Stage:
-    """A release stage on Azure: which deployment config drives it and what its endpoint is called."""
-
-    name: str
-    config_file: str
-    description: str
-
-
-#: The release stages (docs/azure.md). Each one's ``computeType`` picks the kind of endpoint: ACI → managed online
-#: endpoint, AKS → Kubernetes online endpoint.
-STAGES: dict[str, Stage] = {
-    "preprod": Stage("preprod", "deploymentConfig.yml", "pre-production"),
-    "prod": Stage("prod", "deploymentConfig.production.yml", "production"),
-}
 
 
 class AzureSettings(BaseSettings):

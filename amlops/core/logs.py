@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from amlops.core.errors import EXIT_BAD_INPUT, AmlopsError
-from amlops.core.settings import explain_settings_error
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 log = logging.getLogger("amlops")
 
@@ -33,15 +34,51 @@ def guarded(action: Callable[[], int]) -> int:
     """
     try:
         return action()
-    except ValidationError as error:
-        log.error("%s", explain_settings_error(error))
-        return EXIT_BAD_INPUT
     except AmlopsError as error:
         log.error("%s%s", error.prefix, error)
         return error.exit_code
     except (FileNotFoundError, LookupError) as error:
         log.error("%s", error)
         return EXIT_BAD_INPUT
+    except ValueError as error:
+        if not _is_validation_error(error):
+            raise
+        log.error("%s", explain_settings_error(error))
+        return EXIT_BAD_INPUT
+
+
+def _is_validation_error(error: BaseException) -> bool:
+    """Whether ``error`` is pydantic's ``ValidationError``, without importing pydantic (``--help`` does not need it).
+
+    Such an error can only exist once pydantic is imported, so ``pydantic_core`` not yet imported means it is not one.
+    """
+    core = sys.modules.get("pydantic_core")
+    return core is not None and isinstance(error, core.ValidationError)
+
+
+def explain_settings_error(error: ValidationError) -> str:
+    """Name the environment variable behind each invalid setting (``AMLOPS_DATA_MIN_ROWS: ...``).
+
+    The settings class is the one the error is titled after (any ``BaseSettings``, e.g. those of
+    :mod:`amlops.core.settings` and :mod:`amlops.core.azure_settings`); any other validation error is shown as is.
+    """
+    from pydantic_settings import BaseSettings  # already imported: a settings class raised the error
+
+    classes, todo = {}, [BaseSettings]
+    while todo:
+        for cls in todo.pop().__subclasses__():
+            if cls.__name__ not in classes or cls.__module__.startswith("amlops."):  # ours win a name clash
+                classes[cls.__name__] = cls
+            todo.append(cls)
+    settings_class = classes.get(error.title)
+    if settings_class is None:
+        return str(error)
+    prefix = settings_class.model_config.get("env_prefix", "")
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        lines.append(f"environment variable {prefix}{field.upper()}={item.get('input')!r}: {item['msg']}")
+    return "\n".join(lines)
 
 
 def run_step(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """Typed settings read from ``AMLOPS_``-prefixed environment variables.
 
-Every fact that more than one module needs (the model's name, where the registry lives, the gate's
-thresholds, the data rules) is defined here once. Each class reads its own prefix, so
-``AMLOPS_MODEL_NAME=my-model`` or ``AMLOPS_GATE_MIN_R2=0.5`` override a default without code changes.
+Every setting that more than one module needs (where the registry lives, the data rules, the scoring limits)
+is defined here once; what describes the model itself (its name, columns, metric and gate) is ``contract.yml``
+(:mod:`amlops.core.contract`). Each class reads its own prefix, so
+``AMLOPS_MODEL_NAME=my-model`` or ``AMLOPS_DATA_MIN_ROWS=200`` override a default without code changes.
 This module imports nothing heavy: ``score.py`` depends on it.
 """
 
@@ -12,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from amlops.core import contract
@@ -30,8 +31,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 PRODUCTION_ALIAS = "production"
 #: The run configuration (v1 format) in the project root.
 RUNCONFIG_FILE = "sklearn.runconfig"
-#: The local endpoint that `deploy`, `serve` and `release --approve` use (production on this machine).
-LOCAL_ENDPOINT = "local"
 
 
 def _default_root() -> Path:
@@ -196,27 +195,3 @@ class EventSettings(BaseSettings):
         "not run by one: use `sh -c '...'` for pipes).",
     )
     timeout: float = Field(default=60.0, gt=0, description="Seconds the command may take.")
-
-
-def explain_settings_error(error: ValidationError) -> str:
-    """Name the environment variable behind each invalid setting (``AMLOPS_GATE_MIN_R2: ...``)."""
-    classes = {
-        cls.__name__: cls
-        for cls in (
-            ProjectSettings,
-            DataSettings,
-            DriftSettings,
-            ScoringSettings,
-            EfficacySettings,
-            EventSettings,
-        )
-    }
-    settings_class = classes.get(error.title)
-    if settings_class is None:
-        return str(error)
-    prefix = settings_class.model_config["env_prefix"]
-    lines = []
-    for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"])
-        lines.append(f"environment variable {prefix}{field.upper()}={item.get('input')!r}: {item['msg']}")
-    return "\n".join(lines)

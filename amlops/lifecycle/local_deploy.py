@@ -9,8 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from amlops.core.lineage import build_id, now
+from amlops.core.names import LOCAL_ENDPOINT
 from amlops.core.processes import stop_process_group
-from amlops.core.settings import LOCAL_ENDPOINT, ProjectSettings
+from amlops.core.settings import ProjectSettings
 from amlops.registry.base import ModelRegistry
 from amlops.registry.mlflow import Registry
 from amlops.registry.records import DeploymentRecord, record_deployment

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from amlops.core.errors import BadInputError
-from amlops.core.settings import LOCAL_ENDPOINT, ProjectSettings
+from amlops.core.names import LOCAL_ENDPOINT
+from amlops.core.settings import ProjectSettings
 from amlops.lifecycle import local_deploy
 from amlops.registry import records
 from amlops.registry.base import Version

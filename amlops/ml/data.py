@@ -6,14 +6,16 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
-from sklearn.model_selection import train_test_split
 
 from amlops.core.contract import Column, Contract
 from amlops.core.errors import BadInputError
+
+if TYPE_CHECKING:  # pandera and scikit-learn are imported where used: listing models needs neither
+    import pandera.pandas as pa
+    from pandera.errors import SchemaErrors
 
 
 class DataValidationError(BadInputError, ValueError):
@@ -49,6 +51,8 @@ _DTYPES = {"float": float, "int": int, "str": str}
 
 
 def _column(column: Column) -> pa.Column:
+    import pandera.pandas as pa
+
     checks = []
     if column.range is not None:
         checks.append(pa.Check.in_range(*column.range))
@@ -64,6 +68,8 @@ def schema(contract: Contract, min_rows: int) -> pa.DataFrameSchema:
         contract: The data and model contract (types, ranges and categories per column).
         min_rows: Fewest rows a usable training table may have.
     """
+    import pandera.pandas as pa
+
     return pa.DataFrameSchema(
         {name: _column(column) for name, column in contract.columns.items()},
         strict=True,
@@ -120,6 +126,8 @@ def validate(frame: pd.DataFrame, contract: Contract, *, min_rows: int, source: 
     Raises:
         DataValidationError: naming every failing column and rule.
     """
+    from pandera.errors import SchemaErrors
+
     try:
         with warnings.catch_warnings():
             # pandera's own failure-report assembly trips a pandas FutureWarning; not the user's concern.
@@ -144,6 +152,8 @@ def fingerprint(path: Path, frame: pd.DataFrame) -> Fingerprint:
 
 def split(frame: pd.DataFrame, *, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split into train and test tables, deterministically for a given seed."""
+    from sklearn.model_selection import train_test_split
+
     train, test = train_test_split(frame, test_size=test_size, random_state=seed, shuffle=True)
     return train.reset_index(drop=True), test.reset_index(drop=True)
 

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 from importlib.metadata import version as installed_version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from amlops.core.contract import Contract
 from amlops.core.settings import ProjectSettings
+from amlops.ml import metrics as metrics_lib
 from amlops.ml import plots
 from amlops.ml.data import features_and_target
 from amlops.scoring.model import load_model
 
-#: Metrics logged by training and compared by the gate; lower is better for all but r2.
-METRICS = ("rmse", "mae", "r2")
+if TYPE_CHECKING:  # scikit-learn is imported where used: listing models does not need it
+    from sklearn.pipeline import Pipeline
+
 #: Packages the scoring side needs to load the saved model (versions are those installed, i.e. the lock's).
 SCORING_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "skops")
 
 
 def build(alpha: float) -> Pipeline:
     """An unfitted standardise-then-Ridge pipeline."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=alpha))])
 
 
@@ -49,15 +52,11 @@ def predict(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     return model.predict(matrix(frame))
 
 
-def metrics(model: Pipeline, frame: pd.DataFrame) -> dict[str, float]:
-    """RMSE, MAE and R² of the model on a labelled table."""
-    _, target = features_and_target(frame, _contract(None))
-    predicted = predict(model, frame)
-    return {
-        "rmse": float(np.sqrt(mean_squared_error(target, predicted))),
-        "mae": float(mean_absolute_error(target, predicted)),
-        "r2": float(r2_score(target, predicted)),
-    }
+def metrics(model: Pipeline, frame: pd.DataFrame, contract: Contract | None = None) -> dict[str, float]:
+    """The contract task's metrics of the model on a labelled table, the primary one first."""
+    contract = _contract(contract)
+    _, target = features_and_target(frame, contract)
+    return metrics_lib.measure(model, matrix(frame, contract), target.to_numpy(), contract)
 
 
 def save_plots(model: Pipeline, frame: pd.DataFrame, folder: Path, title: str) -> list[Path]:

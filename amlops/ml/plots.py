@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn: listing models does not need it
+    from matplotlib.figure import Figure
 
 
 def save(figure: Figure, path: Path, dpi: int = 110) -> Path:
     """Write a figure as PNG and release it."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=dpi)
@@ -26,6 +30,8 @@ def save(figure: Figure, path: Path, dpi: int = 110) -> Path:
 
 def feature_distributions(frame: pd.DataFrame, target: str) -> Figure:
     """One histogram (or bar chart, for text) per column of the table, the ``target`` column in green."""
+    import matplotlib.pyplot as plt
+
     columns = list(frame.columns)
     width = min(4, len(columns))
     rows = -(-len(columns) // width)
@@ -47,6 +53,8 @@ def feature_distributions(frame: pd.DataFrame, target: str) -> Figure:
 
 def target_correlations(frame: pd.DataFrame, target: str) -> Figure:
     """Pearson correlation of each numeric column with a numeric ``target`` column, sorted."""
+    import matplotlib.pyplot as plt
+
     numeric = frame.select_dtypes("number").drop(columns=[target])
     correlations = numeric.corrwith(frame[target]).sort_values()
     figure, axis = plt.subplots(figsize=(7, 4))
@@ -59,6 +67,8 @@ def target_correlations(frame: pd.DataFrame, target: str) -> Figure:
 
 def residuals(actual: np.ndarray, predicted: np.ndarray, title: str) -> Figure:
     """Predicted-vs-actual scatter beside residuals-vs-predicted."""
+    import matplotlib.pyplot as plt
+
     actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
     residual = actual - predicted
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -77,6 +87,8 @@ def residuals(actual: np.ndarray, predicted: np.ndarray, title: str) -> Figure:
 
 def residual_histogram(actual: np.ndarray, predicted: np.ndarray, title: str) -> Figure:
     """Distribution of residuals."""
+    import matplotlib.pyplot as plt
+
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.hist(np.asarray(actual, dtype=float) - np.asarray(predicted, dtype=float), bins=30)
     axis.set(xlabel="actual - predicted", ylabel="rows", title=f"Residual distribution — {title}")
@@ -86,6 +98,8 @@ def residual_histogram(actual: np.ndarray, predicted: np.ndarray, title: str) ->
 
 def alpha_comparison(results: pd.DataFrame) -> Figure:
     """Cross-validated, train and test RMSE per alpha (log scale), from :func:`amlops.ml.model.compare_alphas`."""
+    import matplotlib.pyplot as plt
+
     figure, axis = plt.subplots(figsize=(7, 4))
     axis.plot(results["alpha"], results["train_rmse"], marker="o", label="train")
     axis.plot(results["alpha"], results["cv_rmse"], marker="o", label="cross-validated (train split)")
@@ -100,6 +114,8 @@ def alpha_comparison(results: pd.DataFrame) -> Figure:
 
 def latency_histogram(latencies_ms: Sequence[float], title: str) -> Figure:
     """Request latencies with their p50 and p99 marked."""
+    import matplotlib.pyplot as plt
+
     values = np.asarray(latencies_ms, dtype=float)
     p50, p99 = np.percentile(values, [50, 99])
     figure, axis = plt.subplots(figsize=(7, 4))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from amlops.core import config
 from amlops.core import deployment_config as deployments
-from amlops.core.settings import LOCAL_ENDPOINT, ProjectSettings, ScoringSettings
+from amlops.core.names import LOCAL_ENDPOINT
+from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.registry.mlflow import Registry
 from amlops.registry.records import ensure_servable
 from amlops.serving.local import LocalEndpoint

@@ -22,8 +22,8 @@ import requests
 
 from amlops.core.deployment_config import LocalDeploymentConfig
 from amlops.core.errors import AmlopsError
+from amlops.core.names import LOCAL_ENDPOINT
 from amlops.core.processes import signal_group, stop_process_group
-from amlops.core.settings import LOCAL_ENDPOINT
 from amlops.serving.stage import StagedDeployment
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from amlops.core.contract import Contract
 from amlops.core.files import read_json, write_json
 from amlops.core.logs import run_step
-from amlops.core.contract import Contract
 from amlops.core.settings import ProjectSettings
 from amlops.ml import model as model_lib
 from amlops.registry.mlflow import Registry
@@ -67,9 +67,7 @@ def decide(
     """
     metric, gate = contract.metric, contract.gate
     breaches = [
-        reason
-        for name, limit in gate.limits.items()
-        if (reason := limit.breach(name, candidate[name])) is not None
+        reason for name, limit in gate.limits.items() if (reason := limit.breach(name, candidate[name])) is not None
     ]
     common = {
         "candidate": candidate,

@@ -10,15 +10,18 @@ import argparse
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
 from amlops.core.files import read_json, write_json
 from amlops.core.logs import run_step
 from amlops.ml import model as model_lib
 from amlops.registry import tracking
 from amlops.steps import prep
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 log = logging.getLogger("amlops.steps.train")  # not __main__ when run with -m
 

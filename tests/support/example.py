@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from types import ModuleType
+
+import yaml
 
 from amlops.core import contract
 from tests.support.checkout import REPO
@@ -12,6 +15,27 @@ from tests.support.checkout import REPO
 CONTRACT = contract.in_root(REPO)
 FEATURES = CONTRACT.feature_names
 TARGET = CONTRACT.target.name
+
+
+def edit_contract(root: Path, **changes) -> Path:
+    """Replace top-level fields of the example's contract in a project copy (``None`` removes one).
+
+    Args:
+        root: The project root whose ``contract.yml`` is rewritten.
+        **changes: Field names and their new values.
+
+    Returns:
+        The contract file.
+    """
+    content = yaml.safe_load((REPO / contract.CONTRACT_FILE).read_text())
+    for key, value in changes.items():
+        if value is None:
+            content.pop(key)
+        else:
+            content[key] = value
+    path = Path(root) / contract.CONTRACT_FILE
+    path.write_text(yaml.safe_dump(content, sort_keys=False))
+    return path
 
 
 def example_script(relative: str) -> ModuleType:
