@@ -304,17 +304,23 @@ def log(message: str) -> None:
 
 
 def make_model(work: Path):
-    """The pipeline's model fitted on the snapshot, saved as an MLflow model folder; rows and predictions."""
+    """``train.py``'s model with its default hyperparameters, fitted on the snapshot and saved; rows, predictions."""
     import numpy as np
     import pandas as pd
 
+    from amlops.core import config
     from amlops.core.settings import ProjectSettings
+    from amlops.lifecycle.pipeline import train_script
     from amlops.ml import model
     from amlops.scoring.model import load_model
+    from amlops.steps.train import load_build
 
     settings = ProjectSettings()
     snapshot = pd.read_csv(settings.data_snapshot)
-    folder = model.save_mlflow_model(model.fit(snapshot, alpha=1.0), snapshot, work / "model")
+    contract = settings.contract
+    build = load_build(train_script(settings, config.load_runconfig(settings.runconfig_file)))
+    fitted = model.fit(build, contract.defaults(), snapshot, contract)
+    folder = model.save_mlflow_model(fitted, snapshot, work / "model", contract)
     rows = snapshot.loc[:, list(settings.contract.feature_names)].to_numpy(dtype=np.float64)
     expected = load_model(folder).estimator.predict(rows)
     return folder, rows, expected

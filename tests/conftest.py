@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.support.checkout import REPO, copy_project
+from tests.support.example import CONTRACT, example_build
 
 if TYPE_CHECKING:
     from amlops.registry.mlflow import Registry
@@ -45,7 +46,9 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory, diabetes: pd.DataFram
     from amlops.ml import model
 
     folder = tmp_path_factory.mktemp("model") / "model"
-    return model.save_mlflow_model(model.fit(diabetes, alpha=1.0), diabetes, folder)
+    return model.save_mlflow_model(
+        model.fit(example_build(), {"alpha": 1.0}, diabetes, CONTRACT), diabetes, folder, CONTRACT
+    )
 
 
 @pytest.fixture(scope="session")

@@ -387,3 +387,18 @@ def test_endpoint_names_come_from_settings_and_are_checked(monkeypatch: pytest.M
     monkeypatch.setenv("AMLOPS_AZURE_PROD_ENDPOINT", "9-bad_name")
     with pytest.raises(config.ConfigError, match="AMLOPS_AZURE_PROD_ENDPOINT"):
         AzureSettings().endpoint_name("prod", project)
+
+
+def test_the_inputs_are_the_contracts_params_valued_by_the_arguments(tmp_path: Path):
+    from amlops.core.contract import load
+
+    contract = load(REPO / "contract.yml")
+    runconfig = config.load_runconfig(REPO / "sklearn.runconfig")
+    assert [(p.name, p.flag, p.value) for p in translate.hyperparameters(runconfig, contract=contract)] == [
+        ("alpha", "--alpha", 1.0)
+    ]
+    overridden = runconfig.model_copy(update={"arguments": ["--alpha", 0.5]})
+    assert [p.value for p in translate.hyperparameters(overridden, contract=contract)] == [0.5]
+    stray = runconfig.model_copy(update={"arguments": ["--n-estimators", 10]})
+    with pytest.raises(config.ConfigError, match=r"--n-estimators is not a hyperparameter of contract\.yml"):
+        translate.hyperparameters(stray, "sklearn.runconfig", contract)

@@ -28,7 +28,7 @@ from amlops.ml import model as model_lib
 from amlops.scoring.model import load_model
 from amlops.serving.smoke import SmokeTestFailure, known_rows
 from tests.support.checkout import REPO
-from tests.support.example import CONTRACT
+from tests.support.example import CONTRACT, example_build
 from tests.support.fakes import KEY, MODEL, FakeCloud, Poller
 
 pytestmark = [
@@ -42,7 +42,12 @@ def models(tmp_path_factory: pytest.TempPathFactory, diabetes) -> dict[str, Path
     """Versions 1 and 2 (different alphas: different predictions), and a wrong model a broken image might load."""
     root = tmp_path_factory.mktemp("registry")
     return {
-        version: model_lib.save_mlflow_model(model_lib.fit(diabetes, alpha=alpha), diabetes, root / name / "model")
+        version: model_lib.save_mlflow_model(
+            model_lib.fit(example_build(), {"alpha": alpha}, diabetes, CONTRACT),
+            diabetes,
+            root / name / "model",
+            CONTRACT,
+        )
         for version, name, alpha in (("1", "v1", 1.0), ("2", "v2", 0.3), ("wrong", "wrong", 40.0))
     }
 

@@ -206,7 +206,7 @@ def test_the_command_job_is_sklearn_runconfig(project: translate.Project, tmp_pa
         f"{runconfig.script} --data ${{{{outputs.prepared}}}} --out ${{{{outputs.trained}}}} "
         "--alpha ${{inputs.alpha}}"
     )
-    assert job.inputs["alpha"] == runconfig.arguments[1]
+    assert job.inputs["alpha"] == project.settings.contract.params["alpha"].default  # contract.yml's default
 
 
 def test_environments_are_named_with_a_content_version(rendered: tuple[Path, list], project: translate.Project):

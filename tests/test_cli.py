@@ -95,7 +95,7 @@ def test_publish_then_rerun_a_published_version_with_another_alpha(no_workspace,
     assert main(["pipeline", "run", "--published", "diabetes-ridge-training:1"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["outcome"] == "register"
-    assert main(["pipeline", "run", "--published", "diabetes-ridge-training", "--alpha", "1000"]) == 0
+    assert main(["pipeline", "run", "--published", "diabetes-ridge-training", "--param", "alpha=1000"]) == 0
     worse = json.loads(capsys.readouterr().out)
     assert worse["outcome"] == "keep"
     assert worse["production_version"] == "1"

@@ -32,23 +32,23 @@ BAD = {
     "absolute data path": ({"data": "/tmp/x.csv"}, "field 'data': give the path relative to the project root"),
     "range upside down": (
         {"features": [{"name": "x", "range": [5, 1]}]},
-        "field 'features.0': range: low 5.0 is above high 1.0",
+        "field 'features.0.range': low 5.0 is above high 1.0",
     ),
     "text column with a range": (
         {"features": [{"name": "x", "type": "str", "range": [0, 1]}]},
-        "field 'features.0': range: a str column has no range",
+        "field 'features.0.range': a str column has no range",
     ),
     "numeric column with text categories": (
         {"features": [{"name": "x", "categories": ["a", "b"]}]},
-        "field 'features.0': categories: a float column's categories must be numbers",
+        "field 'features.0.categories': a float column's categories must be numbers",
     ),
     "repeated column": (
         {"features": [{"name": "x"}, {"name": "x"}]},
-        "features: each column is named once (repeated: x)",
+        "field 'features': each column is named once (repeated: x)",
     ),
     "classification target with a range": (
         {"task": "classification"},
-        "target: a classification target has categories, not a range",
+        "field 'target': a classification target has categories, not a range",
     ),
     "unknown metric direction": (
         {"metric": {"name": "rmse", "direction": "down"}},
@@ -57,7 +57,7 @@ BAD = {
     "limit without bounds": ({"gate": {"limits": {"rmse": {}}}}, "field 'gate.limits.rmse': a limit needs min, max"),
     "parameter that is not an identifier": (
         {"params": {"n-estimators": {"default": 100}}},
-        "params: 'n-estimators' is not a Python identifier",
+        "field 'params': 'n-estimators' is not a Python identifier",
     ),
 }
 

@@ -27,7 +27,7 @@ from amlops.registry import records
 from amlops.registry.base import RetiredVersionError
 from amlops.registry.mlflow import Registry
 from tests.support.checkout import REPO
-from tests.support.example import CONTRACT, FEATURES, TARGET, edit_contract, example_script
+from tests.support.example import CONTRACT, FEATURES, TARGET, edit_contract, example_build, example_script
 from tests.support.fakes import MODEL, FakeCloud, TaggedModels
 from tests.support.governance import logged_events, record, served_version
 from tests.support.scoring import ROW
@@ -396,7 +396,12 @@ def azure_models(tmp_path_factory: pytest.TempPathFactory, diabetes) -> dict[str
 
     root = tmp_path_factory.mktemp("azure-models")
     return {
-        version: model_lib.save_mlflow_model(model_lib.fit(diabetes, alpha=alpha), diabetes, root / version / "model")
+        version: model_lib.save_mlflow_model(
+            model_lib.fit(example_build(), {"alpha": alpha}, diabetes, CONTRACT),
+            diabetes,
+            root / version / "model",
+            CONTRACT,
+        )
         for version, alpha in (("1", 1.0), ("2", 0.3), ("wrong", 40.0))
     }
 

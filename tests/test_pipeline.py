@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 def _set_alpha(project: Path, alpha: float) -> None:
     runconfig = project / "sklearn.runconfig"
-    text = re.sub(r"arguments: \[--alpha, [0-9.]+\]", f"arguments: [--alpha, {alpha}]", runconfig.read_text())
+    text = re.sub(r"arguments: \[[^\]]*\]", f"arguments: [--alpha, {alpha}]", runconfig.read_text())
     assert f"arguments: [--alpha, {alpha}]" in text
     runconfig.write_text(text)
 
@@ -168,3 +168,47 @@ def test_train_py_runs_as_a_script(project: Path, tmp_path: Path):
     assert record["params"] == {"alpha": 2.0}
     assert (tmp_path / "trained" / "model" / "MLmodel").is_file()
     assert (project / ".mlops" / "mlflow.db").is_file()
+
+
+def test_a_new_hyperparameter_needs_only_the_contract_and_train_py(project: Path):
+    """Declare it in contract.yml, take it in build(): the CLI, the run configuration and MLflow follow."""
+    edit_contract(
+        project,
+        params={
+            "alpha": {"type": "float", "default": 1.0},
+            "solver": {"type": "str", "default": "auto", "help": "Ridge's solver"},
+        },
+    )
+    script = project / "train.py"
+    script.write_text(
+        script.read_text()
+        .replace("def build(alpha: float)", "def build(alpha: float, solver: str)")
+        .replace("Ridge(alpha=alpha)", "Ridge(alpha=alpha, solver=solver)")
+    )
+    result = pipeline.run(params={"solver": "svd"})
+    assert result.training["params"] == {"alpha": 1.0, "solver": "svd"}
+    assert Registry().get(result.registration["registered_version"]).tags["param.solver"] == "svd"
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"n_estimators": 10}, "unknown hyperparameter(s) n_estimators; contract.yml declares: alpha"),
+        ({"alpha": "strong"}, "hyperparameter alpha: expected a value of type float, got 'strong'"),
+    ],
+)
+def test_a_wrong_hyperparameter_is_named_before_any_work(project: Path, params: dict, named: str):
+    from amlops.core.contract import ContractError
+
+    with pytest.raises(ContractError, match=re.escape(named)):
+        pipeline.run(params=params)
+    assert not (project / "build" / "pipeline").exists()
+
+
+def test_a_train_py_without_build_is_named_before_any_work(project: Path):
+    from amlops.steps.train import TrainingScriptError
+
+    (project / "train.py").write_text("from sklearn.linear_model import Ridge\n\nmodel = Ridge()\n")
+    with pytest.raises(TrainingScriptError, match=r"train\.py: defines no build\(\*\*params\) function"):
+        pipeline.run()
+    assert not (project / "build" / "pipeline").exists()

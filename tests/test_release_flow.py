@@ -102,7 +102,7 @@ def test_a_retired_candidate_is_not_released(two_versions, no_servers_left, capl
 def test_make_run_promotes_only_after_the_candidate_passed_its_smoke_test(
     project: Path, no_servers_left, monkeypatch, caplog
 ):
-    pipeline.run(alpha=1000.0)  # v1 in production; the run configuration's alpha=1 clearly beats it
+    pipeline.run(params={"alpha": 1000.0})  # v1 in production; the run configuration's alpha=1 clearly beats it
     fail_smoke_tests(monkeypatch)
     assert main(["run"]) == EXIT_SMOKE_FAILED
     registry = Registry()

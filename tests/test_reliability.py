@@ -14,6 +14,8 @@ import pytest
 from amlops.lifecycle import pipeline
 from amlops.registry.mlflow import Registry
 from amlops.steps.register import FAULT_VARIABLE
+from tests.support.example import example_build
+from tests.support.reliability import FORK_SCRIPT
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _pipeline_process(project: Path, alpha: float, **env: str) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")} | {"AMLOPS_ROOT": str(project)}
     return subprocess.Popen(
-        [sys.executable, "-m", "amlops", "pipeline", "run", "--alpha", str(alpha)],
+        [sys.executable, "-m", "amlops", "pipeline", "run", "--param", f"alpha={alpha}"],
         cwd=REPO,
         env=environ | env,
         stdout=subprocess.PIPE,
@@ -50,7 +52,7 @@ def test_two_pipeline_runs_at_once_lose_nothing(project: Path):
 
 
 def test_a_crash_between_registering_and_promoting_leaves_production_unchanged(project: Path):
-    pipeline.run(alpha=1000.0)
+    pipeline.run(params={"alpha": 1000.0})
     assert Registry().production().version == "1"
     crashed = _pipeline_process(project, 1.0, **{FAULT_VARIABLE: "register:before-promote"})
     _, err = crashed.communicate(timeout=300)
@@ -61,7 +63,7 @@ def test_a_crash_between_registering_and_promoting_leaves_production_unchanged(p
     assert registry.production().version == "1"  # ... but production never moved
     assert not registry.get("2").in_production
     # The next run sees v1 in production and promotes a better candidate as usual.
-    assert pipeline.run(alpha=1.0).registration["production_version"] == "3"
+    assert pipeline.run(params={"alpha": 1.0}).registration["production_version"] == "3"
 
 
 def test_a_candidate_judged_against_an_old_production_is_judged_again(project: Path, tmp_path: Path):
@@ -70,15 +72,17 @@ def test_a_candidate_judged_against_an_old_production_is_judged_again(project: P
     from amlops.steps import evaluate, prep, register
     from amlops.steps import train as train_step
 
-    pipeline.run(alpha=1000.0)  # v1: clearly worse than alpha=1
+    pipeline.run(params={"alpha": 1000.0})  # v1: clearly worse than alpha=1
     folders = {name: tmp_path / name for name in ("prep", "train", "evaluate", "register")}
     prep.main(["--data", str(project / "data" / "diabetes.csv"), "--out", str(folders["prep"])])
-    train_step.main(["--data", str(folders["prep"]), "--out", str(folders["train"]), "--alpha", "1.0"])
+    train_step.main(example_build(), ["--data", str(folders["prep"]), "--out", str(folders["train"]), "--alpha", "1.0"])
     evaluate.main(["--model", str(folders["train"]), "--data", str(folders["prep"]), "--out", str(folders["evaluate"])])
     judged = evaluate.load_decision(folders["evaluate"])
     assert (judged.outcome, judged.production_version) == ("register", "1")
 
-    assert pipeline.run(alpha=100.0).registration["production_version"] == "2"  # alpha=100 beats alpha=1 here
+    assert (
+        pipeline.run(params={"alpha": 100.0}).registration["production_version"] == "2"
+    )  # alpha=100 beats alpha=1 here
     record = register.run(folders["train"], folders["evaluate"], folders["prep"], folders["register"])
 
     assert (record["outcome"], record["registered_version"], record["production_version"]) == ("keep", None, "2")
@@ -128,18 +132,6 @@ def test_a_terminated_process_stops_the_servers_it_started(model_folder: Path, t
         process.kill()
         if server and Path(f"/proc/{server}").exists():
             signal_group(server, signal.SIGKILL)
-
-
-FORK_SCRIPT = """
-import multiprocessing
-from amlops.core.processes import unwind_on_sigterm
-
-unwind_on_sigterm()
-for _ in range(100):  # a pool stops its idle workers with SIGTERM when it exits
-    with multiprocessing.get_context("fork").Pool(2) as pool:
-        assert pool.map(abs, [-1, -2]) == [1, 2]
-print("pools closed", flush=True)
-"""
 
 
 FORKED_HANDLER_SCRIPT = """

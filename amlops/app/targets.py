@@ -66,7 +66,7 @@ class Target(Protocol):
         """The registry of ``model_name`` (default: the project's model)."""
 
     def run_pipeline(self, **parameters: Any) -> dict[str, Any]:
-        """Run prep → train → evaluate → register (``data``, ``alpha``, ``promote``) and return what it decided."""
+        """Run prep → train → evaluate → register (``data``, ``promote``, hyperparameters) and return the decision."""
 
     def publish_pipeline(self, name: str | None = None, description: str = "", **parameters: Any) -> dict[str, Any]:
         """Publish the pipeline with defaults for ``data`` and the hyperparameters."""
@@ -135,8 +135,9 @@ class LocalTarget:
 
     def run_pipeline(self, **parameters: Any) -> dict[str, Any]:
         """The step CLIs in order under one MLflow parent run; a better candidate is promoted unless told not to."""
+        hyperparameters = {k: v for k, v in parameters.items() if k not in ("data", "promote")}
         return _summary(
-            pipeline.run(parameters.get("data"), promote=parameters.get("promote", True), alpha=parameters.get("alpha"))
+            pipeline.run(parameters.get("data"), promote=parameters.get("promote", True), params=hyperparameters)
         )
 
     def publish_pipeline(self, name: str | None = None, description: str = "", **parameters: Any) -> dict[str, Any]:
@@ -214,8 +215,8 @@ class AzureTarget:
 
     def run_pipeline(self, **parameters: Any) -> dict[str, Any]:
         """A pipeline job on the workspace's compute, followed until it completes."""
-        alpha = parameters.get("alpha")
-        inputs = None if alpha is None else {"alpha": alpha}
+        given = {k: v for k, v in parameters.items() if k not in ("data", "promote")}
+        inputs = ProjectSettings().contract.hyperparameters(given, defaults=False) or None
         outcome = build_steps.train(client=self.client, data=parameters.get("data"), inputs=inputs)
         return self._outcome(outcome, parameters.get("promote", True))
 

@@ -43,7 +43,7 @@ def run_pipeline(target: str = "local", **parameters: Any) -> dict:
 
     Args:
         target: ``local`` or ``azure``.
-        **parameters: ``data`` (CSV path), ``alpha``, ``promote``.
+        **parameters: ``data`` (CSV path), ``promote``, and hyperparameters by name (``contract.yml``'s ``params``).
 
     Returns:
         ``run_id``, ``outcome``, ``reasons``, ``candidate`` and ``production`` metrics, ``registered_version``,
@@ -59,7 +59,7 @@ def publish_pipeline(target: str = "local", name: str | None = None, description
         target: ``local`` or ``azure``.
         name: The pipeline's name; on Azure ML only the project's own (the component is named after the model).
         description: Shown in listings (locally) and on the component (Azure ML).
-        **parameters: Defaults for ``data`` and the hyperparameters (``alpha``).
+        **parameters: Defaults for ``data`` and the hyperparameters (``contract.yml``'s ``params``).
     """
     return _target(target).publish_pipeline(name=name, description=description, **parameters)
 

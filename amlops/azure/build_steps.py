@@ -62,7 +62,7 @@ def train(
         client: An ``MLClient``; connects to the configured workspace when omitted.
         project: The parsed project files; read from the project root when omitted.
         data: Training CSV; the committed snapshot when omitted.
-        inputs: Pipeline inputs to override (the hyperparameters of ``sklearn.runconfig``, e.g. ``alpha``).
+        inputs: Pipeline inputs to override (hyperparameters by name).
         **options: Passed to :func:`amlops.azure.operations.submit` (``poll_seconds``, ``timeout``, ``say``...).
     """
     project = project or Project.load()
@@ -109,7 +109,7 @@ def publish(
         schedule: Cron expression (UTC) of a schedule created disabled.
         name: Must be the project's pipeline name when given (``pipeline run --published`` finds it by it).
         description: The component's description; the pipeline's own when omitted.
-        hyperparameters: Input defaults replacing ``sklearn.runconfig``'s (e.g. ``{"alpha": 0.5}``).
+        hyperparameters: Input defaults replacing ``sklearn.runconfig``'s (by name).
         say: Progress lines.
 
     Raises:

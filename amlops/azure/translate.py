@@ -32,12 +32,11 @@ from typing import Any
 from amlops.core import config
 from amlops.core import deployment_config as deployments
 from amlops.core.config import ConfigError
+from amlops.core.contract import Contract
 from amlops.core.settings import RUNCONFIG_FILE, ProjectSettings
 
 INFERENCE_CONFIG_FILE = "inferenceConfig.yml"
 STEPS = ("prep", "train", "evaluate", "register")
-#: Options the pipeline sets on ``train.py`` itself; ``sklearn.runconfig`` may not.
-RESERVED_ARGUMENTS = ("--data", "--out", "--pipeline-run-id")
 #: Scoring image when ``inferenceConfig.yml`` names no ``baseImage``: Azure ML's base image for conda environments
 #: (the scoring conda file brings ``azureml-inference-server-http``).
 DEFAULT_SCORING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
@@ -92,7 +91,7 @@ class Project:
         Raises:
             ConfigError: naming a value that is not one of the run configuration's hyperparameters.
         """
-        params = hyperparameters(self.runconfig, str(self.root / RUNCONFIG_FILE))
+        params = hyperparameters(self.runconfig, str(self.root / RUNCONFIG_FILE), self.settings.contract)
         check_inputs(params, values)
         arguments = [item for param in params for item in (param.flag, values.get(param.name, param.value))]
         return replace(self, runconfig=self.runconfig.model_copy(update={"arguments": arguments}))
@@ -150,30 +149,30 @@ class Hyperparameter:
         return f"{self.flag} ${{{{inputs.{self.name}}}}}"
 
 
-def hyperparameters(runconfig: config.RunConfig, source: str = RUNCONFIG_FILE) -> list[Hyperparameter]:
-    """``arguments`` as ``--flag value`` pairs: each becomes an input of the train component and the pipeline.
+def hyperparameters(
+    runconfig: config.RunConfig, source: str = RUNCONFIG_FILE, contract: Contract | None = None
+) -> list[Hyperparameter]:
+    """The train component's and the pipeline's inputs: ``contract.yml``'s ``params``, valued by ``arguments``.
+
+    ``arguments`` are ``--flag value`` pairs; with a contract, each must name one of its ``params``, and every
+    parameter they leave out is an input too, with the contract's default.
 
     Raises:
-        ConfigError: for an argument the pipeline sets itself, a flag without a value, or a stray value.
+        ConfigError: for an argument the pipeline sets itself, a flag without a value, a stray value, or (with a
+            contract) a flag the contract does not declare.
     """
-    arguments = list(runconfig.arguments)
-    found: list[Hyperparameter] = []
-    index = 0
-    while index < len(arguments):
-        flag = arguments[index]
-        if not (isinstance(flag, str) and flag.startswith("--") and len(flag) > 2):
-            raise ConfigError(f"{source}: field 'arguments': {flag!r} is not a --flag; write arguments as flag, value")
-        if flag in RESERVED_ARGUMENTS:
-            raise ConfigError(f"{source}: field 'arguments': {flag} is set by the pipeline itself; remove it")
-        value = arguments[index + 1] if index + 1 < len(arguments) else None
-        if value is None or (isinstance(value, str) and value.startswith("--")):
-            raise ConfigError(f"{source}: field 'arguments': {flag} has no value")
-        name = flag[2:].replace("-", "_")
-        if not re.fullmatch(r"[A-Za-z_]\w*", name):
-            raise ConfigError(f"{source}: field 'arguments': {flag} cannot be a component input name")
-        found.append(Hyperparameter(name, flag, value))
-        index += 2
-    return found
+    found = [Hyperparameter(name, flag, value) for name, flag, value in config.argument_pairs(runconfig, source)]
+    if contract is None:
+        return found
+    unknown = [p.flag for p in found if p.name not in contract.params]
+    if unknown:
+        declared = ", ".join(contract.params) or "none"
+        raise ConfigError(
+            f"{source}: field 'arguments': {', '.join(unknown)} is not a hyperparameter of contract.yml "
+            f"(its params: {declared})"
+        )
+    given = {p.name: p for p in found}
+    return [given.get(name) or Hyperparameter(name, f"--{name}", p.default) for name, p in contract.params.items()]
 
 
 def _conda_hash(image: str, conda_file: Path) -> str:
@@ -247,7 +246,7 @@ def step_components(project: Project, code: str | Path, environment: Any) -> dic
 
     python = project.interpreter
     script = project.runconfig.script
-    params = hyperparameters(project.runconfig, str(project.root / RUNCONFIG_FILE))
+    params = hyperparameters(project.runconfig, str(project.root / RUNCONFIG_FILE), project.settings.contract)
     folder = "uri_folder"
 
     def component(step: str, description: str, command: str, inputs: dict, outputs: dict, **extra: Any) -> Any:
@@ -321,7 +320,7 @@ def training_pipeline(
     from azure.ai.ml import Input, dsl
 
     runconfig = project.runconfig
-    params = hyperparameters(runconfig, str(project.root / RUNCONFIG_FILE))
+    params = hyperparameters(runconfig, str(project.root / RUNCONFIG_FILE), project.settings.contract)
 
     def body(**inputs: Any) -> dict[str, Any]:
         data = inputs.pop("data")
@@ -394,7 +393,7 @@ def train_job(project: Project, code: str | Path, environment: Any, data: str | 
     from azure.ai.ml.entities import CommandJob, CommandJobLimits, JobResourceConfiguration
 
     runconfig = project.runconfig
-    params = hyperparameters(runconfig, str(project.root / RUNCONFIG_FILE))
+    params = hyperparameters(runconfig, str(project.root / RUNCONFIG_FILE), project.settings.contract)
     python = project.interpreter
     train_command = " ".join(
         [

@@ -41,7 +41,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_pipeline_run(args: argparse.Namespace) -> int:
     """Run prep → train → evaluate → register (or a published version with --published), here or on Azure ML."""
-    overrides = {k: v for k, v in (("data", args.data), ("alpha", args.alpha)) if v is not None}
+    overrides = dict(args.params) | ({"data": args.data} if args.data is not None else {})
     if not args.promote:
         overrides["promote"] = False
     if args.published:
@@ -58,7 +58,7 @@ def cmd_pipeline_run(args: argparse.Namespace) -> int:
 
 def cmd_pipeline_publish(args: argparse.Namespace) -> int:
     """Publish the pipeline: a versioned local definition, or an Azure ML pipeline component."""
-    parameters = {k: v for k, v in (("data", args.data), ("alpha", args.alpha)) if v is not None}
+    parameters = dict(args.params) | ({"data": args.data} if args.data is not None else {})
     target = targets.resolve(args.target, args.workspace_config)
     published = workflow.publish_pipeline(target, name=args.name, description=args.description, **parameters)
     sys.stdout.write(json.dumps(published, indent=2, default=str) + "\n")

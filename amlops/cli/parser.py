@@ -40,6 +40,19 @@ def _steps(text: str) -> list[int]:
     return steps
 
 
+def _name_value(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE, e.g. max_depth=4")
+    return name.strip(), value.strip()
+
+
+def _param_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--param", dest="params", action="append", type=_name_value, default=[], metavar="NAME=VALUE", help=help_text
+    )
+
+
 def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target", choices=["local", "azure"], default=None, help="registry and endpoints (default: AMLOPS_TARGET)"
@@ -74,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     run_pipeline = pipeline_commands.add_parser("run", help="run prep → train → evaluate → register locally")
     run_pipeline.set_defaults(handler="commands:cmd_pipeline_run")
     run_pipeline.add_argument("--data", type=Path, default=None, help="CSV to train on (default: the snapshot)")
-    run_pipeline.add_argument("--alpha", type=float, default=None, help="override sklearn.runconfig's --alpha")
+    _param_option(run_pipeline, "a hyperparameter for this run (contract.yml: params), e.g. max_depth=4; repeatable")
     run_pipeline.add_argument(
         "--no-promote",
         dest="promote",
@@ -89,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
         "--name", default=None, help="local: any (default <model name>-training); Azure ML: the project's only"
     )
     publish.add_argument("--data", default=None, help="default data path (relative to the repository)")
-    publish.add_argument("--alpha", type=float, default=None, help="default alpha")
+    _param_option(publish, "a hyperparameter's default in the published version, e.g. max_depth=4; repeatable")
     publish.add_argument("--description", default="", help="what this published version changes")
     _target_options(publish)
     listing = pipeline_commands.add_parser("list", help="list a pipeline's published versions")

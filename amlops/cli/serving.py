@@ -169,16 +169,17 @@ def summary(result, state, smoke, serve_config) -> str:
     registration = result.registration
     serve_uri = f"http://{serve_config.host}:{serve_config.port or 'PORT'}/score"
     metrics = decision.candidate
+    names = ProjectSettings().contract.metric_names
     lines = [
         "",
         "=" * 78,
         f"model        {registration['model_name']}  production version {registration['production_version']}"
         + _version_change(registration),
-        f"candidate    {metrics_line(metrics)}  (holdout, {result.fingerprint['test_rows']} rows)",
+        f"candidate    {metrics_line(metrics, names)}  (holdout, {result.fingerprint['test_rows']} rows)",
     ]
     if decision.production:
         lines.append(
-            f"production   {metrics_line(decision.production)}  (v{decision.production_version}, same holdout)"
+            f"production   {metrics_line(decision.production, names)}  (v{decision.production_version}, same holdout)"
         )
     lines += [f"gate         {decision.outcome.upper()}"] + [f"             - {r}" for r in decision.reasons]
     lines += [

@@ -270,6 +270,34 @@ def explain(path: Path, error: ValidationError, strip: int = 0) -> ConfigError:
     return ConfigError("\n".join(lines))
 
 
+#: Options the pipeline sets on ``train.py`` itself; ``sklearn.runconfig`` may not.
+RESERVED_ARGUMENTS = ("--data", "--out", "--pipeline-run-id")
+
+
+def argument_pairs(runconfig: RunConfig, source: str | Path) -> list[tuple[str, str, Any]]:
+    """``arguments`` as ``(name, --flag, value)``: ``--max-iter 100`` is ``("max_iter", "--max-iter", 100)``.
+
+    Raises:
+        ConfigError: for an argument the pipeline sets itself, a flag without a value, or a stray value.
+    """
+    arguments = list(runconfig.arguments)
+    found = []
+    for index in range(0, len(arguments), 2):
+        flag = arguments[index]
+        if not (isinstance(flag, str) and flag.startswith("--") and len(flag) > 2):
+            raise ConfigError(f"{source}: field 'arguments': {flag!r} is not a --flag; write arguments as flag, value")
+        if flag in RESERVED_ARGUMENTS:
+            raise ConfigError(f"{source}: field 'arguments': {flag} is set by the pipeline itself; remove it")
+        value = arguments[index + 1] if index + 1 < len(arguments) else None
+        if value is None or (isinstance(value, str) and value.startswith("--")):
+            raise ConfigError(f"{source}: field 'arguments': {flag} has no value")
+        name = flag[2:].replace("-", "_")
+        if not re.fullmatch(r"[A-Za-z_]\w*", name):
+            raise ConfigError(f"{source}: field 'arguments': {flag} cannot be a component input name")
+        found.append((name, flag, value))
+    return found
+
+
 def load_runconfig(path: Path) -> RunConfig:
     """Parse ``sklearn.runconfig``."""
     try:

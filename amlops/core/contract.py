@@ -10,6 +10,7 @@ This module imports nothing heavy (YAML and pydantic only): the scoring side rea
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +39,10 @@ METRICS: dict[str, dict[str, Direction]] = {
         "log_loss": "minimize",
     },
 }
+
+
+#: ``"metric: ..."``: a message of a check across fields, naming the field it is about.
+_NAMED_FIELD = re.compile(r"^(?P<field>[a-z_]+): (?P<message>.+)$", re.DOTALL)
 
 
 class ContractError(BadInputError):
@@ -122,6 +127,26 @@ class Param(_Strict):
     default: float | int | str | bool
     help: str = ""
 
+    @model_validator(mode="after")
+    def _default_has_the_type(self) -> Param:
+        self.parse(str(self.default).lower() if isinstance(self.default, bool) else str(self.default))
+        return self
+
+    def parse(self, text: str) -> float | int | str | bool:
+        """A value given as text (``--max-depth 4``, ``--param max_depth=4``) as the parameter's type.
+
+        Raises:
+            ValueError: the text is not a value of that type.
+        """
+        if self.type == "bool":
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"expected true or false, got {text!r}")
+            return text.lower() == "true"
+        try:
+            return {"float": float, "int": int, "str": str}[self.type](text)
+        except ValueError:
+            raise ValueError(f"expected a value of type {self.type}, got {text!r}") from None
+
 
 class Contract(_Strict):
     """The whole contract file."""
@@ -195,6 +220,27 @@ class Contract(_Strict):
         """Every hyperparameter's default value."""
         return {name: param.default for name, param in self.params.items()}
 
+    def hyperparameters(
+        self, values: dict[str, object], *, defaults: bool = True
+    ) -> dict[str, float | int | str | bool]:
+        """The defaults (unless told not to) with ``values`` (text or typed) replacing some, each of its declared type.
+
+        Raises:
+            ContractError: naming an unknown parameter or a value of the wrong type.
+        """
+        unknown = sorted(set(values) - set(self.params))
+        if unknown:
+            known = ", ".join(self.params) or "none"
+            raise ContractError(f"unknown hyperparameter(s) {', '.join(unknown)}; contract.yml declares: {known}")
+        chosen = self.defaults() if defaults else {}
+        for name, value in values.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            try:
+                chosen[name] = self.params[name].parse(text)
+            except ValueError as error:
+                raise ContractError(f"hyperparameter {name}: {error}") from None
+        return chosen
+
 
 def load(path: Path) -> Contract:
     """Read and check a contract file.
@@ -229,6 +275,10 @@ def _parsed(source: str, text: str) -> Contract:
     except ValidationError as error:
         lines = []
         for item in error.errors():
-            field = ".".join(str(part) for part in item["loc"]) or "<file>"
-            lines.append(f"{source}: field '{field}': {str(item['msg']).removeprefix('Value error, ')}")
+            location = [str(part) for part in item["loc"]]
+            message = str(item["msg"]).removeprefix("Value error, ")
+            named = _NAMED_FIELD.match(message)
+            if named:  # a check across fields names the field it is about at the start of its message
+                location, message = [*location, named["field"]], named["message"]
+            lines.append(f"{source}: field '{'.'.join(location) or '<file>'}': {message}")
         raise ContractError("\n".join(lines)) from None

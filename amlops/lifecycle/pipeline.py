@@ -7,6 +7,7 @@ step's run is nested under it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from amlops.core import config
 from amlops.core.errors import AmlopsError
@@ -52,7 +54,7 @@ def run(
     *,
     promote: bool = True,
     settings: ProjectSettings | None = None,
-    alpha: float | None = None,
+    params: dict[str, Any] | None = None,
     tags: dict[str, str] | None = None,
 ) -> PipelineResult:
     """Run the four steps in order and return their outputs.
@@ -61,15 +63,18 @@ def run(
         data_path: CSV to train on; the committed snapshot when omitted.
         promote: Whether the register step may move the production marker.
         settings: Project settings (``runconfig_file`` holds the hyperparameters); from the environment when omitted.
-        alpha: Overrides the run configuration's ``--alpha``.
+        params: Hyperparameters replacing those of the run configuration (``contract.yml`` declares them).
         tags: Extra tags for the pipeline's MLflow run.
     """
     import mlflow
 
     settings = settings or ProjectSettings()
     runconfig = config.load_runconfig(settings.runconfig_file)
-    DataSettings(), settings.contract  # fail on a bad AMLOPS_DATA_* value or contract.yml before any work is done
-    train_arguments = [*runconfig.argv, *([] if alpha is None else ["--alpha", str(alpha)])]
+    DataSettings()  # fail on a bad AMLOPS_DATA_* value before any work is done
+    chosen = training_params(settings, runconfig, params)
+    script = train_script(settings, runconfig)
+    train_step.load_build(script)  # fail on a broken train.py before any work is done
+    train_arguments = [item for name, value in chosen.items() for item in (f"--{name}", str(value))]
     data_path = Path(data_path or settings.data_snapshot)
     tracking.configure(settings)
     # The code and run configuration this run executes, as a published pipeline records them.
@@ -83,7 +88,7 @@ def run(
         commands = {
             "prep": (prep.main, ["--data", str(data_path), "--out", prepared]),
             "train": (
-                train_step.main,
+                functools.partial(train_step.script_main, script),
                 ["--data", prepared, "--out", trained, "--pipeline-run-id", run_id, *train_arguments],
             ),
             "evaluate": (evaluate.main, ["--model", trained, "--data", prepared, "--out", decided]),
@@ -118,6 +123,24 @@ def run(
         mlflow.log_artifacts(str(outputs["evaluate"]), artifact_path="evaluate")
         mlflow.log_metric("pipeline_seconds", time.perf_counter() - started)
     return result
+
+
+def train_script(settings: ProjectSettings, runconfig: config.RunConfig) -> Path:
+    """The training script ``sklearn.runconfig`` names, beside that file (a published snapshot has its own)."""
+    return settings.runconfig_file.parent / runconfig.script
+
+
+def training_params(
+    settings: ProjectSettings, runconfig: config.RunConfig, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The hyperparameters a run trains with: the contract's defaults, the run configuration's, then ``overrides``.
+
+    Raises:
+        ConfigError: an argument of the run configuration is not a ``--name value`` pair.
+        ContractError: naming a hyperparameter the contract does not declare, or a value of the wrong type.
+    """
+    given = {name: value for name, _, value in config.argument_pairs(runconfig, settings.runconfig_file)}
+    return settings.contract.hyperparameters(given | (overrides or {}))
 
 
 def result_of(run_id: str, folder: Path) -> PipelineResult:
@@ -168,7 +191,7 @@ class PublishedRunFailed(AmlopsError, RuntimeError):
 
 
 def code_fingerprint(settings: ProjectSettings) -> str:
-    """sha256 over the running package's source and the run configuration: what a published version stands for."""
+    """sha256 of the package, the run configuration and its training script: what a published version stands for."""
     return _fingerprint(PACKAGE_DIR, settings.runconfig_file)
 
 
@@ -178,6 +201,9 @@ def _fingerprint(package: Path, runconfig: Path) -> str:
     digest = hashlib.sha256()
     named = [(p.relative_to(package.parent).as_posix(), p) for p in sorted(package.rglob("*.py"))]
     named.append((RUNCONFIG_FILE, runconfig))
+    script = runconfig.parent / config.load_runconfig(runconfig).script
+    if script.is_file():
+        named.append((script.name, script))
     for name, path in named:
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -213,7 +239,7 @@ def publish(
 
     Args:
         name: Pipeline name (default: the project's, ``<model name>-training``).
-        parameters: Defaults for ``data``, ``alpha`` and ``promote``; the run configuration's otherwise.
+        parameters: Defaults for ``data``, ``promote`` and the hyperparameters; the run configuration's otherwise.
         description: Free text shown in listings.
         settings: Project settings.
     """
@@ -222,12 +248,13 @@ def publish(
     settings = settings or ProjectSettings()
     name = name or settings.pipeline_name
     runconfig = config.load_runconfig(settings.runconfig_file)
-    alpha = train_step.parser().parse_args(["--data", ".", "--out", ".", *runconfig.argv]).alpha
-    defaults = {"data": str(settings.data_snapshot.relative_to(settings.root)), "alpha": alpha, "promote": True}
+    hyperparameters = training_params(settings, runconfig)
+    defaults = {"data": str(settings.data_snapshot.relative_to(settings.root)), "promote": True, **hyperparameters}
     unknown = set(parameters or {}) - defaults.keys()
     if unknown:
         raise ValueError(f"unknown pipeline parameter(s) {sorted(unknown)}; known: {sorted(defaults)}")
     defaults |= parameters or {}
+    defaults |= settings.contract.hyperparameters({k: v for k, v in defaults.items() if k in hyperparameters})
     versions = published_versions(name, settings)
     fingerprint = code_fingerprint(settings)
     latest = versions[-1] if versions else None
@@ -247,6 +274,7 @@ def publish(
     shutil.rmtree(snapshot, ignore_errors=True)  # left by a publish that failed before its index was written
     shutil.copytree(PACKAGE_DIR, snapshot / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(settings.runconfig_file, snapshot / RUNCONFIG_FILE)
+    shutil.copy2(train_script(settings, runconfig), snapshot / runconfig.script)
     write_json(_published_file(settings, name), [asdict(v) for v in [*versions, new]])
     log.info("pipeline %s: published version %d (code snapshot in %s)", name, new.version, snapshot)
     return new
@@ -267,7 +295,7 @@ def run_published(
         name: Pipeline name (default: the project's).
         version: Published version; the latest when omitted.
         settings: Project settings.
-        **overrides: New values for ``data``, ``alpha`` or ``promote``.
+        **overrides: New values for ``data``, ``promote`` or a hyperparameter.
 
     Raises:
         LookupError: no such published version.
@@ -302,7 +330,7 @@ def run_published(
             settings.root / parameters["data"],
             promote=bool(parameters["promote"]),
             settings=settings,
-            alpha=float(parameters["alpha"]),
+            params={k: v for k, v in parameters.items() if k not in ("data", "promote")},
             tags=tags,
         )
     if _fingerprint(snapshot / PACKAGE_DIR.name, snapshot / RUNCONFIG_FILE) != chosen.code_sha256:
@@ -333,8 +361,12 @@ def _run_snapshot(
         "local",
         "--data",
         str(settings.root / parameters["data"]),
-        "--alpha",
-        str(float(parameters["alpha"])),
+        *(
+            item
+            for name, value in parameters.items()
+            if name not in ("data", "promote")
+            for item in ("--param", f"{name}={value}")
+        ),
         *([] if parameters["promote"] else ["--no-promote"]),
     ]
     log.info("pipeline %s v%d: running its code snapshot %s", name, version, snapshot)

@@ -1,130 +1,134 @@
-"""The model: how it is built, fitted, measured, plotted and saved as an MLflow model folder."""
+"""The plumbing around the user's estimator: fitting, measuring, comparing, plotting and saving it.
+
+The estimator itself is the user's: ``build(**params)`` in ``train.py`` returns it unfitted, with the
+hyperparameters ``contract.yml`` declares. These functions work for any scikit-learn regressor or classifier.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from amlops.core.contract import Contract
-from amlops.core.settings import ProjectSettings
 from amlops.ml import metrics as metrics_lib
 from amlops.ml import plots
 from amlops.ml.data import features_and_target
 from amlops.scoring.model import load_model
 
-if TYPE_CHECKING:  # scikit-learn is imported where used: listing models does not need it
-    from sklearn.pipeline import Pipeline
-
+#: ``train.py``'s ``build(**params)``: an unfitted scikit-learn estimator.
+Build = Callable[..., Any]
 #: Packages the scoring side needs to load the saved model (versions are those installed, i.e. the lock's).
 SCORING_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "skops")
 
 
-def build(alpha: float) -> Pipeline:
-    """An unfitted standardise-then-Ridge pipeline."""
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return Pipeline([("scale", StandardScaler()), ("ridge", Ridge(alpha=alpha))])
+def matrix(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
+    """The contract's feature columns of a table as a float matrix in model order."""
+    return frame.loc[:, list(contract.feature_names)].to_numpy(dtype=np.float64)
 
 
-def _contract(contract: Contract | None) -> Contract:
-    return contract or ProjectSettings().contract
+def fit(build: Build, params: dict[str, Any], train: pd.DataFrame, contract: Contract):
+    """``build(**params)`` fitted on a validated training table (deterministic if the estimator is)."""
+    _, target = features_and_target(train, contract)
+    return build(**params).fit(matrix(train, contract), target.to_numpy())
 
 
-def matrix(frame: pd.DataFrame, contract: Contract | None = None) -> np.ndarray:
-    """The feature columns of a table (the contract's, the project's by default) as a float matrix in model order."""
-    return frame.loc[:, list(_contract(contract).feature_names)].to_numpy(dtype=np.float64)
-
-
-def fit(train: pd.DataFrame, alpha: float, contract: Contract | None = None) -> Pipeline:
-    """Fit the model on a validated training table. Deterministic for the same data and alpha."""
-    features, target = features_and_target(train, _contract(contract))
-    return build(alpha).fit(features.to_numpy(dtype=np.float64), target.to_numpy(dtype=np.float64))
-
-
-def predict(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    """Predictions for the rows of a table."""
-    return model.predict(matrix(frame))
-
-
-def metrics(model: Pipeline, frame: pd.DataFrame, contract: Contract | None = None) -> dict[str, float]:
-    """The contract task's metrics of the model on a labelled table, the primary one first."""
-    contract = _contract(contract)
+def metrics(model, frame: pd.DataFrame, contract: Contract) -> dict[str, float]:
+    """The contract task's metrics of a fitted model on a labelled table, the primary one first."""
     _, target = features_and_target(frame, contract)
     return metrics_lib.measure(model, matrix(frame, contract), target.to_numpy(), contract)
 
 
-def save_plots(model: Pipeline, frame: pd.DataFrame, folder: Path, title: str) -> list[Path]:
-    """Save predicted-vs-actual/residual plots and a residual histogram of the model on a labelled table.
-
-    Returns:
-        The PNG files written.
-    """
-    _, actual = features_and_target(frame, _contract(None))
-    predicted = predict(model, frame)
-    return [
-        plots.save(plots.residuals(actual, predicted, title), Path(folder) / "predicted_vs_actual_and_residuals.png"),
-        plots.save(plots.residual_histogram(actual, predicted, title), Path(folder) / "residual_histogram.png"),
-    ]
-
-
-def compare_alphas(
-    train: pd.DataFrame, test: pd.DataFrame, alphas: list[float], folds: int = 5, seed: int = 42
-) -> pd.DataFrame:
-    """Fit one model per alpha and tabulate cross-validated, train and test metrics.
-
-    Choose alpha by ``cv_rmse`` (k-fold on the train split); the test columns are for reporting only,
-    since choosing on the test split would leak it into the model.
-
-    Returns:
-        One row per alpha with ``cv_rmse``, ``train_<metric>`` and ``test_<metric>`` columns.
-    """
-    from sklearn.model_selection import KFold, cross_val_score
-
-    features, target = features_and_target(train, _contract(None))
-    splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
-    rows = []
-    for alpha in alphas:
-        scores = cross_val_score(
-            build(alpha),
-            features.to_numpy(dtype=np.float64),
-            target.to_numpy(dtype=np.float64),
-            cv=splitter,
-            scoring="neg_root_mean_squared_error",
-        )
-        rows.append({"alpha": alpha, "cv_rmse": float(-scores.mean()), **fit_and_measure(train, test, alpha)[1]})
-    return pd.DataFrame(rows)
-
-
-def fit_and_measure(train: pd.DataFrame, test: pd.DataFrame, alpha: float) -> tuple[Pipeline, dict[str, float]]:
+def fit_and_measure(
+    build: Build, params: dict[str, Any], train: pd.DataFrame, test: pd.DataFrame, contract: Contract
+) -> tuple[Any, dict[str, float]]:
     """Fit on the train table and measure on both.
 
     Returns:
-        The fitted model and metrics named ``train_<m>`` and ``test_<m>`` for each of rmse, mae, r2.
+        The fitted model and metrics named ``train_<m>`` and ``test_<m>`` for each of the task's metrics.
     """
-    fitted = fit(train, alpha)
-    measured = {f"train_{k}": v for k, v in metrics(fitted, train).items()}
-    measured |= {f"test_{k}": v for k, v in metrics(fitted, test).items()}
+    fitted = fit(build, params, train, contract)
+    measured = {f"train_{k}": v for k, v in metrics(fitted, train, contract).items()}
+    measured |= {f"test_{k}": v for k, v in metrics(fitted, test, contract).items()}
     return fitted, measured
 
 
-def save_mlflow_model(model: Pipeline, example: pd.DataFrame, path: Path) -> Path:
+def compare(
+    build: Build,
+    candidates: Iterable[dict[str, Any]],
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    contract: Contract,
+    folds: int = 5,
+    seed: int = 42,
+) -> pd.DataFrame:
+    """Fit one model per set of hyperparameters and tabulate cross-validated, train and test metrics.
+
+    Choose by ``cv_<primary metric>`` (k-fold on the train split, :func:`best`); the test columns are for
+    reporting only, since choosing on the test split would leak it into the model.
+
+    Returns:
+        One row per candidate: its hyperparameters, ``cv_<metric>``, ``train_<m>`` and ``test_<m>`` columns.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    name = contract.metric.name
+    splitter = (StratifiedKFold if contract.task == "classification" else KFold)(
+        n_splits=folds, shuffle=True, random_state=seed
+    )
+    _, target = features_and_target(train, contract)
+    rows = []
+    for params in candidates:
+        scores = []
+        for fold_train, fold_test in splitter.split(matrix(train, contract), target):
+            fitted = fit(build, params, train.iloc[fold_train], contract)
+            scores.append(metrics(fitted, train.iloc[fold_test], contract)[name])
+        measured = fit_and_measure(build, params, train, test, contract)[1]
+        rows.append({**params, f"cv_{name}": float(np.mean(scores)), **measured})
+    return pd.DataFrame(rows)
+
+
+def best(comparison: pd.DataFrame, contract: Contract, params: Iterable[str]) -> dict[str, Any]:
+    """The hyperparameters of :func:`compare`'s best row by the cross-validated primary metric."""
+    column = comparison[f"cv_{contract.metric.name}"]
+    row = comparison.loc[column.idxmin() if contract.metric.direction == "minimize" else column.idxmax()]
+    return {name: row[name].item() if hasattr(row[name], "item") else row[name] for name in params}
+
+
+def figures(model, frame: pd.DataFrame, title: str, contract: Contract) -> dict[str, Any]:
+    """The model's plots on a labelled table by file name: residuals for a regression, else the confusion matrix."""
+    _, actual = features_and_target(frame, contract)
+    predicted = model.predict(matrix(frame, contract))
+    if contract.task == "classification":
+        return {"confusion_matrix.png": plots.confusion(actual, predicted, title)}
+    return {
+        "predicted_vs_actual_and_residuals.png": plots.residuals(actual, predicted, title),
+        "residual_histogram.png": plots.residual_histogram(actual, predicted, title),
+    }
+
+
+def save_plots(model, frame: pd.DataFrame, folder: Path, title: str, contract: Contract) -> list[Path]:
+    """Save :func:`figures` as PNG files in ``folder`` and return their paths."""
+    return [plots.save(figure, Path(folder) / name) for name, figure in figures(model, frame, title, contract).items()]
+
+
+def save_mlflow_model(model, example: pd.DataFrame, path: Path, contract: Contract) -> Path:
     """Save the model as an MLflow model folder (skops format, column signature, input example).
 
     Args:
-        model: The fitted pipeline.
-        example: A few rows of features, in model order, to record as the input example.
+        model: The fitted estimator.
+        example: A few rows with the contract's features, to record as the input example.
         path: The folder to create; must not exist yet.
+        contract: The data and model contract (the feature order).
     """
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    features = example.loc[:, list(_contract(None).feature_names)].astype(np.float64)
+    features = example.loc[:, list(contract.feature_names)].astype(np.float64)
     signature = infer_signature(features, model.predict(features.to_numpy()))
     mlflow.sklearn.save_model(
         model,
@@ -137,6 +141,6 @@ def save_mlflow_model(model: Pipeline, example: pd.DataFrame, path: Path) -> Pat
     return Path(path)
 
 
-def load_mlflow_model(path: Path) -> Pipeline:
+def load_mlflow_model(path: Path):
     """Load a model folder saved by :func:`save_mlflow_model` (the same loader the endpoint uses)."""
     return load_model(Path(path)).estimator

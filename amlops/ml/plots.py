@@ -96,18 +96,39 @@ def residual_histogram(actual: np.ndarray, predicted: np.ndarray, title: str) ->
     return figure
 
 
-def alpha_comparison(results: pd.DataFrame) -> Figure:
-    """Cross-validated, train and test RMSE per alpha (log scale), from :func:`amlops.ml.model.compare_alphas`."""
+def comparison(results: pd.DataFrame, param: str, metric: str) -> Figure:
+    """Cross-validated, train and test ``metric`` per value of one hyperparameter, from ``model.compare``."""
     import matplotlib.pyplot as plt
 
+    results = results.sort_values(param)
     figure, axis = plt.subplots(figsize=(7, 4))
-    axis.plot(results["alpha"], results["train_rmse"], marker="o", label="train")
-    axis.plot(results["alpha"], results["cv_rmse"], marker="o", label="cross-validated (train split)")
-    axis.plot(results["alpha"], results["test_rmse"], marker="o", linestyle="--", label="test (reported only)")
-    best = results.loc[results["cv_rmse"].idxmin()]
-    axis.axvline(best["alpha"], color="grey", linestyle=":", label=f"chosen alpha={best['alpha']:g}")
-    axis.set(xscale="log", xlabel="alpha", ylabel="RMSE", title="Regularisation strength")
+    axis.plot(results[param], results[f"train_{metric}"], marker="o", label="train")
+    axis.plot(results[param], results[f"cv_{metric}"], marker="o", label="cross-validated (train split)")
+    axis.plot(results[param], results[f"test_{metric}"], marker="o", linestyle="--", label="test (reported only)")
+    positive = pd.api.types.is_numeric_dtype(results[param]) and (results[param] > 0).all()
+    axis.set(xscale="log" if positive else "linear", xlabel=param, ylabel=metric, title=f"{metric} by {param}")
     axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def confusion(actual: np.ndarray, predicted: np.ndarray, title: str) -> Figure:
+    """The confusion matrix of a classifier: true labels down, predicted across, with the counts."""
+    import matplotlib.pyplot as plt
+
+    labels = sorted(set(np.asarray(actual).tolist()) | set(np.asarray(predicted).tolist()), key=str)
+    index = {label: number for number, label in enumerate(labels)}
+    counts = np.zeros((len(labels), len(labels)), dtype=int)
+    for true, guess in zip(np.asarray(actual).tolist(), np.asarray(predicted).tolist(), strict=True):
+        counts[index[true], index[guess]] += 1
+    figure, axis = plt.subplots(figsize=(1.2 * len(labels) + 3, 1.1 * len(labels) + 2))
+    axis.imshow(counts, cmap="Blues")
+    for row in range(len(labels)):
+        for column in range(len(labels)):
+            axis.text(column, row, str(counts[row, column]), ha="center", va="center")
+    ticks = range(len(labels))
+    axis.set(xticks=ticks, yticks=ticks, xticklabels=labels, yticklabels=labels)
+    axis.set(xlabel="predicted", ylabel="true", title=title)
     figure.tight_layout()
     return figure
 

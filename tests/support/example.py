@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import yaml
 
@@ -36,6 +39,12 @@ def edit_contract(root: Path, **changes) -> Path:
     path = Path(root) / contract.CONTRACT_FILE
     path.write_text(yaml.safe_dump(content, sort_keys=False))
     return path
+
+
+@functools.cache
+def example_build() -> Callable[..., Any]:
+    """The example's ``build(**params)`` from its ``train.py`` (imported once)."""
+    return example_script("train.py").build
 
 
 def example_script(relative: str) -> ModuleType:
