@@ -236,7 +236,9 @@ def test_the_simdjson_path_respects_the_batch_limit():
 def test_every_path_of_the_service_gives_the_estimators_predictions(
     model_folder: Path, diabetes: pd.DataFrame, rows: int, form: str
 ):
-    service = ScoringService(load_model(model_folder, "diabetes-ridge", "7"))
+    model = load_model(model_folder, "diabetes-ridge", "7")
+    model.rules = None  # rows far outside the contract's ranges, to compare the arithmetic of every path
+    service = ScoringService(model)
     matrix = random_rows(diabetes, rows, seed=rows)
     if form == "records":
         raw = body([dict(zip(FEATURES, row, strict=True)) for row in matrix.tolist()])

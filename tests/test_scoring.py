@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import random
@@ -30,6 +31,14 @@ def loaded(model_folder: Path) -> LoadedModel:
 @pytest.fixture(scope="module")
 def service(loaded: LoadedModel) -> ScoringService:
     return ScoringService(loaded, ScoringSettings())
+
+
+@pytest.fixture(scope="module")
+def unruled(loaded: LoadedModel) -> ScoringService:
+    """The model without its contract's rules (as saved before models recorded them): any finite value goes in."""
+    bare = copy.copy(loaded)
+    bare.rules = None
+    return ScoringService(bare, ScoringSettings())
 
 
 def first_rows(diabetes: pd.DataFrame, count: int = 5) -> np.ndarray:
@@ -110,12 +119,12 @@ def test_parse_rows_raises_request_error(case: BadRequest):
 
 @pytest.mark.parametrize("bad_row", [0, 1, 617, 999])
 @pytest.mark.parametrize("overflow", ["scaled-value", "prediction"])
-def test_overflow_inside_the_model_names_the_first_bad_row(service: ScoringService, bad_row: int, overflow: str):
+def test_overflow_inside_the_model_names_the_first_bad_row(unruled: ScoringService, bad_row: int, overflow: str):
     huge = with_value("sex", 1.7e308) if overflow == "scaled-value" else [1.7e308, 2] + [1.7e308] * 3 + ROW[5:]
     rows = [ROW] * 1000
     rows[bad_row] = huge
     rows[-1] = huge
-    status, payload = service.handle(body(rows))
+    status, payload = unruled.handle(body(rows))
     assert status == 400
     assert payload["message"].startswith(f"row {bad_row}: values are too large")
 
@@ -290,10 +299,10 @@ def test_entry_script_init_and_run(staged, monkeypatch: pytest.MonkeyPatch):
 # --- the swagger / OpenAPI documents ----------------------------------------------------------------
 
 
-def spec_documents(features: tuple[str, ...], limits: ScoringSettings) -> dict[str, tuple[dict, dict]]:
+def spec_documents(model: LoadedModel, limits: ScoringSettings) -> dict[str, tuple[dict, dict]]:
     """Both documents and the request schema inside each."""
-    spec3 = openapi_spec(features, "diabetes-ridge", "7", limits)
-    spec2 = swagger2_spec(features, "diabetes-ridge", "7", limits)
+    described = (model.features, "diabetes-ridge", "7", limits, model.classes, model.rules)
+    spec3, spec2 = openapi_spec(*described), swagger2_spec(*described)
     return {
         "openapi3": (spec3, spec3["components"]["schemas"]["ServiceInput"]),
         "swagger2": (spec2, spec2["definitions"]["ServiceInput"]),
@@ -302,7 +311,7 @@ def spec_documents(features: tuple[str, ...], limits: ScoringSettings) -> dict[s
 
 @pytest.mark.parametrize("document", ["openapi3", "swagger2"])
 def test_spec_example_is_accepted(service: ScoringService, loaded: LoadedModel, document: str):
-    spec, request = spec_documents(loaded.features, service.limits)[document]
+    spec, request = spec_documents(loaded, service.limits)[document]
     assert spec["info"]["title"] == "diabetes-ridge"
     assert spec["info"]["version"] == "7"
     matrix = parse_rows(json.dumps(request["example"]), loaded.features, service.limits)
@@ -312,7 +321,7 @@ def test_spec_example_is_accepted(service: ScoringService, loaded: LoadedModel, 
 
 def test_spec_feature_names_are_the_model_signature(loaded: LoadedModel):
     limits = ScoringSettings(max_batch_rows=17)
-    documents = spec_documents(loaded.features, limits)
+    documents = spec_documents(loaded, limits)
 
     data3 = documents["openapi3"][1]["properties"]["data"]
     row_list, row_record = data3["items"]["oneOf"]
@@ -331,13 +340,13 @@ def test_spec_feature_names_are_the_model_signature(loaded: LoadedModel):
 @pytest.mark.parametrize(("file", "document"), [("swagger.json", "swagger2"), ("swagger3.json", "openapi3")])
 def test_staged_specs_describe_the_staged_model(staged, loaded: LoadedModel, file: str, document: str):
     written = json.loads((staged.app_dir / file).read_text())
-    assert written == spec_documents(loaded.features, staged.limits)[document][0]
+    assert written == spec_documents(loaded, staged.limits)[document][0]
 
 
 def test_openapi_request_schema_agrees_with_the_service(service: ScoringService, loaded: LoadedModel):
     """Bodies the service accepts validate against the published schema; structurally wrong ones do not."""
     jsonschema = pytest.importorskip("jsonschema")
-    _, request = spec_documents(loaded.features, service.limits)["openapi3"]
+    _, request = spec_documents(loaded, service.limits)["openapi3"]
     validator = jsonschema.Draft7Validator(request)
     for accepted in ([ROW], [RECORD], [RECORD, dict(reversed(list(RECORD.items())))], [ROW] * 3):
         assert service.handle(body(accepted))[0] == 200
@@ -364,3 +373,37 @@ def test_openapi_request_schema_agrees_with_the_service(service: ScoringService,
     assert {case.id for case in cases} == structural
     for case in cases:
         assert not validator.is_valid(json.loads(case.body)), case.id
+
+
+# --- the contract's rules at the endpoint -----------------------------------------------------------
+
+
+def test_the_model_folder_carries_the_contract_it_was_trained_under(loaded: LoadedModel):
+    assert loaded.rules is not None
+    assert loaded.rules.names == FEATURES
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "rule"),
+    [("sex", 7, "is not one of the categories [1, 2]"), ("bmi", 1e300, "is outside the range [10, 80]")],
+)
+def test_a_value_outside_the_contract_is_refused_naming_row_and_column(
+    service: ScoringService, column: str, value: float, rule: str
+):
+    for rows in ([ROW, with_value(column, value)], [ROW] * 40 + [with_value(column, value)]):  # lists and matrix
+        status, payload = service.handle(body(rows))
+        assert status == 400
+        assert payload["message"].startswith(f"row {len(rows) - 1}, column {column!r}: {value:g} {rule}")
+
+
+def test_the_flag_policy_answers_and_lists_what_is_outside(loaded: LoadedModel):
+    flagging = ScoringService(loaded, ScoringSettings(out_of_range="flag"))
+    status, payload = flagging.handle(body([ROW, with_value("sex", 7)]))
+    assert status == 200
+    assert len(payload["predictions"]) == 2
+    assert payload["out_of_range"] == [
+        {"row": 1, "column": "sex", "value": 7.0, "rule": "is not one of the categories [1, 2]"}
+    ]
+    status, answer = flagging.respond(body([ROW] * 20))
+    assert status == 200
+    assert answer["out_of_range"] == []

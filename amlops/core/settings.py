@@ -167,6 +167,14 @@ class ScoringSettings(BaseSettings):
     max_request_bytes: int = Field(
         default=5 * 1024 * 1024, ge=64, description="Largest request body in bytes (larger: HTTP 413)."
     )
+    out_of_range: Literal["refuse", "flag"] = Field(
+        default="refuse",
+        description="A value outside its column's range or categories in contract.yml: refuse (HTTP 400 naming "
+        "the row and column) or flag (answer, listing it under out_of_range).",
+    )
+    probabilities: bool = Field(
+        default=True, description="Classifiers with predict_proba also answer each class's probability."
+    )
 
 
 class EfficacySettings(BaseSettings):

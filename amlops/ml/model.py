@@ -6,6 +6,7 @@ hyperparameters ``contract.yml`` declares. These functions work for any scikit-l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -19,6 +20,7 @@ from amlops.ml import metrics as metrics_lib
 from amlops.ml import plots
 from amlops.ml.data import features_and_target
 from amlops.scoring.model import load_model
+from amlops.scoring.rules import MODEL_CONTRACT_FILE
 
 #: ``train.py``'s ``build(**params)``: an unfitted scikit-learn estimator.
 Build = Callable[..., Any]
@@ -138,6 +140,9 @@ def save_mlflow_model(model, example: pd.DataFrame, path: Path, contract: Contra
         input_example=features.head(2),
         pip_requirements=[f"{name}=={installed_version(name)}" for name in SCORING_REQUIREMENTS],
     )
+    # The rules the endpoint applies to requests: the contract this model was trained under.
+    served = contract.model_dump(mode="json", include={"name", "task", "target", "features"})
+    (Path(path) / MODEL_CONTRACT_FILE).write_text(json.dumps(served, indent=2) + "\n", encoding="utf-8")
     return Path(path)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from amlops.scoring.linear import LinearPipeline, read_linear_pipeline
+from amlops.scoring.rules import Rules
 
 _TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
@@ -22,6 +23,7 @@ class LoadedModel:
         version: Registered version reported in responses.
         model_file: The skops file.
         linear: The model as a :class:`LinearPipeline` when it is one, else ``None``.
+        rules: The ranges and categories of the columns the model was trained under, if it recorded them.
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class LoadedModel:
         model_file: Path,
         linear: LinearPipeline | None = None,
         estimator: Any = None,
+        rules: Rules | None = None,
     ):
         self.features = tuple(features)
         self.name = name
@@ -39,6 +42,15 @@ class LoadedModel:
         self.model_file = Path(model_file)
         self.linear = linear
         self._estimator = estimator
+        self.rules = rules
+
+    @property
+    def classes(self) -> list | None:
+        """A classifier's class labels in their own type (strings stay strings), or ``None`` for a regressor."""
+        if self.linear is not None:  # the fast path serves regressions only
+            return None
+        classes = getattr(self.estimator, "classes_", None)
+        return None if classes is None else classes.tolist()
 
     @property
     def estimator(self) -> Any:
@@ -110,9 +122,10 @@ def load_model(model_dir: Path, name: str = "", version: str = "") -> LoadedMode
     features = read_signature_features(mlmodel, mlmodel_path)
     model_file = folder / flavor["pickled_model"]
     linear = read_linear_pipeline(model_file)
+    rules = Rules.read(folder)
     if linear is not None and linear.n_features == len(features):
-        return LoadedModel(features, name, version, model_file, linear=linear)
-    return LoadedModel(features, name, version, model_file, estimator=load_estimator(model_file))
+        return LoadedModel(features, name, version, model_file, linear=linear, rules=rules)
+    return LoadedModel(features, name, version, model_file, estimator=load_estimator(model_file), rules=rules)
 
 
 def model_identity(model_dir: Path) -> tuple[str, str]:

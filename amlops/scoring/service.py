@@ -12,6 +12,7 @@ from amlops.core.settings import ScoringSettings
 from amlops.scoring.linear import PYTHON_ROWS
 from amlops.scoring.model import LoadedModel, load_model, model_identity
 from amlops.scoring.requests import RequestError, read_rows, rows_to_matrix
+from amlops.scoring.rules import Violation
 
 #: From this many predictions on, :meth:`ScoringService.respond` returns serialised JSON: orjson writes
 #: 1,000 floats in ~15 µs where the server's ``json.dumps`` takes ~250 µs.
@@ -25,6 +26,12 @@ class ScoringService:
         self.model = model
         self.limits = limits or ScoringSettings()
         self._identity = {"name": model.name, "version": model.version}
+        self._classes = model.classes
+        self._with_probabilities = (
+            self._classes is not None and self.limits.probabilities and hasattr(model.estimator, "predict_proba")
+        )
+        # A regression refused or answered without flags: the answer is the predictions alone (the fast path).
+        self._plain = self._classes is None and (model.rules is None or self.limits.out_of_range == "refuse")
 
     @classmethod
     def from_environment(cls) -> ScoringService:
@@ -83,28 +90,98 @@ class ScoringService:
     def score(self, raw: str | bytes) -> np.ndarray | list[float]:
         """Predictions for a request body: a float64 array, or a list for a few rows predicted in plain Python.
 
+        A classifier's are its labels; :meth:`answer` adds the probabilities and anything flagged.
+
         Raises:
-            RequestError: for a malformed body (:func:`read_rows`) or an overflow in the model.
+            RequestError: for a malformed body (:func:`read_rows`), a value outside the contract's rules (unless
+                they are flagged) or an overflow in the model.
         """
+        return self._score(raw)[0]
+
+    def _score(self, raw: str | bytes) -> tuple[np.ndarray | list, np.ndarray | list[list]]:
+        """The predictions and the rows they were made from."""
         rows = read_rows(raw, self.model.features, self.limits)
+        rules = self.model.rules
         if type(rows) is list:
+            if rules is not None:
+                self._apply(rules.check_rows(rows))
             linear = self.model.linear
             if linear is not None and len(rows) <= PYTHON_ROWS:
                 predictions = linear.predict_rows(rows)
                 if predictions is not None:
-                    return predictions
+                    return predictions, rows
             rows = rows_to_matrix(rows, self.model.features)
-        return self.predict_array(rows)
+        elif rules is not None:
+            self._apply(rules.check_matrix(rows))
+        if self._classes is not None:
+            return self._labels(rows), rows
+        return self.predict_array(rows), rows
+
+    def _apply(self, violations: list[Violation]) -> None:
+        """Refuse the first value outside the rules, unless the policy is to flag them (``answer`` lists them)."""
+        if violations and self.limits.out_of_range == "refuse":
+            raise RequestError(400, f"{violations[0].message} (contract.yml; docs/endpoint.md)")
+
+    def _labels(self, matrix: np.ndarray) -> np.ndarray:
+        """A classifier's labels for a validated matrix; the first row its arithmetic overflows on is a 400."""
+        labels = self._try_labels(matrix)
+        if labels is not None:
+            return labels
+        low, high = 0, len(matrix)  # rows are predicted independently: bisect to the first one that fails
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self._try_labels(matrix[low:middle]) is None:
+                high = middle
+            else:
+                low = middle
+        raise RequestError(400, f"row {low}: {_OVERFLOW}")
+
+    def _try_labels(self, matrix: np.ndarray) -> np.ndarray | None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                return self.model.estimator.predict(matrix)
+            except ValueError as error:  # scikit-learn's check of a step's input, e.g. "Input X contains infinity"
+                if "infinity" not in str(error) and "NaN" not in str(error):
+                    raise
+                return None
+
+    def _probabilities(self, matrix: np.ndarray) -> list[dict]:
+        """Each row's probability per class, keyed by the class label as text (JSON keys are text)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                probabilities = np.asarray(self.model.estimator.predict_proba(matrix), dtype=np.float64)
+            except (ValueError, FloatingPointError, OverflowError) as error:
+                raise RequestError(400, f"the model cannot score these rows: {error}") from None
+        if not np.isfinite(probabilities).all():
+            row = int(np.argmin(np.isfinite(probabilities).all(axis=1)))
+            raise RequestError(400, f"row {row}: {_OVERFLOW}")
+        keys = [str(label) for label in self._classes]
+        return [dict(zip(keys, row, strict=True)) for row in probabilities.tolist()]
+
+    def answer(self, raw: str | bytes) -> dict:
+        """The 200 answer to a request body: predictions, probabilities (classifiers), flags, the model.
+
+        Raises:
+            RequestError: whatever :meth:`score` refuses.
+        """
+        predictions, rows = self._score(raw)
+        answer: dict = {"predictions": predictions if type(predictions) is list else predictions.tolist()}
+        if self._classes is not None and self._with_probabilities:
+            matrix = rows if isinstance(rows, np.ndarray) else rows_to_matrix(rows, self.model.features)
+            answer["probabilities"] = self._probabilities(matrix)
+        rules = self.model.rules
+        if rules is not None and self.limits.out_of_range == "flag":
+            found = rules.check_rows(rows) if type(rows) is list else rules.check_matrix(rows)
+            answer["out_of_range"] = [violation.as_dict() for violation in found]
+        answer["model"] = dict(self._identity)
+        return answer
 
     def handle(self, raw: str | bytes) -> tuple[int, dict]:
         """Answer one request body with an HTTP status and a JSON-ready payload."""
         try:
-            predictions = self.score(raw)
+            return 200, self.answer(raw)
         except RequestError as error:
             return error.status, {"message": error.message}
-        if type(predictions) is not list:
-            predictions = predictions.tolist()
-        return 200, {"predictions": predictions, "model": dict(self._identity)}
 
     def respond(self, raw: str | bytes) -> tuple[int, dict | bytes]:
         """:meth:`handle` for the server: an answer of :data:`SERIALIZE_FROM_ROWS` rows or more comes back as JSON.
@@ -112,6 +189,8 @@ class ScoringService:
         The same document either way; serialising it here is what makes large batches cheap, and for a few
         rows a dict is cheaper (the server logs an extra line for a ready-made response).
         """
+        if self._plain is False:
+            return self.handle(raw)
         try:
             predictions = self.score(raw)
         except RequestError as error:

@@ -16,11 +16,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from amlops.core.config import ConfigError, InferenceConfig
 from amlops.core.settings import PACKAGE_DIR, ScoringSettings
-from amlops.scoring.model import find_mlmodel_dir, read_signature_features
+from amlops.scoring.model import find_mlmodel_dir, load_model
 from amlops.scoring.openapi import openapi_spec, swagger2_spec
 
 APP_DIR = "app"
@@ -128,12 +126,8 @@ def stage(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(module, target)
 
-    mlmodel = yaml.safe_load((mlmodel_dir / "MLmodel").read_text())
-    features = read_signature_features(mlmodel, mlmodel_dir / "MLmodel")
-    (staged.app_dir / "swagger.json").write_text(
-        json.dumps(swagger2_spec(features, model_name, str(model_version), limits), indent=2)
-    )
-    (staged.app_dir / "swagger3.json").write_text(
-        json.dumps(openapi_spec(features, model_name, str(model_version), limits), indent=2)
-    )
+    loaded = load_model(mlmodel_dir)
+    described = (loaded.features, model_name, str(model_version), limits, loaded.classes, loaded.rules)
+    (staged.app_dir / "swagger.json").write_text(json.dumps(swagger2_spec(*described), indent=2))
+    (staged.app_dir / "swagger3.json").write_text(json.dumps(openapi_spec(*described), indent=2))
     return staged

@@ -115,13 +115,13 @@ BAD_REQUESTS = [
     BadRequest(
         "scaled-value-overflows",
         body([ROW, with_value("sex", 1.7e308)]),
-        ("row 1", "too large"),
+        ("row 1", "sex"),  # outside the contract's categories; a model without rules overflows (test_scoring)
         overflows_in_model=True,
     ),
     BadRequest(
         "prediction-overflows",
         body([ROW, ROW, [1.7e308, 2] + [1.7e308] * 3 + ROW[5:]]),
-        ("row 2", "too large"),
+        ("row 2", "age"),  # outside the contract's range; a model without rules overflows (test_scoring)
         overflows_in_model=True,
     ),
     BadRequest("deeply-nested-list", "[" * 100_000, ("not valid json",)),

@@ -1,0 +1,98 @@
+"""The contract's column rules as the endpoint applies them: allowed categories and ranges, per column.
+
+Training writes them into the MLflow model folder (``contract.json``, from ``contract.yml``), so a model is
+served under the rules it was trained under. A value outside them gets HTTP 400 naming the row and the
+column, or, with ``AMLOPS_SCORING_OUT_OF_RANGE=flag``, an answer that lists it under ``out_of_range``
+(``docs/endpoint.md``). NumPy only: this runs on every request.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: The file in an MLflow model folder that holds the contract the model was trained under.
+MODEL_CONTRACT_FILE = "contract.json"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One value outside its column's rule."""
+
+    row: int
+    column: str
+    value: float
+    rule: str
+
+    @property
+    def message(self) -> str:
+        """``row 3, column 'x': 7.0 is not one of the categories [1, 2]``."""
+        return f"row {self.row}, column {self.column!r}: {self.value:g} {self.rule}"
+
+    def as_dict(self) -> dict:
+        """The violation as JSON for a flagged answer."""
+        return {"row": self.row, "column": self.column, "value": self.value, "rule": self.rule}
+
+
+class Rules:
+    """The ranges and categories of the feature columns, in model order."""
+
+    def __init__(self, features: list[dict]):
+        self.names = tuple(column["name"] for column in features)
+        ranges = [column.get("range") or (-np.inf, np.inf) for column in features]
+        self.low = np.array([low for low, _ in ranges], dtype=np.float64)
+        self.high = np.array([high for _, high in ranges], dtype=np.float64)
+        self.categories = {
+            index: np.array(column["categories"], dtype=np.float64)
+            for index, column in enumerate(features)
+            if column.get("categories")
+        }
+        self._ranged = [i for i in range(len(features)) if np.isfinite(self.low[i]) or np.isfinite(self.high[i])]
+
+    @classmethod
+    def read(cls, folder: Path) -> Rules | None:
+        """The rules saved in a model folder, or ``None`` for a model saved without them."""
+        path = Path(folder) / MODEL_CONTRACT_FILE
+        if not path.is_file():
+            return None
+        return cls(json.loads(path.read_text(encoding="utf-8"))["features"])
+
+    def _rule(self, index: int, value: float) -> str | None:
+        try:
+            if not math.isfinite(value):  # not a value at all: the request checks name it as such
+                return None
+        except OverflowError:  # an integer beyond any float: the request checks name it as such
+            return None
+        if index in self.categories and value not in self.categories[index]:
+            shown = ", ".join(f"{c:g}" for c in self.categories[index])
+            return f"is not one of the categories [{shown}]"
+        if not self.low[index] <= value <= self.high[index]:
+            return f"is outside the range [{self.low[index]:g}, {self.high[index]:g}] of the training data's contract"
+        return None
+
+    def check_matrix(self, matrix: np.ndarray) -> list[Violation]:
+        """Every value of a float matrix outside its column's rule, row by row (empty when all are inside)."""
+        bad = (matrix < self.low) | (matrix > self.high)
+        for index, allowed in self.categories.items():
+            bad[:, index] |= ~np.isin(matrix[:, index], allowed)
+        bad &= np.isfinite(matrix)  # not a value at all: the request checks name it as such
+        if not bad.any():
+            return []
+        return [
+            Violation(int(row), self.names[column], float(matrix[row, column]), self._rule(column, matrix[row, column]))
+            for row, column in np.argwhere(bad)
+        ]
+
+    def check_rows(self, rows: list[list]) -> list[Violation]:
+        """:meth:`check_matrix` for a few rows of Python numbers (cheaper than building a matrix)."""
+        found = []
+        for row_index, row in enumerate(rows):
+            for index in self._ranged + [i for i in self.categories if i not in self._ranged]:
+                rule = self._rule(index, row[index])
+                if rule is not None:
+                    found.append(Violation(row_index, self.names[index], float(row[index]), rule))
+        return sorted(found, key=lambda v: (v.row, self.names.index(v.column)))
