@@ -35,8 +35,12 @@ BAD = {
         "field 'features.0.range': low 5.0 is above high 1.0",
     ),
     "text column with a range": (
-        {"features": [{"name": "x", "type": "str", "range": [0, 1]}]},
-        "field 'features.0.range': a str column has no range",
+        {"target": {"name": "y", "type": "str", "range": [0, 1]}},
+        "field 'target.range': a str column has no range",
+    ),
+    "text feature": (
+        {"features": [{"name": "colour", "type": "str", "categories": ["red"]}]},
+        "field 'features': colour: the model and the endpoint take numbers",
     ),
     "numeric column with text categories": (
         {"features": [{"name": "x", "categories": ["a", "b"]}]},

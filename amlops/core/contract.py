@@ -174,6 +174,12 @@ class Contract(_Strict):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"features: each column is named once (repeated: {', '.join(repeated)})")
+        text = [column.name for column in self.features if column.type == "str"]
+        if text:
+            raise ValueError(
+                f"features: {', '.join(text)}: the model and the endpoint take numbers; encode text categories as "
+                "numbers (the target of a classification may be text)"
+            )
         if self.task == "classification" and self.target.range is not None:
             raise ValueError("target: a classification target has categories, not a range")
         known = METRICS[self.task]

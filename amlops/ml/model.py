@@ -142,6 +142,8 @@ def save_mlflow_model(model, example: pd.DataFrame, path: Path, contract: Contra
     )
     # The rules the endpoint applies to requests: the contract this model was trained under.
     served = contract.model_dump(mode="json", include={"name", "task", "target", "features"})
+    if hasattr(model, "classes_"):  # what a classifier answers, for the endpoint's OpenAPI document
+        served["classes"] = np.asarray(model.classes_).tolist()
     (Path(path) / MODEL_CONTRACT_FILE).write_text(json.dumps(served, indent=2) + "\n", encoding="utf-8")
     return Path(path)
 

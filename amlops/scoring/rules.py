@@ -53,6 +53,12 @@ class Rules:
         }
         self._ranged = [i for i in range(len(features)) if np.isfinite(self.low[i]) or np.isfinite(self.high[i])]
 
+    @staticmethod
+    def classes(folder: Path) -> list | None:
+        """A classifier's class labels as recorded in a model folder (``None`` for a regression or no record)."""
+        path = Path(folder) / MODEL_CONTRACT_FILE
+        return json.loads(path.read_text(encoding="utf-8")).get("classes") if path.is_file() else None
+
     @classmethod
     def read(cls, folder: Path) -> Rules | None:
         """The rules saved in a model folder, or ``None`` for a model saved without them."""

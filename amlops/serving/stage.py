@@ -16,10 +16,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from amlops.core.config import ConfigError, InferenceConfig
 from amlops.core.settings import PACKAGE_DIR, ScoringSettings
-from amlops.scoring.model import find_mlmodel_dir, load_model
+from amlops.scoring.model import find_mlmodel_dir, read_signature_features
 from amlops.scoring.openapi import openapi_spec, swagger2_spec
+from amlops.scoring.rules import Rules
 
 APP_DIR = "app"
 MODELS_DIR = "azureml-models"
@@ -126,8 +129,9 @@ def stage(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(module, target)
 
-    loaded = load_model(mlmodel_dir)
-    described = (loaded.features, model_name, str(model_version), limits, loaded.classes, loaded.rules)
+    # From the files alone (the model itself is loaded by the endpoint's init(), which reports a broken one).
+    features = read_signature_features(yaml.safe_load((mlmodel_dir / "MLmodel").read_text()), mlmodel_dir)
+    described = (features, model_name, str(model_version), limits, Rules.classes(mlmodel_dir), Rules.read(mlmodel_dir))
     (staged.app_dir / "swagger.json").write_text(json.dumps(swagger2_spec(*described), indent=2))
     (staged.app_dir / "swagger3.json").write_text(json.dumps(openapi_spec(*described), indent=2))
     return staged

@@ -1,0 +1,29 @@
+"""How ``breast_cancer.csv`` was made: ``python data/make_dataset.py`` rewrites it, byte for byte.
+
+scikit-learn's breast cancer data (Wisconsin): the ten "mean" measurements, renamed to identifiers, and the
+diagnosis as its label, ``malignant`` or ``benign``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sklearn.datasets import load_breast_cancer
+
+from amlops.ml.data import write_csv_with_sha256
+
+HERE = Path(__file__).resolve().parent
+
+
+def write_snapshot(path: Path) -> str:
+    """Write the CSV and its sha256 beside it; return the sha256."""
+    loaded = load_breast_cancer(as_frame=True)
+    frame = loaded.frame
+    means = [name for name in frame.columns if name.startswith("mean ")]
+    table = frame.loc[:, means].rename(columns=lambda name: name.replace(" ", "_"))
+    table["diagnosis"] = [str(loaded.target_names[label]) for label in frame["target"]]
+    return write_csv_with_sha256(table, path)
+
+
+if __name__ == "__main__":
+    print(write_snapshot(HERE / "breast_cancer.csv"))  # noqa: T201 - a script's output
