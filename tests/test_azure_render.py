@@ -212,7 +212,7 @@ def test_the_command_job_is_sklearn_runconfig(project: translate.Project, tmp_pa
 def test_environments_are_named_with_a_content_version(rendered: tuple[Path, list], project: translate.Project):
     out, _ = rendered
     train = _loader("load_environment")(out / "environments" / "train.yml")
-    assert train.name == project.runconfig.environment.name
+    assert train.name == f"{project.settings.model_name}-train"  # sklearn.runconfig names none
     assert train.image == project.runconfig.environment.docker.baseImage
     assert (
         train.conda_file["dependencies"][-1]["pip"]

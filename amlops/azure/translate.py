@@ -198,7 +198,7 @@ def training_environment(project: Project, *, named: bool = False) -> Any:
     image = environment.docker.baseImage
     if environment.python.userManagedDependencies:
         # v1: the image already has every package; no conda environment is built.
-        return Environment(image=image, **_name(named, environment.name, image.encode()))
+        return Environment(image=image, **_name(named, _training_name(project), image.encode()))
     conda_file = project.root / environment.python.condaDependenciesFile
     if not conda_file.is_file():
         raise ConfigError(f"{source}: field 'environment.python.condaDependenciesFile': {conda_file} does not exist")
@@ -206,7 +206,7 @@ def training_environment(project: Project, *, named: bool = False) -> Any:
         image=image,
         conda_file=str(conda_file),
         description=f"Training environment from {RUNCONFIG_FILE} ({conda_file.name} on {image})",
-        **_name(named, environment.name, conda_file.read_bytes() + image.encode()),
+        **_name(named, _training_name(project), conda_file.read_bytes() + image.encode()),
     )
 
 
@@ -225,6 +225,11 @@ def scoring_environment(project: Project, *, named: bool = False) -> Any:
         description=f"Scoring environment from {INFERENCE_CONFIG_FILE} ({conda_file.name} on {image})",
         **_name(named, f"{project.settings.model_name}-score", conda_file.read_bytes() + image.encode()),
     )
+
+
+def _training_name(project: Project) -> str:
+    """The training environment's name: ``environment.name`` of the run configuration, else ``<model>-train``."""
+    return project.runconfig.environment.name or f"{project.settings.model_name}-train"
 
 
 def _name(named: bool, name: str, content: bytes) -> dict[str, str]:

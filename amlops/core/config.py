@@ -127,9 +127,9 @@ class DockerSection(V1Model):
 
 
 class EnvironmentSection(V1Model):
-    """``environment``: the training environment."""
+    """``environment``: the training environment (``name`` defaults to ``<model name>-train``)."""
 
-    name: str
+    name: str | None = None
     python: PythonSection
     docker: DockerSection
     version: Any = None
