@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,26 +66,13 @@ class ScoringService:
         raise RequestError(400, f"row {int(np.argmin(np.isfinite(predictions)))}: {_OVERFLOW}")
 
     def _estimator_predictions(self, matrix: np.ndarray) -> np.ndarray:
-        predictions = self._finite_predictions(matrix)
-        if predictions is not None:
-            return predictions
-        low, high = 0, len(matrix)  # rows are predicted independently: bisect to the first one that overflows
-        while high - low > 1:
-            middle = (low + high) // 2
-            if self._finite_predictions(matrix[low:middle]) is None:
-                high = middle
-            else:
-                low = middle
-        raise RequestError(400, f"row {low}: {_OVERFLOW}")
+        return _all_or_the_failing_row(self._finite_predictions, matrix)
 
     def _finite_predictions(self, matrix: np.ndarray) -> np.ndarray | None:
-        with np.errstate(over="ignore", invalid="ignore"):
-            try:
-                predictions = np.asarray(self.model.estimator.predict(matrix), dtype=np.float64)
-            except ValueError as error:  # scikit-learn's check of a step's input, e.g. "Input X contains infinity"
-                if "infinity" not in str(error) and "NaN" not in str(error):
-                    raise
-                return None
+        labels = self._try_labels(matrix)
+        if labels is None:
+            return None
+        predictions = np.asarray(labels, dtype=np.float64)
         return predictions if np.isfinite(predictions).all() else None
 
     def score(self, raw: str | bytes) -> np.ndarray | list[float]:
@@ -124,19 +112,10 @@ class ScoringService:
 
     def _labels(self, matrix: np.ndarray) -> np.ndarray:
         """A classifier's labels for a validated matrix; the first row its arithmetic overflows on is a 400."""
-        labels = self._try_labels(matrix)
-        if labels is not None:
-            return labels
-        low, high = 0, len(matrix)  # rows are predicted independently: bisect to the first one that fails
-        while high - low > 1:
-            middle = (low + high) // 2
-            if self._try_labels(matrix[low:middle]) is None:
-                high = middle
-            else:
-                low = middle
-        raise RequestError(400, f"row {low}: {_OVERFLOW}")
+        return _all_or_the_failing_row(self._try_labels, matrix)
 
     def _try_labels(self, matrix: np.ndarray) -> np.ndarray | None:
+        """The estimator's predictions, or ``None`` when its arithmetic overflowed on some row."""
         with np.errstate(over="ignore", invalid="ignore"):
             try:
                 return self.model.estimator.predict(matrix)
@@ -206,3 +185,21 @@ class ScoringService:
 
 
 _OVERFLOW = "values are too large for the model (its arithmetic overflows)"
+
+
+def _all_or_the_failing_row(attempt: Callable[[np.ndarray], np.ndarray | None], matrix: np.ndarray) -> np.ndarray:
+    """``attempt(matrix)``, or a 400 naming the first row it fails on (``None``: the model's arithmetic overflowed).
+
+    Rows are predicted independently, so a bisection finds that row in a few more attempts.
+    """
+    answers = attempt(matrix)
+    if answers is not None:
+        return answers
+    low, high = 0, len(matrix)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if attempt(matrix[low:middle]) is None:
+            high = middle
+        else:
+            low = middle
+    raise RequestError(400, f"row {low}: {_OVERFLOW}")
