@@ -18,7 +18,7 @@ from amlops.ml.metrics import line as metrics_line
 from amlops.registry.mlflow import Registry
 from amlops.serving.deploy import local_deployment_config, local_endpoint
 from amlops.serving.local import read_state
-from amlops.serving.smoke import smoke_local
+from amlops.serving.smoke import known_rows, smoke_local
 from amlops.steps import register
 
 log = logging.getLogger("amlops")
@@ -112,8 +112,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def curl_example(scoring_uri: str) -> str:
-    """A copy-pasteable request for the endpoint."""
-    body = json.dumps({"data": [[59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]]})
+    """A copy-pasteable request for the endpoint: the first row of the data snapshot."""
+    row = known_rows(ProjectSettings().data_snapshot, count=1).iloc[0].tolist()
+    body = json.dumps({"data": [row]})
     return f"curl -s -X POST {scoring_uri} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
 
 
