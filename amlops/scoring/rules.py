@@ -51,7 +51,12 @@ class Rules:
             for index, column in enumerate(features)
             if column.get("categories")
         }
-        self._ranged = [i for i in range(len(features)) if np.isfinite(self.low[i]) or np.isfinite(self.high[i])]
+        # Per constrained column, in plain Python for the few-row path: (index, low, high, allowed values or None).
+        self._plain = [
+            (index, float(self.low[index]), float(self.high[index]), set(column.get("categories") or ()) or None)
+            for index, column in enumerate(features)
+            if column.get("range") or column.get("categories")
+        ]
 
     @staticmethod
     def classes(folder: Path) -> list | None:
@@ -97,8 +102,11 @@ class Rules:
         """:meth:`check_matrix` for a few rows of Python numbers (cheaper than building a matrix)."""
         found = []
         for row_index, row in enumerate(rows):
-            for index in self._ranged + [i for i in self.categories if i not in self._ranged]:
-                rule = self._rule(index, row[index])
+            for index, low, high, allowed in self._plain:
+                value = row[index]
+                if (allowed is None or value in allowed) and low <= value <= high:
+                    continue
+                rule = self._rule(index, value)
                 if rule is not None:
-                    found.append(Violation(row_index, self.names[index], float(row[index]), rule))
-        return sorted(found, key=lambda v: (v.row, self.names.index(v.column)))
+                    found.append(Violation(row_index, self.names[index], float(value), rule))
+        return found
