@@ -119,6 +119,11 @@ class Gate(_Strict):
         default=0.005, ge=0, description="Relative improvement of the primary metric over production (0.005 = 0.5%)."
     )
 
+    def breaches(self, measured: dict[str, float]) -> list[str]:
+        """Why ``measured`` breaks the limits, one reason per broken limit (empty when all are met)."""
+        reasons = (limit.breach(name, measured[name]) for name, limit in self.limits.items())
+        return [reason for reason in reasons if reason is not None]
+
 
 class Param(_Strict):
     """A hyperparameter ``train.py`` accepts, with its default."""

@@ -70,11 +70,7 @@ def check_efficacy(
         estimator = model_lib.load_mlflow_model(registry.download(current.version, Path(scratch) / "model"))
     measured = model_lib.metrics(estimator, frame, contract)
     recorded = current.metrics
-    reasons = [
-        reason
-        for name, limit in contract.gate.limits.items()
-        if (reason := limit.breach(name, measured[name])) is not None
-    ]
+    reasons = contract.gate.breaches(measured)
     change = {
         name: (measured[name] - recorded[name]) / abs(recorded[name])
         for name in measured

@@ -41,7 +41,9 @@ class Violation:
 class Rules:
     """The ranges and categories of the feature columns, in model order."""
 
-    def __init__(self, features: list[dict]):
+    def __init__(self, features: list[dict], classes: list | None = None):
+        #: A classifier's class labels as training recorded them (``None`` for a regression).
+        self.classes = classes
         self.names = tuple(column["name"] for column in features)
         ranges = [column.get("range") or (-np.inf, np.inf) for column in features]
         self.low = np.array([low for low, _ in ranges], dtype=np.float64)
@@ -58,19 +60,14 @@ class Rules:
             if column.get("range") or column.get("categories")
         ]
 
-    @staticmethod
-    def classes(folder: Path) -> list | None:
-        """A classifier's class labels as recorded in a model folder (``None`` for a regression or no record)."""
-        path = Path(folder) / MODEL_CONTRACT_FILE
-        return json.loads(path.read_text(encoding="utf-8")).get("classes") if path.is_file() else None
-
     @classmethod
     def read(cls, folder: Path) -> Rules | None:
         """The rules saved in a model folder, or ``None`` for a model saved without them."""
         path = Path(folder) / MODEL_CONTRACT_FILE
         if not path.is_file():
             return None
-        return cls(json.loads(path.read_text(encoding="utf-8"))["features"])
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        return cls(recorded["features"], recorded.get("classes"))
 
     def _rule(self, index: int, value: float) -> str | None:
         try:

@@ -86,29 +86,25 @@ class ScoringService:
         """
         return self._score(raw)[0]
 
-    def _score(self, raw: str | bytes) -> tuple[np.ndarray | list, np.ndarray | list[list]]:
-        """The predictions and the rows they were made from."""
+    def _score(self, raw: str | bytes) -> tuple[np.ndarray | list, np.ndarray | list[list], list[Violation]]:
+        """The predictions, the rows they were made from, and the values outside the rules (when flagged)."""
         rows = read_rows(raw, self.model.features, self.limits)
         rules = self.model.rules
+        violations = []
+        if rules is not None:
+            violations = rules.check_rows(rows) if type(rows) is list else rules.check_matrix(rows)
+            if violations and self.limits.out_of_range == "refuse":
+                raise RequestError(400, f"{violations[0].message} (contract.yml; docs/endpoint.md)")
         if type(rows) is list:
-            if rules is not None:
-                self._apply(rules.check_rows(rows))
             linear = self.model.linear
             if linear is not None and len(rows) <= PYTHON_ROWS:
                 predictions = linear.predict_rows(rows)
                 if predictions is not None:
-                    return predictions, rows
+                    return predictions, rows, violations
             rows = rows_to_matrix(rows, self.model.features)
-        elif rules is not None:
-            self._apply(rules.check_matrix(rows))
         if self._classes is not None:
-            return self._labels(rows), rows
-        return self.predict_array(rows), rows
-
-    def _apply(self, violations: list[Violation]) -> None:
-        """Refuse the first value outside the rules, unless the policy is to flag them (``answer`` lists them)."""
-        if violations and self.limits.out_of_range == "refuse":
-            raise RequestError(400, f"{violations[0].message} (contract.yml; docs/endpoint.md)")
+            return self._labels(rows), rows, violations
+        return self.predict_array(rows), rows, violations
 
     def _labels(self, matrix: np.ndarray) -> np.ndarray:
         """A classifier's labels for a validated matrix; the first row its arithmetic overflows on is a 400."""
@@ -143,15 +139,13 @@ class ScoringService:
         Raises:
             RequestError: whatever :meth:`score` refuses.
         """
-        predictions, rows = self._score(raw)
+        predictions, rows, violations = self._score(raw)
         answer: dict = {"predictions": predictions if type(predictions) is list else predictions.tolist()}
         if self._classes is not None and self._with_probabilities:
             matrix = rows if isinstance(rows, np.ndarray) else rows_to_matrix(rows, self.model.features)
             answer["probabilities"] = self._probabilities(matrix)
-        rules = self.model.rules
-        if rules is not None and self.limits.out_of_range == "flag":
-            found = rules.check_rows(rows) if type(rows) is list else rules.check_matrix(rows)
-            answer["out_of_range"] = [violation.as_dict() for violation in found]
+        if self.model.rules is not None and self.limits.out_of_range == "flag":
+            answer["out_of_range"] = [violation.as_dict() for violation in violations]
         answer["model"] = dict(self._identity)
         return answer
 

@@ -131,7 +131,8 @@ def stage(
 
     # From the files alone (the model itself is loaded by the endpoint's init(), which reports a broken one).
     features = read_signature_features(yaml.safe_load((mlmodel_dir / "MLmodel").read_text()), mlmodel_dir)
-    described = (features, model_name, str(model_version), limits, Rules.classes(mlmodel_dir), Rules.read(mlmodel_dir))
+    rules = Rules.read(mlmodel_dir)
+    described = (features, model_name, str(model_version), limits, rules.classes if rules else None, rules)
     (staged.app_dir / "swagger.json").write_text(json.dumps(swagger2_spec(*described), indent=2))
     (staged.app_dir / "swagger3.json").write_text(json.dumps(openapi_spec(*described), indent=2))
     return staged

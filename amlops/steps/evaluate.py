@@ -66,9 +66,7 @@ def decide(
         production_version: Registry version of the production model, for the reasons.
     """
     metric, gate = contract.metric, contract.gate
-    breaches = [
-        reason for name, limit in gate.limits.items() if (reason := limit.breach(name, candidate[name])) is not None
-    ]
+    breaches = gate.breaches(candidate)
     common = {
         "candidate": candidate,
         "production": production,
