@@ -32,7 +32,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.scoring import BAD_REQUESTS  # the scoring contract's bad requests (standard library only)
+from tests.support.scoring import bad_requests, first_row  # the scoring contract's bad requests (no pandas)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -374,19 +374,20 @@ def check_server(server, key: str, bodies: dict, expected, problems: list[str]) 
 
 
 def bad_request_statuses(url: str) -> dict:
-    """Send the scoring contract's bad requests (``tests/support/scoring.py``); count the statuses."""
+    """Send the scoring contract's bad requests (``tests/support/scoring.py``) for this project; count the statuses."""
     import requests
 
+    cases = bad_requests(*first_row(REPO))
     statuses: dict[str, int] = {}
     unexpected = []
     with requests.Session() as session:
-        for case in BAD_REQUESTS:
+        for case in cases:
             data = case.body.encode() if isinstance(case.body, str) else case.body
             response = session.post(url, data=data, headers={"Content-Type": "application/json"}, timeout=60)
             statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
             if response.status_code != case.status:
                 unexpected.append(f"{case.id}: {response.status_code}")
-    return {"sent": len(BAD_REQUESTS), "statuses": statuses, "unexpected": unexpected}
+    return {"sent": len(cases), "statuses": statuses, "unexpected": unexpected}
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from amlops.serving.stage import StagedDeployment, stage
 from bench.load import cpu_placement, pin
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
-MODEL_NAME = "diabetes-ridge"
+#: The version the benchmarked model is staged as (its name is the project contract's).
 MODEL_VERSION = "1"
 HOST = "127.0.0.1"
 
@@ -154,12 +154,13 @@ class Server:
         pin(process_tree(self.pid), cpu_placement()[1])
 
     def _start_azure(self) -> None:
+        from amlops.core import contract
         from amlops.core.config import load_inference_config
 
         inference = load_inference_config(self.project_root / "inferenceConfig.yml")
         staged: StagedDeployment = stage(
             self.model_folder,
-            MODEL_NAME,
+            contract.in_root(self.project_root).name,
             MODEL_VERSION,
             inference,
             self.project_root,

@@ -1,4 +1,4 @@
-"""Shared fixtures: a throw-away copy of the project, and real tiny models trained on real data.
+"""Shared fixtures: a throw-away copy of the test project, and real tiny models trained on its data.
 
 Fixtures and hooks only: code the test modules share lives in ``tests/support``.
 """
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.support.checkout import REPO, copy_project
-from tests.support.example import CONTRACT, example_build
+from tests.support.project import CONTRACT, SNAPSHOT, project_build
 
 if TYPE_CHECKING:
     from amlops.registry.mlflow import Registry
@@ -28,38 +28,37 @@ for _name in [n for n in os.environ if n.startswith("AMLOPS_")]:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh project root with its own empty MLflow registry; ``ProjectSettings()`` points at it."""
+    """A fresh copy of the test project with its own empty MLflow registry; ``ProjectSettings()`` points at it."""
     root = copy_project(tmp_path / "project")
     monkeypatch.setenv("AMLOPS_ROOT", str(root))
     return root
 
 
 @pytest.fixture(scope="session")
-def diabetes() -> pd.DataFrame:
-    """The committed data snapshot."""
-    return pd.read_csv(REPO / "data" / "diabetes.csv")
+def table() -> pd.DataFrame:
+    """The test project's data snapshot."""
+    return pd.read_csv(SNAPSHOT)
 
 
 @pytest.fixture(scope="session")
-def model_folder(tmp_path_factory: pytest.TempPathFactory, diabetes: pd.DataFrame) -> Path:
-    """A real MLflow model folder: the pipeline's model fitted on the snapshot (alpha=1)."""
+def model_folder(tmp_path_factory: pytest.TempPathFactory, table: pd.DataFrame) -> Path:
+    """A real MLflow model folder: the test project's model fitted on its snapshot with the contract's defaults."""
     from amlops.ml import model
 
     folder = tmp_path_factory.mktemp("model") / "model"
-    return model.save_mlflow_model(
-        model.fit(example_build(), {"alpha": 1.0}, diabetes, CONTRACT), diabetes, folder, CONTRACT
-    )
+    fitted = model.fit(project_build(), CONTRACT.defaults(), table, CONTRACT)
+    return model.save_mlflow_model(fitted, table, folder, CONTRACT)
 
 
 @pytest.fixture(scope="session")
 def staged(tmp_path_factory: pytest.TempPathFactory, model_folder: Path):
-    """``model_folder`` staged as deployment ``diabetes-ridge`` version 7, as Azure ML lays it out."""
+    """``model_folder`` staged as the test project's model, version 7, as Azure ML lays it out."""
     from amlops.core.config import load_inference_config
     from amlops.serving.stage import stage
 
     return stage(
         model_folder,
-        "diabetes-ridge",
+        CONTRACT.name,
         "7",
         load_inference_config(REPO / "inferenceConfig.yml"),
         REPO,

@@ -88,7 +88,7 @@ def _entities(project: translate.Project, deployment_config) -> online.OnlineEnt
         deployment_config,
         endpoint_name="ep-test",
         deployment_name="green",
-        model="azureml:diabetes-ridge:3",
+        model="azureml:my-model:3",
         code=REPO,
         environment=translate.scoring_environment(project),
     )
@@ -113,7 +113,7 @@ def test_full_aci_config_translates_every_field(tmp_path: Path, project: transla
     assert deployment.liveness_probe.failure_threshold == translate.MANAGED_PROBE["failure_threshold"]
     assert deployment.readiness_probe.initial_delay == translate.MANAGED_PROBE["initial_delay"]
     assert set(deployment.data_collector.collections) == {"request", "response"}  # dataCollection
-    assert deployment.model == "azureml:diabetes-ridge:3"
+    assert deployment.model == "azureml:my-model:3"
     assert deployment.code_configuration.scoring_script == "score.py"
     # maxBatchRows / maxRequestBytes travel under the names the local endpoint uses (one definition).
     limits = ScoringSettings(max_batch_rows=500, max_request_bytes=65536)
@@ -382,8 +382,8 @@ def test_runconfig_arguments_become_typed_inputs():
 def test_endpoint_names_come_from_settings_and_are_checked(monkeypatch: pytest.MonkeyPatch):
     project = ProjectSettings(root=REPO, model_name="my-model")
     assert AzureSettings().endpoint_name("preprod", project) == "my-model-preprod"
-    monkeypatch.setenv("AMLOPS_AZURE_PROD_ENDPOINT", "contoso-diabetes-prod")
-    assert AzureSettings().endpoint_name("prod", project) == "contoso-diabetes-prod"
+    monkeypatch.setenv("AMLOPS_AZURE_PROD_ENDPOINT", "contoso-scoring-prod")
+    assert AzureSettings().endpoint_name("prod", project) == "contoso-scoring-prod"
     monkeypatch.setenv("AMLOPS_AZURE_PROD_ENDPOINT", "9-bad_name")
     with pytest.raises(config.ConfigError, match="AMLOPS_AZURE_PROD_ENDPOINT"):
         AzureSettings().endpoint_name("prod", project)

@@ -27,9 +27,9 @@ from amlops.core.settings import ProjectSettings
 from amlops.ml import model as model_lib
 from amlops.scoring.model import load_model
 from amlops.serving.smoke import SmokeTestFailure, known_rows
-from tests.support.checkout import REPO
-from tests.support.example import CONTRACT, example_build
+from tests.support.checkout import REPO, copy_project
 from tests.support.fakes import KEY, MODEL, FakeCloud, Poller
+from tests.support.project import CONTRACT, SNAPSHOT, project_build
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
@@ -38,13 +38,13 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory, diabetes) -> dict[str, Path]:
+def models(tmp_path_factory: pytest.TempPathFactory, table) -> dict[str, Path]:
     """Versions 1 and 2 (different alphas: different predictions), and a wrong model a broken image might load."""
     root = tmp_path_factory.mktemp("registry")
     return {
         version: model_lib.save_mlflow_model(
-            model_lib.fit(example_build(), {"alpha": alpha}, diabetes, CONTRACT),
-            diabetes,
+            model_lib.fit(project_build(), {"alpha": alpha}, table, CONTRACT),
+            table,
             root / name / "model",
             CONTRACT,
         )
@@ -60,9 +60,9 @@ def cloud(models: dict[str, Path]):
 
 
 @pytest.fixture(scope="module")
-def files() -> translate.Project:
-    """The committed document files, parsed (``files`` is conftest's throw-away copy of the files)."""
-    return translate.Project.load(ProjectSettings(root=REPO))
+def files(tmp_path_factory: pytest.TempPathFactory) -> translate.Project:
+    """The test project's document files, parsed: the committed configuration, the test project's contract."""
+    return translate.Project.load(ProjectSettings(root=copy_project(tmp_path_factory.mktemp("files") / "project")))
 
 
 def _entities(files: translate.Project, stage: str, deployment: str, version: str) -> online.OnlineEntities:
@@ -79,7 +79,7 @@ def _entities(files: translate.Project, stage: str, deployment: str, version: st
 
 
 def _target(models: dict[str, Path], version: str) -> rollout.SmokeTarget:
-    return rollout.SmokeTarget(models[version], MODEL, version, known_rows(REPO / "data" / "diabetes.csv"))
+    return rollout.SmokeTarget(models[version], MODEL, version, known_rows(SNAPSHOT, contract=CONTRACT))
 
 
 def _release(cloud, files, models, name: str, version: str, stage: str = "preprod", **options) -> Any:
@@ -482,7 +482,7 @@ def test_publish_refuses_what_azure_cannot_honour(project: Path, options, messag
 
 
 @pytest.fixture
-def job_outputs(tmp_path: Path, diabetes) -> dict[str, Path]:
+def job_outputs(project: Path, tmp_path: Path) -> dict[str, Path]:
     """A training pipeline job's outputs, as its steps write them."""
     from dataclasses import asdict
 
@@ -491,7 +491,7 @@ def job_outputs(tmp_path: Path, diabetes) -> dict[str, Path]:
     from amlops.steps import train as train_step
 
     outputs = {name: tmp_path / "job" / name for name in ("prepared", "trained", "evaluation", "registration")}
-    prep.run(REPO / "data" / "diabetes.csv", outputs["prepared"])
+    prep.run(project / CONTRACT.data, outputs["prepared"])
     write_json(
         outputs["trained"] / train_step.INFO_FILE,
         {
@@ -565,7 +565,7 @@ def test_register_model_refuses_a_job_that_already_registered(job_outputs, tmp_p
 
     write_json(job_outputs["registration"] / "registration.json", {"registered_version": "3", "model_name": MODEL})
     client = SimpleNamespace(jobs=FakeJobs(["Completed"], job_outputs), models=FakeModels())
-    with pytest.raises(operations.AzureOperationError, match="already registered diabetes-ridge version 3"):
+    with pytest.raises(operations.AzureOperationError, match=f"already registered {MODEL} version 3"):
         operations.register_from_job(client, "job-42", model_name=MODEL, root=REPO, scratch=tmp_path)
 
 
@@ -610,7 +610,7 @@ def test_deploy_and_endpoint_commands_end_to_end(cloud, models, project: Path, m
     out = capsys.readouterr()
     assert code == 0, out.err
     assert f"releasing {MODEL}:2 to pre-production" in out.out
-    assert "released: green serves diabetes-ridge:2" in out.out
+    assert f"released: green serves {MODEL}:2" in out.out
     assert cloud.created_deployments[0].code_configuration.scoring_script == "score.py"
     staged = Path(cloud.created_deployments[0].code_configuration.code)
     assert (staged / "swagger.json").is_file()
@@ -704,7 +704,7 @@ def test_build_train_step_returns_the_outcome_the_local_build_writes(project: Pa
     assert ("download", "job-42", "registration") in jobs.calls
 
 
-def test_build_download_and_tag_steps(models, tmp_path: Path):
+def test_build_download_and_tag_steps(project: Path, models, tmp_path: Path):
     from azure.ai.ml.entities import Model
 
     from amlops.azure import build_steps
@@ -725,17 +725,17 @@ def test_build_download_and_tag_steps(models, tmp_path: Path):
     client = SimpleNamespace(models=registry)
     dest = build_steps.download_model("2", tmp_path / "artifact" / "model", client=client)
     assert (dest / "MLmodel").is_file()
-    assert load_model(dest).estimator.predict(known_rows(REPO / "data" / "diabetes.csv").to_numpy()).shape == (5,)
+    assert load_model(dest).estimator.predict(known_rows(SNAPSHOT, contract=CONTRACT).to_numpy()).shape == (5,)
     build_steps.tag_model("2", {"build_id": 118, "build_url": "https://dev.azure.com/x"}, client=client)
     tagged = registry.updated[0]
     assert (tagged.name, tagged.version) == (MODEL, "2")
     assert tagged.tags == {"decision": "register", "build_id": "118", "build_url": "https://dev.azure.com/x"}
 
 
-def test_the_training_code_snapshot_records_the_commit_it_was_copied_from(files, tmp_path: Path):
+def test_the_training_code_snapshot_records_the_commit_it_was_copied_from(tmp_path: Path):
     from amlops.azure import render
     from amlops.core import lineage
 
-    code = render.stage_training_code(files, tmp_path / "code")
+    code = render.stage_training_code(translate.Project.load(ProjectSettings(root=REPO)), tmp_path / "code")
     assert (code / lineage.SOURCE_FILE).is_file()
     assert lineage.git_commit(code) == lineage.git_commit(REPO)

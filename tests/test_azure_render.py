@@ -70,7 +70,7 @@ def offline_client():
     return MLClient(RefusingCredential(), "00000000-0000-0000-0000-000000000000", "rg", "ws", enable_telemetry=False)
 
 
-def test_render_writes_the_complete_set(rendered: tuple[Path, list]):
+def test_render_writes_the_complete_set(rendered: tuple[Path, list], project: translate.Project):
     out, files = rendered
     kinds = sorted(item.kind for item in files)
     assert kinds == sorted(
@@ -86,7 +86,8 @@ def test_render_writes_the_complete_set(rendered: tuple[Path, list]):
     assert (out / "code" / "train" / "amlops" / "steps" / "prep.py").is_file()
     assert (out / "code" / "score" / "score.py").is_file()
     assert not list((out / "code").rglob("__pycache__"))
-    assert (out / "data" / "diabetes.csv").read_bytes() == (REPO / "data" / "diabetes.csv").read_bytes()
+    snapshot = project.settings.data_snapshot
+    assert (out / "data" / snapshot.name).read_bytes() == snapshot.read_bytes()
 
 
 def test_every_file_starts_with_its_schema(rendered: tuple[Path, list]):
@@ -123,10 +124,10 @@ def test_every_file_survives_dump_and_reload(rendered: tuple[Path, list]):
             again.unlink()
 
 
-def test_local_paths_stay_local_and_relative(rendered: tuple[Path, list]):
+def test_local_paths_stay_local_and_relative(rendered: tuple[Path, list], project: translate.Project):
     out, _ = rendered
     pipeline = yaml.safe_load((out / "jobs" / "pipeline.yml").read_text())
-    assert pipeline["inputs"]["data"] == {"path": "../data/diabetes.csv", "type": "uri_file"}
+    assert pipeline["inputs"]["data"] == {"path": f"../data/{project.settings.data_snapshot.name}", "type": "uri_file"}
     for node in pipeline["jobs"].values():
         assert node["component"]["code"] == "../code/train"
     deployment = yaml.safe_load((out / "endpoints" / "preprod" / "deployment.yml").read_text())
@@ -192,7 +193,9 @@ def test_a_binding_that_points_nowhere_fails_when_the_pipeline_is_built(project:
 
     broken.__annotations__ = {"data": Input(type="uri_file")}  # this module postpones annotations
     with pytest.raises(Exception, match="no_such_output"):
-        dsl.pipeline(name="broken")(broken)(data=Input(type="uri_file", path=str(REPO / "data" / "diabetes.csv")))
+        dsl.pipeline(name="broken")(broken)(
+            data=Input(type="uri_file", path=str(ProjectSettings(root=REPO).data_snapshot))
+        )
 
 
 def test_the_command_job_is_sklearn_runconfig(project: translate.Project, tmp_path: Path):
@@ -223,12 +226,12 @@ def test_environments_are_named_with_a_content_version(rendered: tuple[Path, lis
     assert len(train.version) == len(score.version) == 16
 
 
-def test_deployments_serve_the_requested_model_version(rendered: tuple[Path, list]):
+def test_deployments_serve_the_requested_model_version(rendered: tuple[Path, list], project: translate.Project):
     out, _ = rendered
     for stage in ("preprod", "prod"):
         deployment = _loader("load_online_deployment")(out / "endpoints" / stage / "deployment.yml")
-        assert deployment.model == "diabetes-ridge:7"  # azureml: prefix stripped on load
-        assert deployment.endpoint_name == f"diabetes-ridge-{stage}"
+        assert deployment.model == f"{project.settings.model_name}:7"  # azureml: prefix stripped on load
+        assert deployment.endpoint_name == f"{project.settings.model_name}-{stage}"
 
 
 def test_schedule_names_its_job_file(rendered: tuple[Path, list], project: translate.Project):

@@ -189,7 +189,7 @@ import time:       908 |    1008353 |                             sklearn.utils.
 import time:       507 |    1446967 |             sklearn
 import time:       329 |     424101 |           azureml.mlflow._client.artifact.run_artifact_client
 import time:      8251 |    1651338 | mlflow
-no versions of diabetes-ridge registered yet
+no versions of my-model registered yet
 """
 
 

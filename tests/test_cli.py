@@ -9,6 +9,7 @@ import pytest
 
 from amlops.cli.main import main
 from amlops.core.errors import EXIT_BAD_INPUT
+from tests.support.project import CONTRACT
 
 
 @pytest.fixture
@@ -89,17 +90,17 @@ def test_a_workspace_config_with_target_local_is_a_contradiction(no_workspace, c
 def test_publish_then_rerun_a_published_version_with_another_alpha(no_workspace, capsys):
     assert main(["pipeline", "publish"]) == 0
     published = json.loads(capsys.readouterr().out)
-    assert (published["name"], published["version"]) == ("diabetes-ridge-training", 1)
+    assert (published["name"], published["version"]) == (f"{CONTRACT.name}-training", 1)
     assert main(["pipeline", "publish"]) == 0  # unchanged: same version
     assert json.loads(capsys.readouterr().out)["version"] == 1
-    assert main(["pipeline", "run", "--published", "diabetes-ridge-training:1"]) == 0
+    assert main(["pipeline", "run", "--published", f"{CONTRACT.name}-training:1"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["outcome"] == "register"
-    assert main(["pipeline", "run", "--published", "diabetes-ridge-training", "--param", "alpha=1000"]) == 0
+    assert main(["pipeline", "run", "--published", f"{CONTRACT.name}-training", "--param", "alpha=1000"]) == 0
     worse = json.loads(capsys.readouterr().out)
     assert worse["outcome"] == "keep"
     assert worse["production_version"] == "1"
-    assert main(["pipeline", "run", "--published", "diabetes-ridge-training:7"]) == EXIT_BAD_INPUT
+    assert main(["pipeline", "run", "--published", f"{CONTRACT.name}-training:7"]) == EXIT_BAD_INPUT
 
 
 @pytest.mark.integration
@@ -136,5 +137,7 @@ def test_a_failing_published_run_exits_with_its_own_code(no_workspace: Path, cap
     assert main(["pipeline", "publish"]) == 0
     capsys.readouterr()
     missing = no_workspace / "data" / "no-such.csv"
-    assert main(["pipeline", "run", "--published", "diabetes-ridge-training", "--data", str(missing)]) == EXIT_BAD_INPUT
+    assert (
+        main(["pipeline", "run", "--published", f"{CONTRACT.name}-training", "--data", str(missing)]) == EXIT_BAD_INPUT
+    )
     assert "failed (exit code 2)" in caplog.text

@@ -10,13 +10,13 @@ import pytest
 from amlops.core import contract
 from amlops.core.settings import PACKAGE_DIR, ProjectSettings
 from tests.support.checkout import REPO
-from tests.support.example import CONTRACT, edit_contract
+from tests.support.project import CONTRACT, edit_contract
 
 
-def test_the_example_contract_reads_as_declared():
-    assert CONTRACT.name == "diabetes-ridge"
+def test_the_test_projects_contract_reads_as_declared():
+    assert CONTRACT.name == "tiny-ridge"
     assert CONTRACT.task == "regression"
-    assert CONTRACT.feature_names[:3] == ("age", "sex", "bmi")
+    assert CONTRACT.feature_names[:3] == ("length", "grade", "width")
     assert list(CONTRACT.columns)[-1] == CONTRACT.target.name
     assert CONTRACT.metric.direction == "minimize"
     assert CONTRACT.defaults() == {"alpha": 1.0}
@@ -110,11 +110,12 @@ def test_an_edited_contract_is_read_again(project: Path):
     assert ProjectSettings().contract.name == "edited-model"
 
 
-def test_nothing_in_the_package_names_the_example():
+def test_nothing_in_the_package_names_the_example_or_the_test_project():
     """The example lives in the user's files (contract.yml, train.py, data/); the package only reads them."""
-    columns = [name for name in CONTRACT.columns if name != "target"]  # `target` is also a plain word
-    pattern = re.compile(
-        r"diabetes|" + "|".join(rf"[\"']{re.escape(name)}[\"']" for name in columns), flags=re.IGNORECASE
+    named = [contract.in_root(REPO), CONTRACT]
+    words = {name for project in named for name in [project.name, *project.columns] if name != "target"}
+    pattern = re.compile(  # `target` is also a plain word
+        r"diabetes|" + "|".join(rf"[\"']{re.escape(word)}[\"']" for word in sorted(words)), flags=re.IGNORECASE
     )
     found = [
         f"{path.relative_to(REPO)}:{number}: {line.strip()}"

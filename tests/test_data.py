@@ -12,70 +12,66 @@ from amlops.core.files import read_json
 from amlops.core.settings import DataSettings
 from amlops.ml import data
 from amlops.steps import prep
-from tests.support.checkout import REPO
-from tests.support.example import CONTRACT, FEATURES, TARGET, example_script
-
-make_dataset = example_script("data/make_dataset.py")
+from tests.support.project import CONTRACT, FEATURES, SNAPSHOT, TARGET, make_table
 
 
 def test_snapshot_matches_recorded_sha256():
-    recorded = (REPO / "data" / "diabetes.csv.sha256").read_text().split()[0]
-    assert data.sha256_file(REPO / "data" / "diabetes.csv") == recorded
+    recorded = SNAPSHOT.with_name(SNAPSHOT.name + ".sha256").read_text().split()[0]
+    assert data.sha256_file(SNAPSHOT) == recorded
 
 
-def test_snapshot_script_reproduces_the_committed_bytes(tmp_path: Path):
-    digest = make_dataset.write_snapshot(tmp_path / "diabetes.csv")
-    assert (tmp_path / "diabetes.csv").read_bytes() == (REPO / "data" / "diabetes.csv").read_bytes()
-    assert (tmp_path / "diabetes.csv.sha256").read_text() == (REPO / "data" / "diabetes.csv.sha256").read_text()
+def test_the_test_projects_data_is_made_by_its_generator(tmp_path: Path):
+    digest = data.write_csv_with_sha256(make_table(), tmp_path / SNAPSHOT.name)
+    assert (tmp_path / SNAPSHOT.name).read_bytes() == SNAPSHOT.read_bytes()
     assert len(digest) == 64
 
 
-def test_snapshot_is_valid_and_has_the_expected_shape(diabetes: pd.DataFrame):
-    valid = data.validate(diabetes, CONTRACT, min_rows=100)
+def test_snapshot_is_valid_and_has_the_expected_shape(table: pd.DataFrame):
+    valid = data.validate(table, CONTRACT, min_rows=100)
     assert list(valid.columns) == [*FEATURES, TARGET]
-    assert len(valid) == 442
+    assert len(valid) == 400
     assert all(dtype == np.float64 for dtype in valid.dtypes)
 
 
-def test_split_is_deterministic_and_disjoint(diabetes: pd.DataFrame):
-    first = data.split(diabetes, test_size=0.2, seed=42)
-    second = data.split(diabetes, test_size=0.2, seed=42)
-    other = data.split(diabetes, test_size=0.2, seed=7)
+def test_split_is_deterministic_and_disjoint(table: pd.DataFrame):
+    first = data.split(table, test_size=0.2, seed=42)
+    second = data.split(table, test_size=0.2, seed=42)
+    other = data.split(table, test_size=0.2, seed=7)
     pd.testing.assert_frame_equal(first[0], second[0])
     pd.testing.assert_frame_equal(first[1], second[1])
     assert not first[1].equals(other[1])
-    assert len(first[0]) + len(first[1]) == len(diabetes)
-    assert len(first[1]) == 89
+    assert len(first[0]) + len(first[1]) == len(table)
+    assert len(first[1]) == 80
 
 
 def _missing_column(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns=["bmi"])
+    return frame.drop(columns=["width"])
 
 
 def _nan(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
-    frame.loc[3, "s5"] = np.nan
+    frame.loc[3, "height"] = np.nan
     return frame
 
 
 def _out_of_range(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
-    frame["age"] = frame["age"].astype(float)
-    frame.loc[10, "age"] = 250.0
+    frame["length"] = frame["length"].astype(float)
+    frame.loc[10, "length"] = 250.0
     return frame
 
 
 def _bad_category(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
-    frame["sex"] = frame["sex"].astype(float)
-    frame.loc[0, "sex"] = 3.0
+    frame["grade"] = frame["grade"].astype(float)
+    frame.loc[0, "grade"] = 4.0
     return frame
 
 
 def _wrong_dtype(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
-    frame["bp"] = frame["bp"].astype(object)
-    frame.loc[5, "bp"] = "high"
+    frame["weight"] = frame["weight"].astype(object)
+    frame.loc[5, "weight"] = "high"
     return frame
 
 
@@ -84,25 +80,25 @@ def _too_few_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _extra_column(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(patient_id=range(len(frame)))
+    return frame.assign(row_id=range(len(frame)))
 
 
 BAD_DATA = {
-    "missing column": (_missing_column, "bmi", "column_in_dataframe"),
-    "NaN": (_nan, "s5", "not_nullable"),
-    "out of range": (_out_of_range, "age", "in_range"),
-    "unknown category": (_bad_category, "sex", "isin"),
-    "wrong dtype": (_wrong_dtype, "bp", "coerce_dtype"),
+    "missing column": (_missing_column, "width", "column_in_dataframe"),
+    "NaN": (_nan, "height", "not_nullable"),
+    "out of range": (_out_of_range, "length", "in_range"),
+    "unknown category": (_bad_category, "grade", "isin"),
+    "wrong dtype": (_wrong_dtype, "weight", "coerce_dtype"),
     "too few rows": (_too_few_rows, "<table>", "min_rows"),
-    "unexpected column": (_extra_column, "patient_id", "column_in_schema"),
+    "unexpected column": (_extra_column, "row_id", "column_in_schema"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_DATA))
-def test_bad_data_is_rejected_naming_column_and_rule(case: str, diabetes: pd.DataFrame):
+def test_bad_data_is_rejected_naming_column_and_rule(case: str, table: pd.DataFrame):
     corrupt, column, rule = BAD_DATA[case]
     with pytest.raises(data.DataValidationError) as raised:
-        data.validate(corrupt(diabetes), CONTRACT, min_rows=100, source="bad.csv")
+        data.validate(corrupt(table), CONTRACT, min_rows=100, source="bad.csv")
     failures = raised.value.failures
     assert any(f["column"] == column and rule in f["rule"] for f in failures), failures
     message = str(raised.value)
@@ -111,31 +107,31 @@ def test_bad_data_is_rejected_naming_column_and_rule(case: str, diabetes: pd.Dat
     assert rule in message
 
 
-def test_all_failures_are_reported_at_once(diabetes: pd.DataFrame):
+def test_all_failures_are_reported_at_once(table: pd.DataFrame):
     with pytest.raises(data.DataValidationError) as raised:
-        data.validate(_nan(_out_of_range(diabetes)), CONTRACT, min_rows=100)
-    assert {f["column"] for f in raised.value.failures} >= {"age", "s5"}
+        data.validate(_nan(_out_of_range(table)), CONTRACT, min_rows=100)
+    assert {f["column"] for f in raised.value.failures} >= {"length", "height"}
 
 
-def test_prep_writes_splits_and_fingerprint(tmp_path: Path):
-    record = prep.run(REPO / "data" / "diabetes.csv", tmp_path / "out")
-    assert record["sha256"] == (REPO / "data" / "diabetes.csv.sha256").read_text().split()[0]
+def test_prep_writes_splits_and_fingerprint(project: Path, tmp_path: Path):
+    record = prep.run(project / CONTRACT.data, tmp_path / "out")
+    assert record["sha256"] == data.sha256_file(SNAPSHOT)
     assert read_json(tmp_path / "out" / prep.FINGERPRINT_FILE) == record
     train, test = prep.load_splits(tmp_path / "out")
-    assert (len(train), len(test)) == (record["train_rows"], record["test_rows"]) == (353, 89)
+    assert (len(train), len(test)) == (record["train_rows"], record["test_rows"]) == (320, 80)
 
 
 def test_prep_cli_fails_on_bad_data_without_writing_outputs(
-    tmp_path: Path, diabetes: pd.DataFrame, caplog: pytest.LogCaptureFixture
+    project: Path, tmp_path: Path, table: pd.DataFrame, caplog: pytest.LogCaptureFixture
 ):
     from amlops.core.errors import EXIT_BAD_INPUT
     from amlops.core.logs import run_step
 
     bad = tmp_path / "bad.csv"
-    _nan(diabetes).to_csv(bad, index=False)
+    _nan(table).to_csv(bad, index=False)
     code = run_step(prep.main, ["--data", str(bad), "--out", str(tmp_path / "out")])
     assert code == EXIT_BAD_INPUT
-    assert "'s5'" in caplog.text
+    assert "'height'" in caplog.text
     assert "not_nullable" in caplog.text
     assert not (tmp_path / "out").exists()
 
@@ -145,7 +141,7 @@ def test_prep_names_a_missing_file(tmp_path: Path):
         prep.run(tmp_path / "nope.csv", tmp_path / "out")
 
 
-def test_data_rules_come_from_settings(monkeypatch: pytest.MonkeyPatch, diabetes: pd.DataFrame):
+def test_data_rules_come_from_settings(monkeypatch: pytest.MonkeyPatch, table: pd.DataFrame):
     monkeypatch.setenv("AMLOPS_DATA_MIN_ROWS", "500")
     with pytest.raises(data.DataValidationError, match="min_rows"):
-        prep.prepare(diabetes, CONTRACT, DataSettings(), source="snapshot")
+        prep.prepare(table, CONTRACT, DataSettings(), source="snapshot")

@@ -10,22 +10,22 @@ import pytest
 from amlops.core.settings import DriftSettings
 from amlops.ml import data, drift
 from amlops.steps import prep
-from tests.support.example import CONTRACT, FEATURES, TARGET
+from tests.support.project import CONTRACT, FEATURES, TARGET
 
 
 @pytest.fixture(scope="module")
-def reference(diabetes: pd.DataFrame) -> pd.DataFrame:
-    return data.validate(diabetes, CONTRACT, min_rows=100)
+def reference(table: pd.DataFrame) -> pd.DataFrame:
+    return data.validate(table, CONTRACT, min_rows=100)
 
 
-def _bmi_shifted(frame: pd.DataFrame) -> pd.DataFrame:
-    """A population four BMI points heavier: every value still inside the schema's range."""
-    return frame.assign(bmi=frame["bmi"] + 4.0)
+def _wider(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every item five units wider: every value still inside the schema's range."""
+    return frame.assign(width=frame["width"] + 5.0)
 
 
-def _older_only(frame: pd.DataFrame) -> pd.DataFrame:
-    """A different population: patients over 50 only."""
-    return frame[frame["age"] > 50].reset_index(drop=True)
+def _longer_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """A different population: items longer than 50 only."""
+    return frame[frame["length"] > 50].reset_index(drop=True)
 
 
 def test_the_reference_does_not_drift_from_itself(reference: pd.DataFrame):
@@ -46,8 +46,8 @@ def test_a_small_sample_of_the_same_population_passes(reference: pd.DataFrame):
 
 @pytest.mark.parametrize(
     ("shift", "column"),
-    [(_bmi_shifted, "bmi"), (_older_only, "age")],
-    ids=["bmi+4", "age>50"],
+    [(_wider, "width"), (_longer_only, "length")],
+    ids=["width+5", "length>50"],
 )
 def test_a_shifted_population_is_refused_naming_column_and_statistic(reference, shift, column):
     shifted = shift(reference)
@@ -68,26 +68,26 @@ def test_thresholds_come_from_the_environment(reference, monkeypatch: pytest.Mon
 
 
 def test_psi_grows_with_the_shift(reference: pd.DataFrame):
-    values = reference["bmi"].to_numpy()
+    values = reference["width"].to_numpy()
     small, large = drift.psi(values, values + 1, 10), drift.psi(values, values + 4, 10)
     assert 0 < small < large
 
 
-def test_prep_refuses_drifted_data_and_writes_nothing(tmp_path: Path, reference, caplog):
+def test_prep_refuses_drifted_data_and_writes_nothing(project: Path, tmp_path: Path, reference, caplog):
     from amlops.core.errors import EXIT_BAD_INPUT
     from amlops.core.logs import run_step
 
-    shifted = tmp_path / "heavier.csv"
-    _bmi_shifted(reference).to_csv(shifted, index=False)
+    shifted = tmp_path / "wider.csv"
+    _wider(reference).to_csv(shifted, index=False)
     code = run_step(prep.main, ["--data", str(shifted), "--out", str(tmp_path / "out")])
     assert code == EXIT_BAD_INPUT
-    assert "column 'bmi': psi" in caplog.text
+    assert "column 'width': psi" in caplog.text
     assert not (tmp_path / "out").exists()
 
 
-def test_drift_check_can_be_switched_off(tmp_path: Path, reference, monkeypatch: pytest.MonkeyPatch):
-    shifted = tmp_path / "heavier.csv"
-    _bmi_shifted(reference).to_csv(shifted, index=False)
+def test_drift_check_can_be_switched_off(project: Path, tmp_path: Path, reference, monkeypatch: pytest.MonkeyPatch):
+    shifted = tmp_path / "wider.csv"
+    _wider(reference).to_csv(shifted, index=False)
     monkeypatch.setenv("AMLOPS_DRIFT_ENABLED", "false")
     assert prep.run(shifted, tmp_path / "out")["rows"] == len(reference)
 
@@ -98,9 +98,9 @@ def test_drifted_data_never_reaches_the_registry(project: Path, reference):
     from amlops.registry.mlflow import Registry
 
     pipeline.run()
-    shifted = project / "older.csv"
-    _older_only(reference).to_csv(shifted, index=False)
-    with pytest.raises(drift.DataDriftError, match="'age'"):
+    shifted = project / "longer.csv"
+    _longer_only(reference).to_csv(shifted, index=False)
+    with pytest.raises(drift.DataDriftError, match="'length'"):
         pipeline.run(shifted)
     assert [v.version for v in Registry().versions()] == ["1"]
     assert Registry().production().version == "1"

@@ -21,7 +21,7 @@ from amlops.serving.client import ScoringClient
 from amlops.serving.local import EndpointError, LocalEndpoint
 from amlops.serving.smoke import smoke_test
 from amlops.serving.stage import StagedDeployment
-from tests.support.example import FEATURES
+from tests.support.project import CONTRACT, FEATURES
 from tests.support.scoring import BAD_REQUESTS, ROW, BadRequest, body
 
 pytestmark = pytest.mark.integration
@@ -43,9 +43,9 @@ def endpoint(staged: StagedDeployment, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="module")
-def expected(model_folder: Path, diabetes: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
+def expected(model_folder: Path, table: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
     """The snapshot's first 5 feature rows and the model's in-process predictions for them."""
-    rows = diabetes.loc[:4, list(FEATURES)].to_numpy(dtype=np.float64)
+    rows = table.loc[:4, list(FEATURES)].to_numpy(dtype=np.float64)
     return rows.tolist(), load_model(model_folder).estimator.predict(rows)
 
 
@@ -91,7 +91,7 @@ def test_scores_the_first_rows_like_the_model(endpoint: LocalEndpoint, expected)
     response = requests.post(endpoint.state.scoring_uri, json={"data": rows}, timeout=TIMEOUT)
     assert response.status_code == 200, response.text
     answer = response.json()
-    assert answer["model"] == {"name": "diabetes-ridge", "version": "7"}
+    assert answer["model"] == {"name": CONTRACT.name, "version": "7"}
     np.testing.assert_allclose(answer["predictions"], predictions, rtol=0, atol=1e-9)
 
     records = [dict(zip(FEATURES, row, strict=True)) for row in rows]
@@ -177,7 +177,7 @@ def test_swagger2_is_the_document_written_at_staging(endpoint: LocalEndpoint, st
     document = response.json()
     assert document == json.loads((staged.app_dir / "swagger.json").read_text())
     assert document["swagger"] == "2.0"
-    assert document["info"]["title"] == "diabetes-ridge"
+    assert document["info"]["title"] == CONTRACT.name
     described = document["definitions"]["ServiceInput"]["properties"]["data"]["description"]
     assert all(name in described for name in FEATURES)
 
@@ -188,19 +188,19 @@ def test_openapi3_is_the_document_written_at_staging(endpoint: LocalEndpoint, st
     document = response.json()
     assert document == json.loads((staged.app_dir / "swagger3.json").read_text())
     assert document["openapi"].startswith("3.")
-    assert document["info"]["title"] == "diabetes-ridge"
+    assert document["info"]["title"] == CONTRACT.name
     row_record = document["components"]["schemas"]["ServiceInput"]["properties"]["data"]["items"]["oneOf"][1]
     assert list(row_record["properties"]) == list(FEATURES)
 
 
-def test_smoke_test_passes(endpoint: LocalEndpoint, model_folder: Path, diabetes: pd.DataFrame):
-    rows = diabetes.loc[:4, list(FEATURES)].astype(float)
-    result = smoke_test(ScoringClient(endpoint.state.scoring_uri), model_folder, rows, "diabetes-ridge", "7")
+def test_smoke_test_passes(endpoint: LocalEndpoint, model_folder: Path, table: pd.DataFrame):
+    rows = table.loc[:4, list(FEATURES)].astype(float)
+    result = smoke_test(ScoringClient(endpoint.state.scoring_uri), model_folder, rows, CONTRACT.name, "7")
     assert result.rows == 5
     assert result.max_abs_error <= 1e-9
-    assert (result.model_name, result.model_version) == ("diabetes-ridge", "7")
+    assert (result.model_name, result.model_version) == (CONTRACT.name, "7")
     assert result.bad_request_status == 400
-    assert "expected 10 values" in result.bad_request_message
+    assert f"expected {len(FEATURES)} values" in result.bad_request_message
 
 
 def test_binds_loopback_only(endpoint: LocalEndpoint):
@@ -227,7 +227,7 @@ def test_lifecycle_state_file_processes_and_port(staged: StagedDeployment, tmp_p
         recorded = json.loads(served.state_file.read_text())
         assert recorded["pid"] == state.pid
         assert recorded["scoring_uri"] == f"http://127.0.0.1:{port}/score"
-        assert (recorded["model_name"], recorded["model_version"]) == ("diabetes-ridge", "7")
+        assert (recorded["model_name"], recorded["model_version"]) == (CONTRACT.name, "7")
         assert process_group_alive(state.pid)
         assert port_is_open(port)
     finally:

@@ -1,6 +1,9 @@
-"""The classifier example, set up exactly as docs/your-model.md says, run end to end in a copy of the repository.
+"""The examples' own tests: their data, and the classifier example run end to end in a copy of the repository.
 
-Only ``contract.yml``, ``train.py`` and the data change; the package does not. The run registers, serves and
+The package's tests use a test project of their own (``tests/fixtures/project``); these are the tests that read
+the models this repository ships: the regression in the root (``make run`` itself is ``tests/test_lifecycle.py``)
+and ``examples/breast-cancer``. The classifier is set up exactly as docs/your-model.md says: only
+``contract.yml``, ``train.py`` and the data change; the package does not. The run registers, serves and
 smoke-tests the classifier; a deployed endpoint then answers string labels with probabilities, and a 400 for
 a request outside the contract.
 """
@@ -15,11 +18,56 @@ from pathlib import Path
 import pytest
 import requests
 
+from amlops.core import contract
+from amlops.core.settings import DriftSettings
+from amlops.ml import data, drift
 from tests.support.checkout import NOT_IN_A_CLONE, REPO, clean_env
-
-pytestmark = pytest.mark.integration
+from tests.support.project import load_script
 
 EXAMPLE = REPO / "examples" / "breast-cancer"
+#: The projects this repository ships: the root's, and each folder under examples/.
+PROJECTS = [REPO, *sorted(path.parent for path in (REPO / "examples").glob("*/contract.yml"))]
+
+
+def _name(root: Path) -> str:
+    return "root" if root == REPO else root.name
+
+
+# --- the shipped data ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("root", PROJECTS, ids=_name)
+def test_each_snapshot_is_valid_and_matches_its_recorded_sha256(root: Path):
+    project = contract.in_root(root)
+    snapshot = root / project.data
+    assert data.sha256_file(snapshot) == snapshot.with_name(snapshot.name + ".sha256").read_text().split()[0]
+    data.validate(data.load_csv(snapshot), project, min_rows=100, source=str(snapshot))
+
+
+@pytest.mark.parametrize(
+    "script", [root / "data" / "make_dataset.py" for root in PROJECTS if (root / "data" / "make_dataset.py").exists()]
+)
+def test_each_data_script_rewrites_its_files_byte_for_byte(script: Path, tmp_path: Path):
+    assert load_script(script).main(["--out", str(tmp_path)]) == 0
+    written = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*") if path.is_file())
+    assert written, f"{script} wrote nothing"
+    for relative in written:
+        assert (tmp_path / relative).read_bytes() == (script.parent / relative).read_bytes(), relative
+
+
+@pytest.mark.parametrize(
+    "labelled", [path for root in PROJECTS for path in sorted((root / "data" / "fixtures").glob("*.csv"))]
+)
+def test_labelled_data_for_models_check_passes_the_schema_and_the_drift_check(labelled: Path):
+    """A file for ``models check --retrain`` must be accepted by ``prep``, or the retraining it starts would stop."""
+    root = labelled.parents[2]
+    project = contract.in_root(root)
+    snapshot = data.validate(data.load_csv(root / project.data), project, min_rows=100)
+    checked = data.validate(data.load_csv(labelled), project, min_rows=30, source=str(labelled))
+    drift.check(snapshot, checked, DriftSettings(), str(labelled))
+
+
+# --- the classifier, end to end ------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +76,8 @@ def adapted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("example") / "repo"
     shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE, "examples"))
     (dest / ".venv").symlink_to(REPO / ".venv")
-    for name in ("data/diabetes.csv", "data/diabetes.csv.sha256", "data/make_dataset.py"):
+    snapshot = contract.in_root(REPO).data
+    for name in (snapshot, f"{snapshot}.sha256", "data/make_dataset.py"):
         (dest / name).unlink()
     shutil.copytree(EXAMPLE, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README.md", "__pycache__"))
     return dest
@@ -52,6 +101,7 @@ def test_the_example_changes_only_the_three_files_and_the_data():
     ]
 
 
+@pytest.mark.integration
 @pytest.mark.timeout(900)  # a whole `make run`, then a deployment
 def test_the_classifier_runs_end_to_end_and_serves_labels_and_probabilities(adapted: Path):
     python = str(adapted / ".venv" / "bin" / "python")

@@ -21,13 +21,14 @@ from hypothesis import strategies as st
 
 from amlops.core.deployment_config import LocalDeploymentConfig
 from amlops.serving.local import LocalEndpoint
-from tests.support.example import CONTRACT, FEATURES
+from tests.support.project import CONTRACT, FEATURES
+from tests.support.scoring import RECORD
 
 pytestmark = pytest.mark.integration
 
 COUNTS: Counter = Counter()
 MIN_REQUESTS = 2000
-ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
+ROW = [float(value) for value in RECORD.values()]  # the shared valid row, every value a float
 CAMPAIGN = settings(
     max_examples=300,
     deadline=None,
@@ -116,10 +117,10 @@ def broken_rows(draw):
     target = draw(st.integers(0, len(rows) - 1))
     kind = draw(st.sampled_from(["cell", "short", "long", "missing-key", "extra-key", "row-type"]))
     if kind == "cell":
-        rows[target][draw(st.integers(0, 9))] = draw(garbage_cells)
+        rows[target][draw(st.integers(0, len(ROW) - 1))] = draw(garbage_cells)
         return {"data": rows}
     if kind == "short":
-        return {"data": [*rows[:target], rows[target][: draw(st.integers(0, 9))], *rows[target + 1 :]]}
+        return {"data": [*rows[:target], rows[target][: draw(st.integers(0, len(ROW) - 1))], *rows[target + 1 :]]}
     if kind == "long":
         return {"data": [*rows[:target], rows[target] + [1.0] * draw(st.integers(1, 5)), *rows[target + 1 :]]}
     records = [dict(zip(FEATURES, row, strict=True)) for row in rows]
@@ -182,7 +183,9 @@ def test_content_types(server, content_type: str, body: str):
 @CAMPAIGN
 @given(
     rows=st.lists(
-        st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=10, max_size=10),
+        st.lists(
+            st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=len(FEATURES), max_size=len(FEATURES)
+        ),
         min_size=1,
         max_size=20,
     )

@@ -26,10 +26,9 @@ from amlops.lifecycle import inventory, local_deploy, pipeline, retirement
 from amlops.registry import records
 from amlops.registry.base import RetiredVersionError
 from amlops.registry.mlflow import Registry
-from tests.support.checkout import REPO
-from tests.support.example import CONTRACT, FEATURES, TARGET, edit_contract, example_build, example_script
 from tests.support.fakes import MODEL, FakeCloud, TaggedModels
 from tests.support.governance import logged_events, record, served_version
+from tests.support.project import CONTRACT, SNAPSHOT, edit_contract, project_build, relabelled
 from tests.support.scoring import ROW
 
 pytestmark = [
@@ -38,7 +37,13 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
 ]
 
-SHIFTED = REPO / "data" / "fixtures" / "diabetes_shifted.csv"
+
+@pytest.fixture
+def shifted(project: Path, table) -> Path:
+    """Newer labelled data for the test project whose target relationship changed (``relabelled``)."""
+    path = project / "data" / "relabelled.csv"
+    relabelled(table).to_csv(path, index=False)
+    return path
 
 
 # --- deployment tracking -----------------------------------------------------------------------------------------
@@ -274,75 +279,55 @@ def test_retire_replace_moves_a_live_endpoint_to_production(two_versions, free_p
 # --- efficacy ------------------------------------------------------------------------------------------------------
 
 
-def test_models_check_ok_on_the_snapshot_and_degraded_on_the_shifted_fixture(project: Path, capsys):
+def test_models_check_ok_on_the_snapshot_and_degraded_on_relabelled_data(project: Path, shifted: Path, capsys):
     pipeline.run()
-    assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == 0
+    assert main(["models", "check", "--data", str(project / CONTRACT.data)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"ok: {MODEL} v1")
-    assert main(
-        ["models", "check", "--data", str(project / "data" / "fixtures" / "diabetes_shifted.csv"), "--json"]
-    ) == (EXIT_DEGRADED)
+    assert main(["models", "check", "--data", str(shifted), "--json"]) == EXIT_DEGRADED
     report = json.loads(capsys.readouterr().out)
     assert report["status"] == "degraded"
-    assert report["metrics"]["rmse"] > 70
+    assert report["metrics"]["rmse"] > CONTRACT.gate.limits["rmse"].max
     assert any("above the ceiling" in reason for reason in report["reasons"])
     assert any("worse than the" in reason for reason in report["reasons"])
     assert report["retrained"] is None
     last = json.loads(Registry().get("1").tags[tags.EFFICACY_TAG])
-    assert (last["status"], last["data"]) == ("degraded", "diabetes_shifted.csv")
+    assert (last["status"], last["data"]) == ("degraded", shifted.name)
     assert len(logged_events("model.degraded")) == 1
     assert EXIT_DEGRADED not in (0, 1, EXIT_BAD_INPUT, 3)
 
 
 def test_the_training_data_itself_is_never_degraded(project: Path, capsys):
     pipeline.run()
-    assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == 0
+    assert main(["models", "check", "--data", str(project / CONTRACT.data)]) == 0
     assert capsys.readouterr().out.startswith("ok: ")
 
 
 def test_thresholds_come_from_the_contract_and_configuration(project: Path, monkeypatch, caplog, capsys):
     pipeline.run()
     edit_contract(project, gate={"limits": {"rmse": {"max": 40}}})
-    assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == EXIT_DEGRADED
+    assert main(["models", "check", "--data", str(project / CONTRACT.data)]) == EXIT_DEGRADED
     assert "is above the ceiling 40" in capsys.readouterr().out
     monkeypatch.setenv("AMLOPS_EFFICACY_MAX_RELATIVE_DEGRADATION", "minus one")
-    assert main(["models", "check", "--data", str(project / "data" / "diabetes.csv")]) == EXIT_BAD_INPUT
+    assert main(["models", "check", "--data", str(project / CONTRACT.data)]) == EXIT_BAD_INPUT
     assert "AMLOPS_EFFICACY_MAX_RELATIVE_DEGRADATION" in caplog.text
 
 
 def test_check_validates_the_data_first(project: Path, tmp_path: Path, caplog):
     pipeline.run()
     bad = tmp_path / "bad.csv"
-    bad.write_text((project / "data" / "diabetes.csv").read_text().replace("age,", "years,", 1))
+    bad.write_text((project / CONTRACT.data).read_text().replace("length,", "span,", 1))
     assert main(["models", "check", "--data", str(bad)]) == EXIT_BAD_INPUT
-    assert "'age'" in caplog.text
+    assert "'length'" in caplog.text
 
 
-def test_degraded_check_with_retrain_trains_a_model_that_passes(project: Path, capsys):
+def test_degraded_check_with_retrain_trains_a_model_that_passes(project: Path, shifted: Path, capsys):
     pipeline.run()
-    shifted = project / "data" / "fixtures" / "diabetes_shifted.csv"
     assert main(["models", "check", "--data", str(shifted), "--retrain", "--json"]) == EXIT_DEGRADED
     report = json.loads(capsys.readouterr().out)
     assert report["retrained"]["outcome"] == "register"
     assert report["retrained"]["production_version"] == "2"
     assert main(["models", "check", "--data", str(shifted)]) == 0  # the retrained model is good enough on it
-
-
-def test_the_shipped_shifted_fixture_is_reproducible_and_only_the_relationship_moved(tmp_path: Path):
-    import pandas as pd
-
-    from amlops.core.settings import DriftSettings
-    from amlops.ml import data, drift
-
-    digest = example_script("data/make_dataset.py").write_shifted_fixture(tmp_path / "shifted.csv")
-    assert (tmp_path / "shifted.csv").read_bytes() == SHIFTED.read_bytes()
-    assert SHIFTED.with_name(SHIFTED.name + ".sha256").read_text().split()[0] == digest
-    snapshot = data.validate(pd.read_csv(REPO / "data" / "diabetes.csv"), CONTRACT, min_rows=100)
-    shifted = data.validate(pd.read_csv(SHIFTED), CONTRACT, min_rows=100)
-    assert drift.check(snapshot, shifted, DriftSettings(), "shifted")  # no column drifted: prep accepts it
-    assert (snapshot[list(FEATURES)] == shifted[list(FEATURES)]).all().all()
-    assert sorted(snapshot[TARGET]) == sorted(shifted[TARGET])
-    assert not (snapshot[TARGET] == shifted[TARGET]).all()
 
 
 # --- events --------------------------------------------------------------------------------------------------------
@@ -391,14 +376,14 @@ def test_a_failing_event_command_does_not_undo_the_action(project: Path, monkeyp
 
 
 @pytest.fixture(scope="module")
-def azure_models(tmp_path_factory: pytest.TempPathFactory, diabetes) -> dict[str, Path]:
+def azure_models(tmp_path_factory: pytest.TempPathFactory, table) -> dict[str, Path]:
     from amlops.ml import model as model_lib
 
     root = tmp_path_factory.mktemp("azure-models")
     return {
         version: model_lib.save_mlflow_model(
-            model_lib.fit(example_build(), {"alpha": alpha}, diabetes, CONTRACT),
-            diabetes,
+            model_lib.fit(project_build(), {"alpha": alpha}, table, CONTRACT),
+            table,
             root / version / "model",
             CONTRACT,
         )
@@ -604,20 +589,20 @@ def test_models_check_reads_an_azure_data_asset(tmp_path: Path, monkeypatch):
     def download(client, uri: str, dest: Path) -> Path:
         assert uri == "azureml://datastores/workspaceblobstore/paths/checks/shifted.csv"
         dest.mkdir(parents=True, exist_ok=True)
-        return Path(shutil.copy2(SHIFTED, dest / "shifted.csv"))
+        return Path(shutil.copy2(SNAPSHOT, dest / "shifted.csv"))
 
     monkeypatch.setattr(operations, "_download_aml_uri", download)
     data = FakeData("azureml://datastores/workspaceblobstore/paths/checks/shifted.csv")
     client = SimpleNamespace(data=data)
-    path = operations.download_data_asset(client, "azureml:diabetes-checks:3", tmp_path / "a")
-    assert path.read_bytes() == SHIFTED.read_bytes()
-    assert data.calls == [("diabetes-checks", "3", None)]
-    operations.download_data_asset(client, "azureml:diabetes-checks@latest", tmp_path / "b")
-    assert data.calls[-1] == ("diabetes-checks", None, "latest")
+    path = operations.download_data_asset(client, "azureml:labelled-checks:3", tmp_path / "a")
+    assert path.read_bytes() == SNAPSHOT.read_bytes()
+    assert data.calls == [("labelled-checks", "3", None)]
+    operations.download_data_asset(client, "azureml:labelled-checks@latest", tmp_path / "b")
+    assert data.calls[-1] == ("labelled-checks", None, "latest")
     with pytest.raises(operations.AzureOperationError, match="only datastore paths"):
         operations.download_data_asset(SimpleNamespace(data=FakeData("https://x/y.csv")), "azureml:d:1", tmp_path)
 
 
 def test_a_data_asset_needs_the_azure_target(project: Path, caplog):
-    assert main(["models", "check", "--data", "azureml:diabetes-checks:3"]) == 2
+    assert main(["models", "check", "--data", "azureml:labelled-checks:3"]) == 2
     assert "needs --target azure" in caplog.text

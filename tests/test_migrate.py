@@ -17,6 +17,7 @@ from amlops.core.tags import ORIGIN_TAGS
 from amlops.lifecycle import pipeline
 from amlops.lifecycle.migrate import ArchiveError, export_version, import_archive
 from amlops.registry.mlflow import Registry
+from tests.support.project import CONTRACT
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 def exported(project: Path, tmp_path: Path) -> tuple[Registry, Path]:
     pipeline.run()
     source = Registry()
-    return source, export_version(source, "1", tmp_path / "exports" / "diabetes-ridge-v1.tar.gz")
+    return source, export_version(source, "1", tmp_path / "exports" / f"{CONTRACT.name}-v1.tar.gz")
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_archive_holds_model_metadata_and_manifest(exported):
         metadata = json.load(tar.extractfile("metadata.json"))
         manifest = tar.extractfile("MANIFEST.sha256").read().decode()
     assert {"model/MLmodel", "model/model.skops", "metadata.json", "MANIFEST.sha256"} <= names
-    assert metadata["name"] == "diabetes-ridge"
+    assert metadata["name"] == CONTRACT.name
     assert metadata["version"] == "1"
     assert {"metric.rmse", "data_sha256", "git_commit", "pipeline_run_id"} <= metadata["tags"].keys()
     assert "model/model.skops" in manifest
@@ -64,9 +65,8 @@ def test_import_into_an_empty_registry_keeps_lineage_and_predicts_identically(ex
     assert copied.tags["imported_from_registry"] == source.settings.resolved_tracking_uri
     assert set(ORIGIN_TAGS) <= copied.tags.keys()
 
-    rows = np.random.default_rng(0).uniform(
-        [20, 1, 18, 60, 100, 40, 20, 2, 3.3, 60], [80, 2, 42, 130, 300, 240, 99, 9, 6.1, 120], size=(50, 10)
-    )
+    bounds = [column.range or (min(column.categories), max(column.categories)) for column in CONTRACT.features]
+    rows = np.random.default_rng(0).uniform(*np.array(bounds).T, size=(50, len(bounds)))
     before = load_model(source.download("1", tmp_path / "a")).estimator.predict(rows)
     after = load_model(target.download("1", tmp_path / "b")).estimator.predict(rows)
     np.testing.assert_array_equal(before, after)

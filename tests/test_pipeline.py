@@ -16,7 +16,7 @@ from amlops.lifecycle import pipeline
 from amlops.ml.data import DataValidationError
 from amlops.registry.mlflow import Registry
 from amlops.steps import train as train_step
-from tests.support.example import edit_contract
+from tests.support.project import edit_contract
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def test_first_run_registers_and_promotes_with_lineage(project: Path):
     production = registry.production()
     assert production.version == "1"
     tags = production.tags
-    assert tags["data_sha256"] == (project / "data" / "diabetes.csv.sha256").read_text().split()[0]
+    assert tags["data_sha256"] == (project / "data" / "tiny.csv.sha256").read_text().split()[0]
     assert tags["pipeline_run_id"] == result.run_id
     assert tags["train_run_id"] == result.training["run_id"]
     assert tags["param.alpha"] == "1.0"
@@ -117,13 +117,13 @@ def test_no_promote_registers_without_moving_production(project: Path):
     assert registry.production() is None
 
 
-def test_bad_data_stops_the_pipeline_and_registers_nothing(project: Path, diabetes: pd.DataFrame):
+def test_bad_data_stops_the_pipeline_and_registers_nothing(project: Path, table: pd.DataFrame):
     pipeline.run()
-    bad = diabetes.copy()
-    bad.loc[7, "bmi"] = np.nan
+    bad = table.copy()
+    bad.loc[7, "width"] = np.nan
     bad_path = project / "bad.csv"
     bad.to_csv(bad_path, index=False)
-    with pytest.raises(DataValidationError, match="'bmi'"):
+    with pytest.raises(DataValidationError, match="'width'"):
         pipeline.run(bad_path)
     assert [v.version for v in Registry().versions()] == ["1"]
     assert Registry().production().version == "1"
@@ -146,7 +146,7 @@ def test_train_py_runs_as_a_script(project: Path, tmp_path: Path):
     from amlops.steps import prep
 
     repo = Path(__file__).resolve().parents[1]
-    prep.run(project / "data" / "diabetes.csv", tmp_path / "prepared")
+    prep.run(project / "data" / "tiny.csv", tmp_path / "prepared")
     done = subprocess.run(
         [
             sys.executable,

@@ -12,9 +12,9 @@ from amlops.core.settings import ProjectSettings
 from amlops.lifecycle import local_deploy
 from amlops.registry.mlflow import Registry
 from amlops.serving.local import EndpointError, free_port, stop_recorded
+from tests.support.scoring import ROW
 
 pytestmark = pytest.mark.integration
-ROW = [59.0, 2.0, 32.1, 101.0, 157.0, 93.2, 38.0, 4.0, 4.8598, 87.0]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from amlops.lifecycle import pipeline
 from amlops.registry.mlflow import Registry
 from amlops.steps.register import FAULT_VARIABLE
-from tests.support.example import example_build
+from tests.support.project import project_build
 from tests.support.reliability import FORK_SCRIPT
 
 pytestmark = pytest.mark.integration
@@ -72,17 +72,15 @@ def test_a_candidate_judged_against_an_old_production_is_judged_again(project: P
     from amlops.steps import evaluate, prep, register
     from amlops.steps import train as train_step
 
-    pipeline.run(params={"alpha": 1000.0})  # v1: clearly worse than alpha=1
+    pipeline.run(params={"alpha": 1000.0})  # v1: clearly worse than alpha=100 and alpha=1
     folders = {name: tmp_path / name for name in ("prep", "train", "evaluate", "register")}
-    prep.main(["--data", str(project / "data" / "diabetes.csv"), "--out", str(folders["prep"])])
-    train_step.main(example_build(), ["--data", str(folders["prep"]), "--out", str(folders["train"]), "--alpha", "1.0"])
+    prep.main(["--data", str(project / "data" / "tiny.csv"), "--out", str(folders["prep"])])
+    train_step.main(project_build(), ["--data", str(folders["prep"]), "--out", str(folders["train"]), "--alpha", "100"])
     evaluate.main(["--model", str(folders["train"]), "--data", str(folders["prep"]), "--out", str(folders["evaluate"])])
     judged = evaluate.load_decision(folders["evaluate"])
     assert (judged.outcome, judged.production_version) == ("register", "1")
 
-    assert (
-        pipeline.run(params={"alpha": 100.0}).registration["production_version"] == "2"
-    )  # alpha=100 beats alpha=1 here
+    assert pipeline.run(params={"alpha": 1.0}).registration["production_version"] == "2"  # alpha=1 beats alpha=100
     record = register.run(folders["train"], folders["evaluate"], folders["prep"], folders["register"])
 
     assert (record["outcome"], record["registered_version"], record["production_version"]) == ("keep", None, "2")

@@ -19,13 +19,13 @@ from amlops.scoring.model import LoadedModel, load_model, model_identity
 from amlops.scoring.openapi import openapi_spec, swagger2_spec
 from amlops.scoring.requests import RequestError, parse_rows
 from amlops.scoring.service import ScoringService
-from tests.support.example import FEATURES
+from tests.support.project import CONTRACT, FEATURES
 from tests.support.scoring import BAD_REQUESTS, RECORD, ROW, BadRequest, body, raw_row, with_value
 
 
 @pytest.fixture(scope="module")
 def loaded(model_folder: Path) -> LoadedModel:
-    return load_model(model_folder, "diabetes-ridge", "7")
+    return load_model(model_folder, CONTRACT.name, "7")
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,8 @@ def unruled(loaded: LoadedModel) -> ScoringService:
     return ScoringService(bare, ScoringSettings())
 
 
-def first_rows(diabetes: pd.DataFrame, count: int = 5) -> np.ndarray:
-    return diabetes.loc[: count - 1, list(FEATURES)].to_numpy(dtype=np.float64)
+def first_rows(table: pd.DataFrame, count: int = 5) -> np.ndarray:
+    return table.loc[: count - 1, list(FEATURES)].to_numpy(dtype=np.float64)
 
 
 # --- accepted requests ------------------------------------------------------------------------------
@@ -50,20 +50,20 @@ def first_rows(diabetes: pd.DataFrame, count: int = 5) -> np.ndarray:
 
 def test_model_signature_is_the_feature_order(loaded: LoadedModel):
     assert loaded.features == FEATURES
-    assert (loaded.name, loaded.version) == ("diabetes-ridge", "7")
+    assert (loaded.name, loaded.version) == (CONTRACT.name, "7")
 
 
-def test_list_of_lists_gets_the_estimators_predictions(service: ScoringService, diabetes: pd.DataFrame):
-    rows = first_rows(diabetes)
+def test_list_of_lists_gets_the_estimators_predictions(service: ScoringService, table: pd.DataFrame):
+    rows = first_rows(table)
     status, payload = service.handle(body(rows.tolist()))
     assert status == 200
-    assert payload["model"] == {"name": "diabetes-ridge", "version": "7"}
+    assert payload["model"] == {"name": CONTRACT.name, "version": "7"}
     np.testing.assert_allclose(payload["predictions"], service.model.estimator.predict(rows), rtol=0, atol=1e-9)
     json.dumps(payload, allow_nan=False)  # the response is strict JSON
 
 
-def test_list_of_records_in_any_key_order_gets_the_same_predictions(service: ScoringService, diabetes: pd.DataFrame):
-    rows = first_rows(diabetes)
+def test_list_of_records_in_any_key_order_gets_the_same_predictions(service: ScoringService, table: pd.DataFrame):
+    rows = first_rows(table)
     shuffle = random.Random(7).shuffle
     records = []
     for row in rows.tolist():
@@ -80,7 +80,11 @@ def test_list_of_records_in_any_key_order_gets_the_same_predictions(service: Sco
 
 def test_bytes_body_integers_and_whitespace_are_accepted(service: ScoringService):
     expected = service.model.estimator.predict(np.array([ROW], dtype=np.float64))
-    for raw in (body([ROW]).encode(), "\n  " + body([ROW]) + " \t\n", raw_row("59.0", "2.0")):
+    for raw in (
+        body([ROW]).encode(),
+        "\n  " + body([ROW]) + " \t\n",
+        raw_row(*(f"{float(value)}" for value in ROW[:2])),
+    ):
         status, payload = service.handle(raw)
         assert status == 200, payload
         np.testing.assert_allclose(payload["predictions"], expected, rtol=0, atol=1e-9)
@@ -117,10 +121,14 @@ def test_parse_rows_raises_request_error(case: BadRequest):
     assert str(caught.value) == caught.value.message
 
 
+#: The last row of each request whose values overflow inside the model.
+OVERFLOWING = {case.id: json.loads(case.body)["data"][-1] for case in BAD_REQUESTS if case.overflows_in_model}
+
+
 @pytest.mark.parametrize("bad_row", [0, 1, 617, 999])
 @pytest.mark.parametrize("overflow", ["scaled-value", "prediction"])
 def test_overflow_inside_the_model_names_the_first_bad_row(unruled: ScoringService, bad_row: int, overflow: str):
-    huge = with_value("sex", 1.7e308) if overflow == "scaled-value" else [1.7e308, 2] + [1.7e308] * 3 + ROW[5:]
+    huge = OVERFLOWING[f"{overflow}-overflows"]
     rows = [ROW] * 1000
     rows[bad_row] = huge
     rows[-1] = huge
@@ -260,15 +268,15 @@ def test_load_model_fails_when_the_model_fileis_missing(model_folder: Path, tmp_
 
 @pytest.mark.parametrize("suffix", ["", "/", "/model/.."])
 def test_model_identity_reads_the_azure_ml_layout(tmp_path: Path, suffix: str):
-    version_dir = tmp_path / "azureml-models" / "diabetes-ridge" / "7"
+    version_dir = tmp_path / "azureml-models" / CONTRACT.name / "7"
     (version_dir / "model").mkdir(parents=True)
-    assert model_identity(Path(str(version_dir) + suffix)) == ("diabetes-ridge", "7")
+    assert model_identity(Path(str(version_dir) + suffix)) == (CONTRACT.name, "7")
 
 
 def test_service_from_environment_reads_the_staged_model(staged, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("AZUREML_MODEL_DIR", str(staged.model_dir))
     service = ScoringService.from_environment()
-    assert (service.model.name, service.model.version) == ("diabetes-ridge", "7")
+    assert (service.model.name, service.model.version) == (CONTRACT.name, "7")
     assert service.model.features == FEATURES
 
 
@@ -288,12 +296,12 @@ def test_entry_script_init_and_run(staged, monkeypatch: pytest.MonkeyPatch):
     entry.init()
 
     answer = entry.run(body([ROW]))
-    assert answer["model"] == {"name": "diabetes-ridge", "version": "7"}
+    assert answer["model"] == {"name": CONTRACT.name, "version": "7"}
     assert len(answer["predictions"]) == 1
 
     refused = entry.run(body([[1.0, 2.0]]))
     assert refused.status_code == 400
-    assert "expected 10 values" in json.loads(refused.get_data())["message"]
+    assert f"expected {len(FEATURES)} values" in json.loads(refused.get_data())["message"]
 
 
 # --- the swagger / OpenAPI documents ----------------------------------------------------------------
@@ -301,7 +309,7 @@ def test_entry_script_init_and_run(staged, monkeypatch: pytest.MonkeyPatch):
 
 def spec_documents(model: LoadedModel, limits: ScoringSettings) -> dict[str, tuple[dict, dict]]:
     """Both documents and the request schema inside each."""
-    described = (model.features, "diabetes-ridge", "7", limits, model.classes, model.rules)
+    described = (model.features, CONTRACT.name, "7", limits, model.classes, model.rules)
     spec3, spec2 = openapi_spec(*described), swagger2_spec(*described)
     return {
         "openapi3": (spec3, spec3["components"]["schemas"]["ServiceInput"]),
@@ -312,7 +320,7 @@ def spec_documents(model: LoadedModel, limits: ScoringSettings) -> dict[str, tup
 @pytest.mark.parametrize("document", ["openapi3", "swagger2"])
 def test_spec_example_is_accepted(service: ScoringService, loaded: LoadedModel, document: str):
     spec, request = spec_documents(loaded, service.limits)[document]
-    assert spec["info"]["title"] == "diabetes-ridge"
+    assert spec["info"]["title"] == CONTRACT.name
     assert spec["info"]["version"] == "7"
     matrix = parse_rows(json.dumps(request["example"]), loaded.features, service.limits)
     assert matrix.shape == (1, len(loaded.features))
@@ -385,7 +393,7 @@ def test_the_model_folder_carries_the_contract_it_was_trained_under(loaded: Load
 
 @pytest.mark.parametrize(
     ("column", "value", "rule"),
-    [("sex", 7, "is not one of the categories [1, 2]"), ("bmi", 1e300, "is outside the range [10, 80]")],
+    [("grade", 7, "is not one of the categories [1, 2, 3]"), ("width", 1e300, "is outside the range [0, 60]")],
 )
 def test_a_value_outside_the_contract_is_refused_naming_row_and_column(
     service: ScoringService, column: str, value: float, rule: str
@@ -398,11 +406,11 @@ def test_a_value_outside_the_contract_is_refused_naming_row_and_column(
 
 def test_the_flag_policy_answers_and_lists_what_is_outside(loaded: LoadedModel):
     flagging = ScoringService(loaded, ScoringSettings(out_of_range="flag"))
-    status, payload = flagging.handle(body([ROW, with_value("sex", 7)]))
+    status, payload = flagging.handle(body([ROW, with_value("grade", 7)]))
     assert status == 200
     assert len(payload["predictions"]) == 2
     assert payload["out_of_range"] == [
-        {"row": 1, "column": "sex", "value": 7.0, "rule": "is not one of the categories [1, 2]"}
+        {"row": 1, "column": "grade", "value": 7.0, "rule": "is not one of the categories [1, 2, 3]"}
     ]
     status, answer = flagging.respond(body([ROW] * 20))
     assert status == 200

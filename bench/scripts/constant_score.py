@@ -4,7 +4,7 @@ Whatever the inference server costs per request (HTTP parsing, Flask, logging, t
 of a small answer) is in this script's numbers; nothing else is.
 """
 
-ANSWER = {"predictions": [152.0], "model": {"name": "diabetes-ridge", "version": "1"}}
+ANSWER = {"predictions": [152.0], "model": {"name": "constant-floor", "version": "1"}}
 
 
 def init() -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from amlops.core import files
 
 #: The root of this checkout.
 REPO = Path(__file__).resolve().parents[2]
+#: The package's test project: what :func:`copy_project` puts in place of the root's model, contract and data.
+FIXTURE = REPO / "tests" / "fixtures" / "project"
 
 #: Local state and environments that a fresh clone does not have.
 NOT_IN_A_CLONE = (
@@ -26,7 +29,10 @@ NOT_IN_A_CLONE = (
 
 
 def copy_project(dest: Path) -> Path:
-    """Copy this checkout's configuration, data and entry scripts into ``dest``.
+    """A project with this checkout's configuration and entry scripts, and the test project's model and data.
+
+    The configuration (``sklearn.runconfig``, ``deploymentConfig*.yml``, ``score.py``...) is the root's;
+    ``contract.yml``, ``train.py`` and ``data/`` are :data:`FIXTURE`'s, whatever model the root holds.
 
     Args:
         dest: The folder to create.
@@ -34,7 +40,9 @@ def copy_project(dest: Path) -> Path:
     Returns:
         The new project root.
     """
-    return files.copy_project(REPO, dest)
+    root = files.copy_project(REPO, dest)
+    shutil.rmtree(root / "data")
+    return files.copy_project(FIXTURE, root)
 
 
 def clean_env() -> dict[str, str]:

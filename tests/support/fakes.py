@@ -22,9 +22,10 @@ from amlops.azure import operations
 from amlops.core.settings import ScoringSettings
 from amlops.scoring.model import load_model
 from amlops.scoring.service import ScoringService
+from tests.support.project import CONTRACT
 
-#: The registered model's name, as the committed configuration has it.
-MODEL = "diabetes-ridge"
+#: The registered model's name: the test project's.
+MODEL = CONTRACT.name
 #: The primary key of every fake endpoint.
 KEY = "test-primary-key-0123456789"
 

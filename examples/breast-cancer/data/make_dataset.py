@@ -1,11 +1,12 @@
 """How ``breast_cancer.csv`` was made: ``python data/make_dataset.py`` rewrites it, byte for byte.
 
 scikit-learn's breast cancer data (Wisconsin): the ten "mean" measurements, renamed to identifiers, and the
-diagnosis as its label, ``malignant`` or ``benign``.
+diagnosis as its label, ``malignant`` or ``benign``. ``--out DIR`` writes it into another folder.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from sklearn.datasets import load_breast_cancer
@@ -25,5 +26,14 @@ def write_snapshot(path: Path) -> str:
     return write_csv_with_sha256(table, path)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite the CSV and print its checksum."""
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--out", type=Path, default=HERE, help="folder to write into (default: data/)")
+    args = cli.parse_args(argv)
+    print(write_snapshot(args.out / "breast_cancer.csv"), args.out / "breast_cancer.csv")  # noqa: T201 - a script's output
+    return 0
+
+
 if __name__ == "__main__":
-    print(write_snapshot(HERE / "breast_cancer.csv"))  # noqa: T201 - a script's output
+    raise SystemExit(main())
