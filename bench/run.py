@@ -360,9 +360,14 @@ def check_server(server, key: str, bodies: dict, expected, problems: list[str]) 
     if response.status_code != 200:
         problems.append(f"{key}: HTTP {response.status_code} for a {biggest}-row batch: {response.text[:200]}")
     elif key != "floor":
-        got = np.asarray(response.json()["predictions"], dtype=np.float64)
+        got = np.asarray(response.json()["predictions"])
         want = expected[np.arange(biggest) % len(expected)]
-        error = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("inf")
+        if got.shape != want.shape:
+            error = float("inf")
+        elif want.dtype.kind in "biuf":  # a regressor's numbers (or numeric class labels)
+            error = float(np.max(np.abs(got.astype(np.float64) - want)))
+        else:  # a classifier's labels: how many differ
+            error = float(np.count_nonzero(got.astype(str) != want.astype(str)))
         checks["max_abs_error"] = error
         if error > TOLERANCE:
             problems.append(f"{key}: predictions differ from the model's by {error:.3g}")

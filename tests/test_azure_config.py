@@ -14,6 +14,7 @@ from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.serving.stage import StagedDeployment
 from tests.support.checkout import REPO
+from tests.support.project import CONTRACT
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
@@ -390,9 +391,7 @@ def test_endpoint_names_come_from_settings_and_are_checked(monkeypatch: pytest.M
 
 
 def test_the_inputs_are_the_contracts_params_valued_by_the_arguments(tmp_path: Path):
-    from amlops.core.contract import load
-
-    contract = load(REPO / "contract.yml")
+    contract = CONTRACT
     runconfig = config.load_runconfig(REPO / "sklearn.runconfig")
     assert [(p.name, p.flag, p.value) for p in translate.hyperparameters(runconfig, contract=contract)] == [
         ("alpha", "--alpha", 1.0)

@@ -168,13 +168,14 @@ def test_the_pipeline_is_built_with_dsl_and_validates(project: translate.Project
     assets = render.training_assets(project, tmp_path)
     pipeline = assets.pipeline
     assert list(pipeline.jobs) == list(translate.STEPS)
-    assert set(pipeline.inputs) == {"data", "alpha"}
+    params = translate.hyperparameters(project.runconfig, contract=project.settings.contract)
+    assert set(pipeline.inputs) == {"data", *(param.name for param in params)}  # contract.yml's params
     assert set(pipeline.outputs) == {"prepared", "trained", "evaluation", "registration"}
     assert pipeline.settings.default_compute == project.runconfig.target
     assert pipeline.experiment_name == project.settings.experiment_name
     train = pipeline.jobs["train"]
     assert train.limits.timeout == project.runconfig.maxRunDurationSeconds
-    assert "--alpha ${{inputs.alpha}}" in train.component.command
+    assert all(f"{param.flag} ${{{{inputs.{param.name}}}}}" in train.component.command for param in params)
     assert pipeline.jobs["evaluate"].component.is_deterministic is False  # never reuse an old verdict
     assert pipeline.jobs["register"].component.is_deterministic is False
     assert "--no-promote" in pipeline.jobs["register"].component.command
@@ -205,11 +206,12 @@ def test_the_command_job_is_sklearn_runconfig(project: translate.Project, tmp_pa
     assert job.limits.timeout == runconfig.maxRunDurationSeconds
     assert job.resources.instance_count == runconfig.nodeCount
     assert job.environment.image == runconfig.environment.docker.baseImage
+    params = translate.hyperparameters(runconfig, contract=project.settings.contract)
+    flags = " ".join(f"{param.flag} ${{{{inputs.{param.name}}}}}" for param in params)
     assert job.command.endswith(
-        f"{runconfig.script} --data ${{{{outputs.prepared}}}} --out ${{{{outputs.trained}}}} "
-        "--alpha ${{inputs.alpha}}"
+        f"{runconfig.script} --data ${{{{outputs.prepared}}}} --out ${{{{outputs.trained}}}} {flags}"
     )
-    assert job.inputs["alpha"] == project.settings.contract.params["alpha"].default  # contract.yml's default
+    assert {name: job.inputs[name] for name in project.settings.contract.params} == project.settings.contract.defaults()
 
 
 def test_environments_are_named_with_a_content_version(rendered: tuple[Path, list], project: translate.Project):

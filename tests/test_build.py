@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -14,7 +13,7 @@ import yaml
 
 from amlops.app import build
 from amlops.core.files import write_json
-from tests.support.checkout import NOT_IN_A_CLONE, REPO, clean_env
+from tests.support.checkout import REPO, clean_env, clone_checkout
 
 BUILD_COMMAND = re.compile(r"python -m amlops build ([a-z-]+)")
 
@@ -83,9 +82,7 @@ def test_outcome_check_fails_everything_else(tmp_path: Path, outcome: dict):
 @pytest.mark.integration
 @pytest.mark.timeout(900)  # every build step, the unit-test suite included; the dry run may take 600 s
 def test_local_dry_run_fills_the_artifact_folder(tmp_path: Path):
-    clone = tmp_path / "repo"
-    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
-    (clone / ".venv").symlink_to(REPO / ".venv")
+    clone = clone_checkout(tmp_path / "repo")
     done = subprocess.run(
         ["make", "dry-run", "ENV_READY=1"],
         cwd=clone,

@@ -128,3 +128,13 @@ def test_the_openapi_document_describes_labels_and_probabilities(service: Scorin
     assert row["properties"]["grade"]["enum"] == [1.0, 2.0, 3.0]
     assert (row["properties"]["size"]["minimum"], row["properties"]["size"]["maximum"]) == (0.0, 10.0)
     assert spec["components"]["schemas"]["ServiceInput"]["example"] == {"data": [[5.0, 1.0]]}
+
+
+def test_the_signal_plot_correlates_each_feature_with_a_class(table: pd.DataFrame):
+    from amlops.ml import plots
+
+    axis = plots.target_correlations(table, "diagnosis").axes[0]
+    assert axis.get_xlabel() == "correlation with diagnosis = malignant"  # two classes: one indicator
+    assert [label.get_text() for label in axis.get_yticklabels()] == ["grade", "size"]  # sorted, weakest first
+    three = table.assign(diagnosis=np.where(table["size"] > 7, "severe", table["diagnosis"]))
+    assert len(plots.target_correlations(three, "diagnosis").axes[0].patches) == 2 * 3  # a bar per feature and class

@@ -59,6 +59,14 @@ BAD = {
         "field 'metric.direction': Input should be 'minimize' or 'maximize'",
     ),
     "limit without bounds": ({"gate": {"limits": {"rmse": {}}}}, "field 'gate.limits.rmse': a limit needs min, max"),
+    "search value of the wrong type": (
+        {"params": {"alpha": {"default": 1.0, "search": [0.1, "strong"]}}},
+        "field 'params.alpha.search': expected a value of type float, got 'strong'",
+    ),
+    "empty search": (
+        {"params": {"alpha": {"default": 1.0, "search": []}}},
+        "field 'params.alpha.search': Tuple should have at least 1 item",
+    ),
     "parameter that is not an identifier": (
         {"params": {"n-estimators": {"default": 100}}},
         "field 'params': 'n-estimators' is not a Python identifier",
@@ -74,6 +82,24 @@ def test_a_wrong_field_is_refused_naming_the_file_and_field(tmp_path: Path, case
         contract.load(path)
     assert str(raised.value).startswith(f"{path}: field '"), raised.value
     assert expected in str(raised.value)
+
+
+def test_candidates_are_every_combination_of_the_search_values_each_of_its_type(tmp_path: Path):
+    params = {
+        "alpha": {"default": 1, "search": [0.1, 1]},
+        "solver": {"type": "str", "default": "svd"},
+        "depth": {"type": "int", "default": 2, "search": [2, 4]},
+    }
+    declared = contract.load(edit_contract(tmp_path, params=params))
+    assert declared.defaults() == {"alpha": 1.0, "solver": "svd", "depth": 2}
+    assert isinstance(declared.defaults()["alpha"], float)
+    assert declared.candidates() == [
+        {"alpha": 0.1, "solver": "svd", "depth": 2},
+        {"alpha": 0.1, "solver": "svd", "depth": 4},
+        {"alpha": 1.0, "solver": "svd", "depth": 2},
+        {"alpha": 1.0, "solver": "svd", "depth": 4},
+    ]
+    assert CONTRACT.candidates() == [CONTRACT.defaults()]  # no search: the default alone
 
 
 def test_a_missing_or_malformed_file_is_named(tmp_path: Path):

@@ -11,7 +11,6 @@ a request outside the contract.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,12 +20,12 @@ import requests
 from amlops.core import contract
 from amlops.core.settings import DriftSettings
 from amlops.ml import data, drift
-from tests.support.checkout import NOT_IN_A_CLONE, REPO, clean_env
+from tests.support.checkout import EXAMPLES, REPO, clean_env, clone_checkout
 from tests.support.project import load_script
 
 EXAMPLE = REPO / "examples" / "breast-cancer"
-#: The projects this repository ships: the root's, and each folder under examples/.
-PROJECTS = [REPO, *sorted(path.parent for path in (REPO / "examples").glob("*/contract.yml"))]
+#: The projects this repository ships: the root's, and each example.
+PROJECTS = [REPO, *EXAMPLES]
 
 
 def _name(root: Path) -> str:
@@ -72,15 +71,8 @@ def test_labelled_data_for_models_check_passes_the_schema_and_the_drift_check(la
 
 @pytest.fixture(scope="module")
 def adapted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the repository with the example's files copied over the root's, as the example's README says."""
-    dest = tmp_path_factory.mktemp("example") / "repo"
-    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE, "examples"))
-    (dest / ".venv").symlink_to(REPO / ".venv")
-    snapshot = contract.in_root(REPO).data
-    for name in (snapshot, f"{snapshot}.sha256", "data/make_dataset.py"):
-        (dest / name).unlink()
-    shutil.copytree(EXAMPLE, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README.md", "__pycache__"))
-    return dest
+    """A copy of the repository with the example set up in it, as the example's README says."""
+    return clone_checkout(tmp_path_factory.mktemp("example") / "repo", EXAMPLE)
 
 
 def _run(root: Path, *command: str, timeout: float = 300) -> subprocess.CompletedProcess:

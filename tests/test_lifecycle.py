@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -15,7 +14,7 @@ import pytest
 import requests
 
 from amlops.core import contract
-from tests.support.checkout import NOT_IN_A_CLONE, REPO, clean_env
+from tests.support.checkout import REPO, clean_env, clone_checkout
 from tests.support.scoring import first_row
 
 pytestmark = pytest.mark.integration
@@ -32,10 +31,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Commands run inside it import the copy's own ``amlops`` (the working directory comes first on
     ``sys.path``), so all state lands in the copy.
     """
-    dest = tmp_path_factory.mktemp("clone") / "my repo"
-    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
-    (dest / ".venv").symlink_to(REPO / ".venv")
-    return dest
+    return clone_checkout(tmp_path_factory.mktemp("clone") / "my repo")
 
 
 def _make(clone: Path, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess:

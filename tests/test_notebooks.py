@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.support.checkout import NOT_IN_A_CLONE, REPO
+from tests.support.checkout import EXAMPLES, REPO, clone_checkout
 
 NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 TIME_LIMIT_SECONDS = 240
@@ -40,11 +39,12 @@ def test_notebooks_have_one_parameters_cell_defaulting_to_local(name: str):
 
 @pytest.mark.integration
 @pytest.mark.timeout(900)  # four notebooks (training, a pipeline run, a deployment), each cell may take 240 s
-def test_notebooks_run_in_order_in_a_fresh_copy(tmp_path: Path):
+@pytest.mark.parametrize("example", [None, *EXAMPLES], ids=lambda path: path.name if path else "root")
+def test_notebooks_run_in_order_in_a_fresh_copy(tmp_path: Path, example: Path | None):
+    """The root's model, and each example set up in a copy as its README says: the notebooks name neither."""
     import papermill
 
-    clone = tmp_path / "a clone with spaces"
-    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
+    clone = clone_checkout(tmp_path / "a clone with spaces", example)
     env_before = dict(os.environ)
     os.environ.pop("AMLOPS_ROOT", None)  # the notebooks must find the copy on their own
     try:

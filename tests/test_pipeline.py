@@ -145,12 +145,11 @@ def test_train_py_runs_as_a_script(project: Path, tmp_path: Path):
     """``train.py`` is the runconfig's script: it must run standalone on a prep output folder."""
     from amlops.steps import prep
 
-    repo = Path(__file__).resolve().parents[1]
     prep.run(project / "data" / "tiny.csv", tmp_path / "prepared")
     done = subprocess.run(
         [
             sys.executable,
-            str(repo / "train.py"),
+            str(project / "train.py"),
             "--data",
             str(tmp_path / "prepared"),
             "--out",

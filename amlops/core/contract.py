@@ -10,12 +10,13 @@ This module imports nothing heavy (YAML and pydantic only): the scoring side rea
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from amlops.core.errors import BadInputError
 
@@ -130,12 +131,22 @@ class Param(_Strict):
 
     type: Literal["float", "int", "str", "bool"] = "float"
     default: float | int | str | bool
+    search: tuple[float | int | str | bool, ...] | None = Field(
+        default=None, min_length=1, description="The values notebook 00 compares; without it, only the default."
+    )
     help: str = ""
 
-    @model_validator(mode="after")
-    def _default_has_the_type(self) -> Param:
-        self.parse(str(self.default).lower() if isinstance(self.default, bool) else str(self.default))
-        return self
+    @field_validator("default", "search")
+    @classmethod
+    def _values_have_the_type(cls, value: object, info: ValidationInfo) -> object:
+        kind = info.data.get("type", "float")
+        if value is None or isinstance(value, tuple):
+            return None if value is None else tuple(_typed(kind, item) for item in value)
+        return _typed(kind, value)
+
+    def typed(self, value: float | int | str | bool) -> float | int | str | bool:
+        """A value (text, or YAML's ``1`` for a float parameter) as the parameter's type."""
+        return _typed(self.type, value)
 
     def parse(self, text: str) -> float | int | str | bool:
         """A value given as text (``--max-depth 4``, ``--param max_depth=4``) as the parameter's type.
@@ -143,14 +154,22 @@ class Param(_Strict):
         Raises:
             ValueError: the text is not a value of that type.
         """
-        if self.type == "bool":
-            if text.lower() not in ("true", "false"):
-                raise ValueError(f"expected true or false, got {text!r}")
-            return text.lower() == "true"
-        try:
-            return {"float": float, "int": int, "str": str}[self.type](text)
-        except ValueError:
-            raise ValueError(f"expected a value of type {self.type}, got {text!r}") from None
+        return _parse(self.type, text)
+
+
+def _typed(kind: str, value: float | int | str | bool) -> float | int | str | bool:
+    return _parse(kind, str(value).lower() if isinstance(value, bool) else str(value))
+
+
+def _parse(kind: str, text: str) -> float | int | str | bool:
+    if kind == "bool":
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"expected true or false, got {text!r}")
+        return text.lower() == "true"
+    try:
+        return {"float": float, "int": int, "str": str}[kind](text)
+    except ValueError:
+        raise ValueError(f"expected a value of type {kind}, got {text!r}") from None
 
 
 class Contract(_Strict):
@@ -231,6 +250,12 @@ class Contract(_Strict):
         """Every hyperparameter's default value."""
         return {name: param.default for name, param in self.params.items()}
 
+    def candidates(self) -> list[dict[str, float | int | str | bool]]:
+        """Every combination of the hyperparameters' ``search`` values (the default where a parameter has none)."""
+        names = list(self.params)
+        choices = [self.params[name].search or (self.params[name].default,) for name in names]
+        return [dict(zip(names, values, strict=True)) for values in itertools.product(*choices)]
+
     def hyperparameters(
         self, values: dict[str, object], *, defaults: bool = True
     ) -> dict[str, float | int | str | bool]:
@@ -245,9 +270,8 @@ class Contract(_Strict):
             raise ContractError(f"unknown hyperparameter(s) {', '.join(unknown)}; contract.yml declares: {known}")
         chosen = self.defaults() if defaults else {}
         for name, value in values.items():
-            text = str(value).lower() if isinstance(value, bool) else str(value)
             try:
-                chosen[name] = self.params[name].parse(text)
+                chosen[name] = self.params[name].typed(value)
             except ValueError as error:
                 raise ContractError(f"hyperparameter {name}: {error}") from None
         return chosen

@@ -52,15 +52,36 @@ def feature_distributions(frame: pd.DataFrame, target: str) -> Figure:
 
 
 def target_correlations(frame: pd.DataFrame, target: str) -> Figure:
-    """Pearson correlation of each numeric column with a numeric ``target`` column, sorted."""
+    """Pearson correlation of each numeric feature with the target, sorted.
+
+    With a numeric target, one bar per feature. With class labels, the correlation with each class's indicator
+    (with two classes, the second one's: the first's is its mirror image).
+    """
     import matplotlib.pyplot as plt
 
-    numeric = frame.select_dtypes("number").drop(columns=[target])
-    correlations = numeric.corrwith(frame[target]).sort_values()
-    figure, axis = plt.subplots(figsize=(7, 4))
-    axis.barh(correlations.index, correlations.values, color=np.where(correlations.values < 0, "tab:red", "tab:blue"))
+    features = frame.select_dtypes("number").drop(columns=[target], errors="ignore")
+    if pd.api.types.is_numeric_dtype(frame[target]):
+        series = {target: frame[target]}
+    else:
+        classes = sorted(frame[target].unique(), key=str)
+        series = {
+            f"{target} = {label}": frame[target].eq(label).astype(float) for label in classes[len(classes) == 2 :]
+        }
+    correlations = pd.DataFrame({name: features.corrwith(values) for name, values in series.items()})
+    correlations = correlations.sort_values(correlations.columns[0])
+    figure, axis = plt.subplots(figsize=(7, max(4.0, 0.25 * correlations.size)))
+    height = 0.8 / len(series)
+    positions = np.arange(len(correlations))
+    for offset, name in enumerate(correlations.columns):
+        values = correlations[name].to_numpy()
+        color = np.where(values < 0, "tab:red", "tab:blue") if len(series) == 1 else None
+        axis.barh(positions + offset * height, values, height=height, color=color, label=name)
+    axis.set_yticks(positions + height * (len(series) - 1) / 2, correlations.index)
     axis.axvline(0, color="black", linewidth=0.8)
-    axis.set(xlabel=f"correlation with {target}", title="Which features carry signal")
+    label = next(iter(series)) if len(series) == 1 else "each class"
+    axis.set(xlabel=f"correlation with {label}", title="Which features carry signal")
+    if len(series) > 1:
+        axis.legend()
     figure.tight_layout()
     return figure
 

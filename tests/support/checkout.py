@@ -10,6 +10,8 @@ from amlops.core import files
 
 #: The root of this checkout.
 REPO = Path(__file__).resolve().parents[2]
+#: The example projects under examples/, each set up as docs/your-model.md says.
+EXAMPLES = sorted(path.parent for path in (REPO / "examples").glob("*/contract.yml"))
 #: The package's test project: what :func:`copy_project` puts in place of the root's model, contract and data.
 FIXTURE = REPO / "tests" / "fixtures" / "project"
 
@@ -43,6 +45,25 @@ def copy_project(dest: Path) -> Path:
     root = files.copy_project(REPO, dest)
     shutil.rmtree(root / "data")
     return files.copy_project(FIXTURE, root)
+
+
+def clone_checkout(dest: Path, example: Path | None = None) -> Path:
+    """A copy of this checkout as a fresh clone has it, sharing this checkout's installed ``.venv``.
+
+    Args:
+        dest: The folder to create.
+        example: An example project (``examples/<name>``) to set up in the copy as docs/your-model.md says: its
+            ``contract.yml``, ``train.py`` and ``data/`` replace the root's model, contract and data.
+
+    Returns:
+        The copy's root.
+    """
+    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
+    (dest / ".venv").symlink_to(REPO / ".venv")
+    if example is not None:
+        shutil.rmtree(dest / "data")  # as the example's README says
+        shutil.copytree(example, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README.md", "__pycache__"))
+    return dest
 
 
 def clean_env() -> dict[str, str]:
