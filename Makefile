@@ -2,7 +2,11 @@
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Any Python 3.10 to 3.13 (`make run PYTHON=python3.12`); the lock holds the versions for each.
+PYTHON ?= $(shell command -v python3)
+# The resolver `make lock` uses (it writes one lock for every supported Python, from requires-python's lowest).
+UV_VERSION := 0.13.9
+OLDEST_PYTHON := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\).*/\1/p' pyproject.toml)
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
@@ -15,13 +19,13 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install run test lint dry-run format docs serve release approve pipeline models validate snapshot render lock clean
+.PHONY: help install run test lint dry-run format docs serve release approve pipeline models validate snapshot render kernel check-python lock clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(INSTALLED): requirements.lock pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]} at {sys.executable}"'
+	@$(PYTHON) -c 'import sys; ok = (3, 10) <= sys.version_info[:2] <= (3, 13); sys.exit(None if ok else f"Python 3.10 to 3.13 is needed, found {sys.version.split()[0]} at {sys.executable}: run make with PYTHON=/path/to/python3.12")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing locked dependencies into $(VENV) (first time: about a minute)"
 	$(PY) -m pip install --quiet -r requirements.lock
@@ -81,11 +85,20 @@ snapshot: $(ENV) ## Check the data snapshot (contract.yml: data) and record its 
 render: $(ENV) ## Write the Azure ML v2 YAML files (jobs, components, endpoints) into build/azureml (offline)
 	$(PY) -m amlops azure render
 
-lock: ## Re-resolve requirements.lock from pyproject.toml in a throw-away venv
+kernel: $(ENV) ## Register .venv as the notebooks' Jupyter kernel, "Python (amlops .venv)", for this user
+	$(PY) -m amlops.core.kernel
+
+check-python: $(ENV) ## The lifecycle and notebook 00 on another Python, in a fresh copy: make check-python PYTHON=python3.10
+	PYTHON_UNDER_TEST="$(PYTHON)" $(PY) -m pytest tests/test_python_versions.py
+
+lock: ## Re-resolve requirements.lock from pyproject.toml: one lock, Python 3.10 to 3.13 (uv, in a throw-away venv)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet ".[dev]"
-	.lock-venv/bin/pip check
-	{ head -2 requirements.lock; .lock-venv/bin/pip freeze --exclude amlops; } > requirements.lock.new
+	.lock-venv/bin/pip install --quiet uv==$(UV_VERSION)
+	grep -v '^#' requirements.lock > .lock-venv/requirements.lock  # today's pins are the preferences
+	.lock-venv/bin/uv pip compile pyproject.toml --extra dev --universal --python-version $(OLDEST_PYTHON) \
+		--no-header --no-annotate --quiet -o .lock-venv/requirements.lock
+	.lock-venv/bin/pip install --quiet -r .lock-venv/requirements.lock && .lock-venv/bin/pip check
+	{ grep '^#' requirements.lock; cat .lock-venv/requirements.lock; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf .lock-venv
 
 clean: ## Remove local state: the MLflow store, pipeline outputs, staged deployments (keeps .venv)

@@ -26,6 +26,16 @@ for _name in [n for n in os.environ if n.startswith("AMLOPS_")]:
     os.environ.pop(_name)
 
 
+@pytest.fixture(autouse=True)
+def _settings_end_with_the_test():
+    """``AMLOPS_*`` variables a command sets for its process (``--workspace-config`` does) end with the test."""
+    before = {name: value for name, value in os.environ.items() if name.startswith("AMLOPS_")}
+    yield
+    for name in [name for name in os.environ if name.startswith("AMLOPS_") and name not in before]:
+        os.environ.pop(name)
+    os.environ.update(before)
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of the test project with its own empty MLflow registry; ``ProjectSettings()`` points at it."""

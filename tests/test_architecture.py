@@ -135,3 +135,26 @@ def test_only_the_scoring_code_is_staged_into_an_endpoint():
     assert {p.parts[0] for p in staged} <= {"__init__.py", "scoring", "core"}
     # The scoring layer, the settings and the contract they read: ~1,300 lines then, ~1,500 with the contract.
     assert sum(len((PACKAGE_DIR / p).read_text().splitlines()) for p in staged) < 1800
+
+
+def test_the_staged_scoring_code_imports_on_its_own(tmp_path: Path):
+    """Every module ``score.py`` reaches, ``from amlops.core import a, b`` included, is in what an endpoint gets."""
+    import shutil
+    import subprocess
+    import sys
+
+    for path in scoring_code(REPO / "score.py"):
+        dest = tmp_path / "amlops" / path.relative_to(PACKAGE_DIR)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
+    shutil.copy2(REPO / "score.py", tmp_path / "score.py")
+    check = "import amlops, score; assert amlops.__file__.startswith(sys.argv[1]), amlops.__file__"
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys; {check}", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]

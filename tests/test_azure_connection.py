@@ -90,6 +90,20 @@ def test_dot_azureml_config_is_found_too(tmp_path: Path, clean_environ):
     assert connection.find_workspace(root=tmp_path).workspace_name == "ws"
 
 
+def test_a_config_above_the_project_is_found_as_from_config_finds_it(tmp_path: Path, clean_environ):
+    """A clone in a compute instance's user folder finds the config.json kept above it."""
+    user = tmp_path / "cloudfiles" / "code" / "Users" / "ana"
+    root = user / "projects" / "my-model"
+    root.mkdir(parents=True)
+    _write_config(user / "config.json", {**WORKSPACE, "workspace_name": "users-folder"})
+    assert connection.find_workspace(root=root).source == str(user / "config.json")
+    _write_config(tmp_path / ".azureml" / "config.json", {**WORKSPACE, "workspace_name": "dot-azureml"})
+    assert connection.find_workspace(root=root).workspace_name == "dot-azureml"  # .azureml/ first, as from_config
+    _write_config(root / "config.json", {**WORKSPACE, "workspace_name": "root"})
+    assert connection.find_workspace(root=root).workspace_name == "dot-azureml"
+    assert connection.find_config_file(root / "nowhere") == tmp_path / ".azureml" / "config.json"
+
+
 def test_explicit_config_wins_over_environment_and_root(tmp_path: Path, clean_environ, monkeypatch):
     _write_config(tmp_path / "config.json", WORKSPACE)
     explicit = _write_config(tmp_path / "other.json", {**WORKSPACE, "workspace_name": "explicit"})

@@ -661,11 +661,11 @@ def test_register_commands_adds_the_azure_group():
 
 
 def test_default_deployment_names_are_valid_and_new():
-    from datetime import UTC, datetime
+    from datetime import datetime, timezone
 
     from amlops.azure import build_steps
 
-    name = build_steps.default_deployment_name("12", datetime(2026, 11, 27, 6, 15, 0, tzinfo=UTC))
+    name = build_steps.default_deployment_name("12", datetime(2026, 11, 27, 6, 15, 0, tzinfo=timezone.utc))
     assert name == "v12-1127061500"
     assert len(build_steps.default_deployment_name("1" * 40)) <= 32
 

@@ -9,7 +9,7 @@ import pytest
 from amlops.core import config, deployment_config
 from amlops.core.settings import ProjectSettings, ScoringSettings
 from amlops.serving.deploy import local_deployment_config, scoring_limits
-from tests.support.checkout import REPO
+from tests.support.checkout import REPO, copy_project
 
 
 def test_committed_runconfig_parses():
@@ -149,3 +149,56 @@ def test_unreadable_files_are_named(tmp_path: Path, text: str, message: str):
 def test_missing_file_is_named(tmp_path: Path):
     with pytest.raises(config.ConfigError, match="file not found"):
         config.load_runconfig(tmp_path / "sklearn.runconfig")
+
+
+# --- the machine: a compute instance, a network share ---------------------------------------------------------
+
+
+def _mounts(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "mounts"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_compute_instance_is_recognised_by_its_environment():
+    from amlops.core import machine
+
+    assert machine.compute_instance({"CI_NAME": "ana-ci"}) == "ana-ci"
+    assert machine.compute_instance({"CI_NAME": " "}) is None
+    assert machine.compute_instance({}) is None
+
+
+def test_a_folder_on_a_network_share_is_told_apart_by_the_mount_table(tmp_path: Path):
+    from amlops.core import machine
+
+    share = tmp_path / "cloudfiles" / "code"
+    mounts = _mounts(
+        tmp_path,
+        "overlay / overlay rw 0 0",
+        f"//account.file.core.windows.net/code {share} cifs rw,vers=3.1.1 0 0",
+        f"tmpfs {share}/scratch tmpfs rw 0 0",
+    )
+    assert machine.filesystem_type(share / "Users" / "ana", mounts) == "cifs"
+    assert machine.on_network_share(share / "Users" / "ana", mounts)
+    assert not machine.on_network_share(share / "scratch" / "x", mounts)  # the longest mount point wins
+    assert not machine.on_network_share(tmp_path / "elsewhere", mounts)
+    assert machine.filesystem_type(tmp_path, tmp_path / "no-such-table") is None  # no /proc: nothing known
+
+
+def test_the_local_registry_leaves_a_network_share_for_the_machines_own_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from amlops.core import machine
+
+    share = tmp_path / "cloudfiles"
+    root = copy_project(share / "code" / "Users" / "ana" / "my repo")
+    monkeypatch.setattr(machine, "MOUNTS", _mounts(tmp_path, f"//acct/code {share} cifs rw 0 0"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    settings = ProjectSettings(root=root)
+    assert settings.state_dir.parent == tmp_path / "home" / ".amlops"
+    assert settings.state_dir.name.startswith("my repo-")
+    assert settings.resolved_tracking_uri == f"sqlite:///{settings.state_dir / 'mlflow.db'}"
+    other = ProjectSettings(root=copy_project(share / "code" / "Users" / "ana" / "other" / "my repo"))
+    assert other.state_dir != settings.state_dir  # two clones, two registries
+    monkeypatch.setattr(machine, "MOUNTS", _mounts(tmp_path, "overlay / overlay rw 0 0"))
+    assert ProjectSettings(root=root).state_dir == root / ".mlops"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -74,6 +75,8 @@ def test_make_run_twice(clone: Path):
     endpoint = re.search(r"endpoint     (http://127\.0\.0\.1:\d+/score)", out)
     assert endpoint, out
     assert "curl -s -X POST http://127.0.0.1:" in out
+    browse = next(line for line in out.splitlines() if "mlflow ui" in line).split(":  ", 1)[1]
+    assert shlex.split(browse)[-1] == f"sqlite:///{clone / '.mlops' / 'mlflow.db'}"  # one argument, space and all
     # The endpoint is stopped and nothing is left running.
     with pytest.raises(requests.ConnectionError):
         requests.post(endpoint[1], json={"data": [[1] * len(ROW)]}, timeout=2)

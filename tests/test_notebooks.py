@@ -89,3 +89,89 @@ def test_azure_target_without_a_workspace_says_what_to_provide(project: Path, mo
     workflow._azure.cache_clear()
     with pytest.raises(AzureSetupError, match=r"config\.json in the project root"):
         workflow.run_pipeline("azure")
+
+
+# --- the kernel ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebooks_name_the_project_kernel_and_check_it_first(name: str):
+    from amlops.core.kernel import KERNEL_DISPLAY_NAME, KERNEL_NAME
+
+    notebook = json.loads((REPO / "notebooks" / name).read_text())
+    assert notebook["metadata"]["kernelspec"]["name"] == KERNEL_NAME
+    assert notebook["metadata"]["kernelspec"]["display_name"] == KERNEL_DISPLAY_NAME
+    first = next(c for c in notebook["cells"] if c["cell_type"] == "code")
+    assert "check_kernel(REPO)" in "".join(first["source"])
+
+
+def _project(root: Path) -> Path:
+    """A repository root with a .venv installed after its lock, as `make install` leaves it."""
+    (root / ".venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin" / "python").touch()
+    (root / "requirements.lock").write_text("numpy==2.2.6\n")
+    (root / ".venv" / ".installed").touch()
+    return root
+
+
+def test_the_kernel_check_names_what_to_run(tmp_path: Path):
+    import os
+
+    from amlops.core.kernel import KERNEL_DISPLAY_NAME, kernel_problem
+
+    repo = _project(tmp_path / "repo")
+    venv = str(repo / ".venv")
+    assert kernel_problem(repo, prefix=venv, version=(3, 10, 13)) is None
+    assert kernel_problem(repo, prefix=venv, version=(3, 13, 0)) is None
+    assert "Python 3.9 and the project needs 3.10 to 3.13" in kernel_problem(repo, prefix=venv, version=(3, 9, 1))
+    other = kernel_problem(repo, prefix="/anaconda/envs/azureml_py310_sdkv2", version=(3, 10, 13))
+    assert other.startswith("This kernel runs /anaconda/envs/azureml_py310_sdkv2, not the project's .venv")
+    assert f'run `make kernel`, then pick the kernel "{KERNEL_DISPLAY_NAME}"' in other
+    os.utime(repo / ".venv" / ".installed", (1, 1))  # the lock changed since the last install
+    assert "older than requirements.lock" in kernel_problem(repo, prefix=venv, version=(3, 11, 7))
+    (repo / ".venv" / "bin" / "python").unlink()
+    assert "has no environment yet" in kernel_problem(repo, prefix=venv, version=(3, 11, 7))
+
+
+def test_a_notebook_in_another_kernel_stops_at_its_first_cell_with_one_sentence(tmp_path: Path):
+    import subprocess
+    import sys
+
+    notebook = json.loads((REPO / "notebooks" / NOTEBOOKS[0]).read_text())
+    first = "".join(next(c for c in notebook["cells"] if c["cell_type"] == "code")["source"])
+    other = Path(sys.base_prefix) / "bin" / "python3"  # the interpreter .venv was made from: not the project's kernel
+    done = subprocess.run(
+        [str(other), "-c", first], cwd=REPO / "notebooks", capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("This kernel runs "), done.stderr
+    assert "run `make kernel`" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_make_kernel_registers_the_venv_for_the_user(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    from amlops.core.kernel import KERNEL_DISPLAY_NAME, KERNEL_NAME
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")} | {"JUPYTER_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "amlops.core.kernel"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    spec = json.loads((tmp_path / "kernels" / KERNEL_NAME / "kernel.json").read_text())
+    assert spec["display_name"] == KERNEL_DISPLAY_NAME
+    assert spec["argv"][0] == sys.executable
+
+
+def test_the_notebooks_say_where_runs_and_models_go(project: Path, monkeypatch: pytest.MonkeyPatch):
+    from amlops.app import workflow
+    from amlops.azure.connection import WORKSPACE_VARIABLES
+
+    assert workflow.registry("local") == f"the local MLflow store sqlite:///{project / '.mlops' / 'mlflow.db'}"
+    for name, value in zip(WORKSPACE_VARIABLES, ("sub", "rg", "ws"), strict=True):
+        monkeypatch.setenv(name, value)
+    assert workflow.registry("azure").startswith("the Azure ML workspace ws (resource group rg")

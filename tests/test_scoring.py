@@ -415,3 +415,18 @@ def test_the_flag_policy_answers_and_lists_what_is_outside(loaded: LoadedModel):
     status, answer = flagging.respond(body([ROW] * 20))
     assert status == 200
     assert answer["out_of_range"] == []
+
+
+def test_a_model_trained_with_other_library_versions_is_refused_naming_them(model_folder: Path, tmp_path: Path):
+    from importlib.metadata import version
+
+    from amlops.scoring.model import LibraryMismatchError
+
+    copy = shutil.copytree(model_folder, tmp_path / "model")
+    requirements = copy / "requirements.txt"
+    assert f"scikit-learn=={version('scikit-learn')}" in requirements.read_text().splitlines()  # as trained
+    requirements.write_text(requirements.read_text().replace(f"=={version('scikit-learn')}", "==0.24.2"))
+    with pytest.raises(LibraryMismatchError) as refused:
+        load_model(copy)
+    assert f"trained with scikit-learn 0.24.2 (here: {version('scikit-learn')})" in str(refused.value)
+    assert str(requirements) in str(refused.value)

@@ -293,7 +293,7 @@ def check(target: str | None) -> None:
 def resolve(target: str | None, workspace_config: Path | None) -> TargetName:
     """``target``; else ``azure`` when ``workspace_config`` names a workspace; else ``AMLOPS_TARGET``.
 
-    A studio ``config.json`` chooses Azure only when the command names it: one lying in the project root names
+    A studio ``config.json`` chooses Azure only when the command names it: one in the project or above it names
     the default workspace but leaves the target local (said once), so ``make run`` never turns into Azure spend.
     """
     settings = ProjectSettings()
@@ -307,7 +307,7 @@ def resolve(target: str | None, workspace_config: Path | None) -> TargetName:
     if chosen == "azure" and workspace_config:
         os.environ["AMLOPS_AZURE_WORKSPACE_CONFIG"] = str(workspace_config)
     if chosen == "local" and not target and "target" not in settings.model_fields_set:
-        found = next((settings.root / n for n in connection.CONFIG_FILES if (settings.root / n).is_file()), None)
+        found = connection.find_config_file(settings.root)
         if found:
             _say_local_once(found)
     return chosen

@@ -1,8 +1,8 @@
 """The lifecycle as the notebooks drive it: one call per step, for either target.
 
-``target="local"`` (the default) uses the MLflow registry in ``.mlops/`` and the local inference server;
-``target="azure"`` uses the workspace named by ``config.json`` (:mod:`amlops.app.targets` does the work for
-both). Notebooks call only these functions, so they stay thin and the same cells work in both places.
+``target="local"`` (the default) uses the local MLflow registry (:func:`registry` says where) and the local
+inference server; ``target="azure"`` uses the workspace named by ``config.json`` (:mod:`amlops.app.targets`
+does the work for both). Notebooks call only these functions, so they stay thin and the same cells work in both places.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pandas as pd
 
 from amlops.app.targets import AzureTarget, Endpoint, LocalTarget, Target, check, production_version
 from amlops.azure import connection
+from amlops.core.settings import ProjectSettings
 from amlops.core.tags import PARAM_TAG_PREFIX
 from amlops.registry.base import Version
 from amlops.serving.smoke import SmokeResult
@@ -36,6 +37,18 @@ def check_target(target: str) -> str:
     """Validate ``target``; for Azure, connect now so a missing workspace or login is reported first."""
     _target(target)
     return target
+
+
+def registry(target: str = "local") -> str:
+    """Where runs and registered versions go: the local MLflow store, or the Azure ML workspace.
+
+    The local store is ``.mlops/`` in the project, or a folder on the machine's own disk when the project is on a
+    network share, as on a compute instance (:attr:`ProjectSettings.state_dir`).
+    """
+    check(target)
+    if target == "azure":
+        return f"the Azure ML workspace {connection.find_workspace()}"
+    return f"the local MLflow store {ProjectSettings().resolved_tracking_uri}"
 
 
 def run_pipeline(target: str = "local", **parameters: Any) -> dict:

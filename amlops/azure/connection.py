@@ -5,7 +5,8 @@ The workspace is looked up in this order:
 1. ``--workspace-config PATH`` (or ``AMLOPS_AZURE_WORKSPACE_CONFIG``): a ``config.json`` as Azure ML studio
    downloads it (``{"subscription_id": ..., "resource_group": ..., "workspace_name": ...}``);
 2. the environment variables ``AZUREML_SUBSCRIPTION_ID``, ``AZUREML_RESOURCE_GROUP``, ``AZUREML_WORKSPACE_NAME``;
-3. ``config.json``, then ``.azureml/config.json``, in the project root.
+3. ``.azureml/config.json``, ``aml_config/config.json`` or ``config.json`` in the project root or a folder above it,
+   as ``MLClient.from_config`` looks (on a compute instance, studio keeps one in the user's folder).
 
 Credentials come from ``DefaultAzureCredential`` with the interactive browser excluded, and with the managed
 identity excluded unless the host says it has one (``AZURE_CLIENT_ID``, ``IDENTITY_ENDPOINT``, ``MSI_ENDPOINT``
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 
 WORKSPACE_VARIABLES = ("AZUREML_SUBSCRIPTION_ID", "AZUREML_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME")
 CONFIG_FIELDS = ("subscription_id", "resource_group", "workspace_name")
-CONFIG_FILES = ("config.json", ".azureml/config.json")
+#: Where a workspace's config.json is looked for, in this order, in a folder and each folder above it.
+CONFIG_FILES = (".azureml/config.json", "aml_config/config.json", "config.json")
 #: Environment variables that say the host has a managed identity to use.
 MANAGED_IDENTITY_VARIABLES = ("AZURE_CLIENT_ID", "IDENTITY_ENDPOINT", "MSI_ENDPOINT")
 #: Azure Resource Manager, which every workspace operation goes through.
@@ -68,7 +70,8 @@ class WorkspaceRef:
 def _how_to_configure(root: Path) -> str:
     return (
         "no Azure ML workspace is configured; provide one of:\n"
-        f"  - config.json in the project root ({root}), as Azure ML studio downloads it (workspace overview → "
+        f"  - config.json in the project root ({root}) or a folder above it, as Azure ML studio downloads it "
+        "(workspace overview → "
         'Download config.json): {"subscription_id": "...", "resource_group": "...", "workspace_name": "..."};\n'
         "  - --workspace-config PATH (or AMLOPS_AZURE_WORKSPACE_CONFIG=PATH) pointing at such a file;\n"
         f"  - the environment variables {', '.join(WORKSPACE_VARIABLES)}."
@@ -116,10 +119,25 @@ def find_workspace(
         if missing:
             raise AzureSetupError(f"workspace environment variables incomplete: {', '.join(missing)} not set")
         return WorkspaceRef(*values.values(), source="environment variables")
-    for name in CONFIG_FILES:
-        if (root / name).is_file():
-            return read_workspace_config(root / name)
+    found = find_config_file(root)
+    if found:
+        return read_workspace_config(found)
     raise AzureSetupError(_how_to_configure(root))
+
+
+def find_config_file(start: Path) -> Path | None:
+    """The nearest ``config.json`` at or above ``start``, looked for as ``MLClient.from_config`` does.
+
+    Each of ``.azureml/config.json``, ``aml_config/config.json`` and ``config.json`` is searched for from ``start``
+    up to the file system's root, in that order. On a compute instance this finds the one Azure ML studio keeps
+    in the user's folder above a clone.
+    """
+    start = Path(start).resolve()
+    for name in CONFIG_FILES:
+        for folder in (start, *start.parents):
+            if (folder / name).is_file():
+                return folder / name
+    return None
 
 
 def managed_identity_allowed(environ: Mapping[str, str] | None = None, settings: AzureSettings | None = None) -> bool:

@@ -183,6 +183,7 @@ def summary(result, state, smoke, serve_config) -> str:
             f"production   {metrics_line(decision.production, names)}  (v{decision.production_version}, same holdout)"
         )
     lines += [f"gate         {decision.outcome.upper()}"] + [f"             - {r}" for r in decision.reasons]
+    store = shlex.quote(ProjectSettings().resolved_tracking_uri)  # a path with a space stays one argument
     lines += [
         f"data         {result.fingerprint['source']}  sha256 {result.fingerprint['sha256'][:16]}…",
         f"pipeline     MLflow run {result.run_id}  outputs in {result.folder}",
@@ -192,7 +193,7 @@ def summary(result, state, smoke, serve_config) -> str:
         "",
         "call it: `make serve`, then",
         f"  {curl_example(serve_uri)}",
-        f"browse runs and versions:  .venv/bin/mlflow ui --backend-store-uri {ProjectSettings().resolved_tracking_uri}",
+        f"browse runs and versions:  .venv/bin/mlflow ui --backend-store-uri {store}",
         "=" * 78,
         "",
     ]

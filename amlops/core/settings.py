@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from amlops.core import contract
+from amlops.core import contract, machine
 from amlops.core.contract import Contract
 
 # Telemetry off before MLflow or azure-ai-ml can be imported anywhere in the package.
@@ -100,7 +100,13 @@ class ProjectSettings(BaseSettings):
 
     @property
     def state_dir(self) -> Path:
-        """Git-ignored folder for the local registry database and artifacts."""
+        """Folder for the local registry database and artifacts: ``.mlops`` in the root (git-ignored).
+
+        When the root is on a network share, as a compute instance's user files are, a folder on the machine's own
+        disk instead (:func:`amlops.core.machine.local_state_dir`): SQLite's file locks are unreliable on shares.
+        """
+        if machine.on_network_share(self.root):
+            return machine.local_state_dir(self.root)
         return self.root / ".mlops"
 
     @property

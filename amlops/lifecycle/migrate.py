@@ -19,7 +19,7 @@ import re
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from amlops.core.errors import BadInputError
@@ -87,7 +87,7 @@ def export_version(registry, version: str, archive: Path) -> Path:
             "tags": found.tags,
             "source_registry": registry.uri,
             "source_run_id": found.run_id,
-            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         (folder / MANIFEST_FILE).write_text(_manifest(folder))

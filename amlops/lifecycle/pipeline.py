@@ -243,7 +243,7 @@ def publish(
         description: Free text shown in listings.
         settings: Project settings.
     """
-    from datetime import UTC, datetime
+    from datetime import datetime, timezone
 
     settings = settings or ProjectSettings()
     name = name or settings.pipeline_name
@@ -267,7 +267,7 @@ def publish(
         parameters=defaults,
         steps=STEPS,
         code_sha256=fingerprint,
-        published_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        published_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         description=description,
     )
     snapshot = snapshot_dir(settings, name, new.version)

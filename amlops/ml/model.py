@@ -19,13 +19,11 @@ from amlops.core.contract import Contract
 from amlops.ml import metrics as metrics_lib
 from amlops.ml import plots
 from amlops.ml.data import features_and_target
-from amlops.scoring.model import load_model
+from amlops.scoring.model import MODEL_LIBRARIES, load_model
 from amlops.scoring.rules import MODEL_CONTRACT_FILE
 
 #: ``train.py``'s ``build(**params)``: an unfitted scikit-learn estimator.
 Build = Callable[..., Any]
-#: Packages the scoring side needs to load the saved model (versions are those installed, i.e. the lock's).
-SCORING_REQUIREMENTS = ("scikit-learn", "numpy", "scipy", "skops")
 
 
 def matrix(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
@@ -138,7 +136,7 @@ def save_mlflow_model(model, example: pd.DataFrame, path: Path, contract: Contra
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
         signature=signature,
         input_example=features.head(2),
-        pip_requirements=[f"{name}=={installed_version(name)}" for name in SCORING_REQUIREMENTS],
+        pip_requirements=[f"{name}=={installed_version(name)}" for name in MODEL_LIBRARIES],
     )
     # The rules the endpoint applies to requests: the contract this model was trained under.
     served = contract.model_dump(mode="json", include={"name", "task", "target", "features"})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,13 @@ from amlops.scoring.linear import LinearPipeline, read_linear_pipeline
 from amlops.scoring.rules import Rules
 
 _TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+#: What a saved model needs to load and predict. A model folder records their versions (``requirements.txt``);
+#: it is served only where the same versions are installed.
+MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "skops")
+
+
+class LibraryMismatchError(ValueError):
+    """A model was trained with other versions of the libraries it needs than this environment has."""
 
 
 class LoadedModel:
@@ -89,6 +98,37 @@ def read_signature_features(mlmodel: dict, source: Path) -> tuple[str, ...]:
         raise ValueError(f"{source}: MLmodel has no usable column signature ({error})") from None
 
 
+def check_libraries(folder: Path) -> None:
+    """Refuse a model trained with other versions of :data:`MODEL_LIBRARIES` than this environment has.
+
+    The versions come from the ``requirements.txt`` MLflow writes beside the model. Another scikit-learn may load
+    the same file and predict differently, so a mismatch is refused rather than served.
+
+    Raises:
+        LibraryMismatchError: naming each library, the version the model was trained with and the one installed.
+    """
+    path = Path(folder) / "requirements.txt"
+    if not path.is_file():
+        return  # not saved by MLflow: nothing recorded to compare
+    mismatched = []
+    for line in path.read_text().splitlines():
+        name, _, trained = line.partition("==")
+        if name.strip().lower() not in MODEL_LIBRARIES or not trained:
+            continue
+        try:
+            here = installed_version(name.strip())
+        except PackageNotFoundError:
+            here = "not installed"
+        if here != trained.strip():
+            mismatched.append(f"{name.strip()} {trained.strip()} (here: {here})")
+    if mismatched:
+        raise LibraryMismatchError(
+            f"{path}: the model was trained with {', '.join(mismatched)}; serve it where the versions it was "
+            "trained with are installed (requirements.lock pins one version of each for every supported Python), "
+            "or train it again here"
+        )
+
+
 def load_estimator(model_path: Path) -> Any:
     """Load a skops-serialised estimator, trusting only scikit-learn, NumPy and SciPy types."""
     import skops.io as sio
@@ -120,6 +160,7 @@ def load_model(model_dir: Path, name: str = "", version: str = "") -> LoadedMode
             "only 'skops' is loaded (pickle is unsafe to load)"
         )
     features = read_signature_features(mlmodel, mlmodel_path)
+    check_libraries(folder)
     model_file = folder / flavor["pickled_model"]
     linear = read_linear_pipeline(model_file)
     rules = Rules.read(folder)

@@ -75,8 +75,9 @@ def scoring_code(entry: Path) -> list[Path]:
     while pending:
         tree = ast.parse(pending.pop().read_text())
         for node in ast.walk(tree):
-            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
-            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:  # `from a.b import c`: c may be a module a.b.c
+                names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
             for name in names:
                 if name.split(".")[0] != PACKAGE_DIR.name:
                     continue

@@ -1,0 +1,63 @@
+"""What this machine is: an Azure ML compute instance or not, and whether a folder sits on a network share.
+
+An Azure ML compute instance keeps the user's files (``~/cloudfiles/code``) on an Azure Files share, where SQLite's
+file locks are unreliable: the local registry then goes on the instance's own disk. Standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+#: Set by Azure ML on a compute instance, to the instance's name (azure-ai-ml checks it the same way).
+COMPUTE_INSTANCE_VARIABLE = "CI_NAME"
+#: The kernel's table of mounted file systems.
+MOUNTS = Path("/proc/mounts")
+#: File system types on which SQLite's locking cannot be trusted.
+NETWORK_FILESYSTEMS = frozenset({"cifs", "smb3", "smbfs", "nfs", "nfs4", "9p", "fuse.blobfuse", "fuse.blobfuse2"})
+
+
+def compute_instance(environ: Mapping[str, str] | None = None) -> str | None:
+    """The name of the Azure ML compute instance this runs on, or ``None`` elsewhere."""
+    return ((os.environ if environ is None else environ).get(COMPUTE_INSTANCE_VARIABLE) or "").strip() or None
+
+
+def filesystem_type(path: Path, mounts: Path | None = None) -> str | None:
+    """The type of the file system holding ``path`` (the longest mount point above it), if the mount table says."""
+    try:
+        table = (mounts or MOUNTS).read_text()
+    except OSError:
+        return None  # no /proc (macOS): nothing known
+    path = Path(path).resolve()
+    found, found_type = None, None
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = Path(fields[1].replace("\\040", " "))
+        if (path == point or point in path.parents) and (found is None or len(point.parts) > len(found.parts)):
+            found, found_type = point, fields[2]
+    return found_type
+
+
+def on_network_share(path: Path, mounts: Path | None = None) -> bool:
+    """Whether ``path`` is on a network file system (SMB, NFS, blobfuse)."""
+    return filesystem_type(path, mounts) in NETWORK_FILESYSTEMS
+
+
+def local_state_dir(root: Path, mounts: Path | None = None) -> Path:
+    """A folder for a project's local state on this machine's own disk: under the home folder, else the temp folder.
+
+    Args:
+        root: The project root; the folder is named after it, so two clones keep apart.
+        mounts: The mount table to read (``/proc/mounts``).
+    """
+    root = Path(root).resolve()
+    name = f"{root.name}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
+    for base in (Path.home(), Path(tempfile.gettempdir())):
+        if not on_network_share(base, mounts):
+            return base / ".amlops" / name
+    return Path(tempfile.gettempdir()) / "amlops" / name
