@@ -175,3 +175,53 @@ def test_the_notebooks_say_where_runs_and_models_go(project: Path, monkeypatch: 
     for name, value in zip(WORKSPACE_VARIABLES, ("sub", "rg", "ws"), strict=True):
         monkeypatch.setenv(name, value)
     assert workflow.registry("azure").startswith("the Azure ML workspace ws (resource group rg")
+
+
+# --- the workspace as the registry, training in this kernel ---------------------------------------------------
+
+WORKSPACE_MLFLOW = "azureml://eastus.api.azureml.ms/mlflow/v1.0/subscriptions/sub/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
+
+
+class _Workspaces:
+    def __init__(self):
+        self.asked: list[str] = []
+
+    def get(self, name: str):
+        from types import SimpleNamespace
+
+        self.asked.append(name)
+        return SimpleNamespace(name=name, mlflow_tracking_uri=WORKSPACE_MLFLOW)
+
+
+def test_the_workspace_can_be_the_registry_while_training_stays_in_the_kernel(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from types import SimpleNamespace
+
+    from amlops.app import workflow
+    from amlops.core.settings import ProjectSettings
+
+    workspaces = _Workspaces()
+    monkeypatch.setattr(workflow, "_azure", lambda: SimpleNamespace(workspace_name="ws", workspaces=workspaces))
+    assert workflow.check_target("local", registry="workspace") == "local"
+    assert workspaces.asked == ["ws"]
+    assert ProjectSettings().resolved_tracking_uri == WORKSPACE_MLFLOW  # runs and versions go there from now on
+    assert workflow.registry("local").startswith("the Azure ML workspace's MLflow")
+    assert "training runs in this kernel" in workflow.registry("local")
+
+
+def test_a_compute_instance_is_offered_the_workspace_as_registry(project: Path, monkeypatch: pytest.MonkeyPatch):
+    from amlops.app import workflow
+
+    assert "registry = " not in workflow.registry("local")
+    monkeypatch.setenv("CI_NAME", "ana-ci")
+    offer = workflow.registry("local")
+    assert offer.startswith("the local MLflow store sqlite:///")
+    assert 'on compute instance ana-ci, registry = "workspace" sends runs and models to the workspace' in offer
+
+
+def test_an_unknown_registry_is_refused(project: Path):
+    from amlops.app import workflow
+
+    with pytest.raises(ValueError, match="registry must be one of local, workspace"):
+        workflow.check_target("local", registry="cloud")

@@ -8,12 +8,14 @@ does the work for both). Notebooks call only these functions, so they stay thin 
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import pandas as pd
 
 from amlops.app.targets import AzureTarget, Endpoint, LocalTarget, Target, check, production_version
-from amlops.azure import connection
+from amlops.azure import connection, operations
+from amlops.core import machine
 from amlops.core.settings import ProjectSettings
 from amlops.core.tags import PARAM_TAG_PREFIX
 from amlops.registry.base import Version
@@ -33,9 +35,24 @@ def _target(target: str) -> Target:
     return AzureTarget(_azure()) if target == "azure" else LocalTarget()
 
 
-def check_target(target: str) -> str:
-    """Validate ``target``; for Azure, connect now so a missing workspace or login is reported first."""
+#: Where a notebook's runs and registered models go when it trains in its own kernel (``target="local"``).
+REGISTRIES = ("local", "workspace")
+
+
+def check_target(target: str, registry: str = "local") -> str:
+    """Validate ``target``; for Azure, connect now so a missing workspace or login is reported first.
+
+    Args:
+        target: ``local`` (train in this kernel) or ``azure`` (train on the workspace's cluster).
+        registry: With ``target="local"``, where runs and registered models go: ``local`` (the project's MLflow
+            store) or ``workspace`` (the Azure ML workspace's MLflow: studio's Jobs and Models pages show them),
+            for every later call in this kernel.
+    """
+    if registry not in REGISTRIES:
+        raise ValueError(f"registry must be one of {', '.join(REGISTRIES)}, not {registry!r}")
     _target(target)
+    if registry == "workspace":
+        os.environ["AMLOPS_TRACKING_URI"] = operations.workspace_tracking_uri(_azure())
     return target
 
 
@@ -48,7 +65,12 @@ def registry(target: str = "local") -> str:
     check(target)
     if target == "azure":
         return f"the Azure ML workspace {connection.find_workspace()}"
-    return f"the local MLflow store {ProjectSettings().resolved_tracking_uri}"
+    uri = ProjectSettings().resolved_tracking_uri
+    if uri.startswith("azureml:"):
+        return "the Azure ML workspace's MLflow (studio's Jobs and Models pages); training runs in this kernel"
+    instance = machine.compute_instance()
+    offer = f'; on compute instance {instance}, registry = "workspace" sends runs and models to the workspace'
+    return f"the local MLflow store {uri}" + (offer if instance else "")
 
 
 def run_pipeline(target: str = "local", **parameters: Any) -> dict:

@@ -63,6 +63,17 @@ class AzureOperationError(AmlopsError, RuntimeError):
     """An Azure ML operation did not end as required (job failed, deployment unhealthy, nothing to roll back to)."""
 
 
+# --- the workspace ------------------------------------------------------------------------------------------------
+
+
+def workspace_tracking_uri(client: Any) -> str:
+    """The workspace's MLflow tracking and registry URI (``azureml://...``): runs logged there show in studio."""
+    uri = client.workspaces.get(client.workspace_name).mlflow_tracking_uri
+    if not uri:
+        raise AzureOperationError(f"workspace {client.workspace_name} reports no MLflow tracking URI")
+    return uri
+
+
 # --- jobs -----------------------------------------------------------------------------------------------------
 
 
