@@ -160,12 +160,16 @@ def _mounts(tmp_path: Path, *lines: str) -> Path:
     return path
 
 
-def test_a_compute_instance_is_recognised_by_its_environment():
+def test_a_compute_instance_is_recognised_by_its_environment_or_its_own_description(tmp_path: Path):
     from amlops.core import machine
 
-    assert machine.compute_instance({"CI_NAME": "ana-ci"}) == "ana-ci"
-    assert machine.compute_instance({"CI_NAME": " "}) is None
-    assert machine.compute_instance({}) is None
+    nowhere = tmp_path / "no-such-file"
+    assert machine.compute_instance({"CI_NAME": "ana-ci"}, nowhere) == "ana-ci"
+    assert machine.compute_instance({"CI_NAME": " "}, nowhere) is None
+    assert machine.compute_instance({}, nowhere) is None
+    described = tmp_path / ".nbvm"
+    described.write_text("instance=ana-ci\ndomainsuffix=westeurope.instances.azureml.ms\n")
+    assert machine.compute_instance({}, described) == "ana-ci"
 
 
 def test_a_folder_on_a_network_share_is_told_apart_by_the_mount_table(tmp_path: Path):

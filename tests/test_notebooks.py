@@ -212,7 +212,10 @@ def test_the_workspace_can_be_the_registry_while_training_stays_in_the_kernel(
 
 def test_a_compute_instance_is_offered_the_workspace_as_registry(project: Path, monkeypatch: pytest.MonkeyPatch):
     from amlops.app import workflow
+    from amlops.core import machine
 
+    monkeypatch.delenv("CI_NAME", raising=False)
+    monkeypatch.setattr(machine, "INSTANCE_FILE", project / "not-a-compute-instance")
     assert "registry = " not in workflow.registry("local")
     monkeypatch.setenv("CI_NAME", "ana-ci")
     offer = workflow.registry("local")

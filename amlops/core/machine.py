@@ -14,15 +14,31 @@ from pathlib import Path
 
 #: Set by Azure ML on a compute instance, to the instance's name (azure-ai-ml checks it the same way).
 COMPUTE_INSTANCE_VARIABLE = "CI_NAME"
+#: The compute instance's own description of itself, ``key=value`` lines (``instance=<name>``, ...).
+INSTANCE_FILE = Path("/mnt/azmnt/.nbvm")
 #: The kernel's table of mounted file systems.
 MOUNTS = Path("/proc/mounts")
 #: File system types on which SQLite's locking cannot be trusted.
 NETWORK_FILESYSTEMS = frozenset({"cifs", "smb3", "smbfs", "nfs", "nfs4", "9p", "fuse.blobfuse", "fuse.blobfuse2"})
 
 
-def compute_instance(environ: Mapping[str, str] | None = None) -> str | None:
-    """The name of the Azure ML compute instance this runs on, or ``None`` elsewhere."""
-    return ((os.environ if environ is None else environ).get(COMPUTE_INSTANCE_VARIABLE) or "").strip() or None
+def compute_instance(environ: Mapping[str, str] | None = None, instance_file: Path | None = None) -> str | None:
+    """The name of the Azure ML compute instance this runs on, or ``None`` elsewhere.
+
+    Args:
+        environ: The environment (``os.environ``): ``CI_NAME`` names the instance.
+        instance_file: The instance's description of itself (:data:`INSTANCE_FILE`): its ``instance`` line, for a
+            process started without the instance's environment (a terminal's ``make``, a cron job).
+    """
+    named = ((os.environ if environ is None else environ).get(COMPUTE_INSTANCE_VARIABLE) or "").strip()
+    if named:
+        return named
+    try:
+        lines = (instance_file or INSTANCE_FILE).read_text().splitlines()
+    except OSError:
+        return None
+    described = dict(line.strip().split("=", 1) for line in lines if "=" in line)
+    return described.get("instance", "").strip() or None
 
 
 def filesystem_type(path: Path, mounts: Path | None = None) -> str | None:
