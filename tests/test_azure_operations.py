@@ -517,6 +517,22 @@ class FakeModels:
         return SimpleNamespace(name=model.name, version="5", id=f"azureml:{model.name}:5")
 
 
+def test_a_published_pipeline_reruns_with_changed_inputs(files, job_outputs, tmp_path: Path):
+    """``pipeline run --published ... --param alpha=0.5 --target azure``: validated by the SDK, then submitted."""
+    from amlops.azure import build_steps
+
+    jobs = FakeJobs(["Completed"], job_outputs)
+    outcome = build_steps.run_published(
+        client=SimpleNamespace(jobs=jobs), project=files, inputs={"alpha": 0.5}, poll_seconds=0, say=lambda line: None
+    )
+    assert [call[0] for call in jobs.calls][:2] == ["validate", "create_or_update"]
+    submitted = jobs.calls[1][1]
+    assert submitted.inputs["alpha"]._data == 0.5
+    assert submitted.inputs["data"]._data.type == "uri_file"
+    assert submitted.component == f"azureml:{files.pipeline_name}@latest"
+    assert outcome["pipeline_run_id"] == "job-42"
+
+
 def test_register_model_from_a_job_output_with_local_lineage_tags(job_outputs, tmp_path: Path):
     from amlops.core.files import read_json
     from amlops.steps import evaluate, register

@@ -263,3 +263,24 @@ def test_offline_credential_refuses(monkeypatch: pytest.MonkeyPatch):
 
     with pytest.raises(ClientAuthenticationError):
         OfflineCredential().get_token("https://management.azure.com/.default")
+
+
+def test_jobs_get_the_settings_that_decide_and_nothing_local(
+    project: translate.Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A job on Azure validates, gates and checks drift as the machine that submitted it would."""
+    monkeypatch.setenv("AMLOPS_DATA_MIN_ROWS", "200")
+    monkeypatch.setenv("AMLOPS_DRIFT_MAX_PSI", "0.3")
+    monkeypatch.setenv("AMLOPS_TRACKING_URI", f"sqlite:///{tmp_path / 'local.db'}")  # local: stays here
+    monkeypatch.setenv("AMLOPS_ROOT", str(project.root))
+    out = tmp_path / "azureml"
+    render.render(project, out, model_version="7")
+    expected = {
+        "AMLOPS_MODEL_NAME": project.settings.model_name,
+        "AMLOPS_DATA_MIN_ROWS": "200",
+        "AMLOPS_DRIFT_MAX_PSI": "0.3",
+    }
+    pipeline = _loader("load_job")(out / "jobs" / "pipeline.yml")
+    for step in translate.STEPS:
+        assert pipeline.jobs[step].environment_variables == expected, step
+    assert _loader("load_job")(out / "jobs" / "train.yml").environment_variables == expected

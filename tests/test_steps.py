@@ -129,7 +129,7 @@ def azureml_job(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The environment Azure ML gives a pipeline step, with a real MLflow store standing in for the workspace's.
 
     Returns a function that starts a step job of pipeline job ``name``: a run tagged ``mlflow.rootRunId``, as
-    ``MLFLOW_RUN_ID``.
+    ``MLFLOW_RUN_ID``, in the project's experiment or in another one the job was submitted under.
     """
     import mlflow
 
@@ -143,8 +143,9 @@ def azureml_job(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     experiment = tracking.configure(ProjectSettings())
     client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
 
-    def step_job(pipeline_job: str | None) -> str:
-        run = client.create_run(experiment, tags={tags.ROOT_RUN_TAG: pipeline_job} if pipeline_job else {})
+    def step_job(pipeline_job: str | None, experiment_name: str | None = None) -> str:
+        job_experiment = client.create_experiment(experiment_name) if experiment_name else experiment
+        run = client.create_run(job_experiment, tags={tags.ROOT_RUN_TAG: pipeline_job} if pipeline_job else {})
         if pipeline_job is None:  # a standalone job is its own root
             client.set_tag(run.info.run_id, tags.ROOT_RUN_TAG, run.info.run_id)
         monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
@@ -184,3 +185,16 @@ def test_the_pipeline_job_is_only_named_inside_a_pipeline_step(azureml_job, monk
     assert tracking.enclosing_pipeline_job() == "pipeline-job-8"
     monkeypatch.delenv("AZUREML_RUN_ID")
     assert tracking.enclosing_pipeline_job() is None  # not in an Azure ML job: MLflow is not asked
+
+
+def test_a_job_submitted_under_another_experiment_logs_its_run_there(azureml_job, tmp_path: Path):
+    """Azure ML creates the step's run in the job's experiment; the train step must not switch to the project's."""
+    import mlflow
+
+    steps = tmp_path / "steps"
+    run_id = azureml_job(None, experiment_name="nightly-retraining")
+    assert prep.main(["--out", str(steps / "prep")]) == 0
+    assert train_step.main(project_build(), ["--data", str(steps / "prep"), "--out", str(steps / "train")]) == 0
+    run = mlflow.get_run(run_id)
+    assert mlflow.get_experiment(run.info.experiment_id).name == "nightly-retraining"
+    assert "test_rmse" in run.data.metrics

@@ -151,8 +151,7 @@ def run_published(
         Path(data or project.settings.data_snapshot), project.settings.build_dir / "azureml-submit" / "data"
     )
     reference = f"azureml:{project.pipeline_name}" + (f":{version}" if version else "@latest")
-    job = translate.scheduled_pipeline_job(project, reference, data_file)
-    job.inputs.update(inputs or {})
+    job = translate.scheduled_pipeline_job(project, reference, data_file, inputs)
     return outcome_of(_client(client), job, **options)
 
 

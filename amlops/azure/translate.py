@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -55,6 +56,10 @@ MANAGED_INSTANCE_TYPES: tuple[tuple[float, float, str], ...] = (
     (4, 11.7, "Standard_DS3_v2"),  # 4, 14
     (4, 16, "Standard_E4s_v3"),  # 4, 32
 )
+
+#: The settings a training job reads that the submitting machine may have changed: forwarded to every job (paths,
+#: the tracking URI, the target and the Azure settings stay local; the contract travels in the code snapshot).
+JOB_SETTING_PREFIXES = ("AMLOPS_DATA_", "AMLOPS_DRIFT_", "AMLOPS_EFFICACY_", "AMLOPS_EVENTS_")
 
 #: Probes of a managed deployment (v1 ACI had none): v2's defaults, written out so the rendered file shows them.
 MANAGED_PROBE = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
@@ -238,6 +243,21 @@ def _name(named: bool, name: str, content: bytes) -> dict[str, str]:
     return {"name": name, "version": hashlib.sha256(content).hexdigest()[:16]}
 
 
+def job_environment(settings: ProjectSettings, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``AMLOPS_*`` variables a training job gets, so that it decides as the machine submitting it would.
+
+    The model name always (``AMLOPS_MODEL_NAME`` may rename it here), and every data, drift, efficacy and events
+    setting set in the submitting environment.
+
+    Args:
+        settings: The project settings (the model name).
+        environ: The submitting environment (``os.environ``).
+    """
+    environ = os.environ if environ is None else environ
+    forwarded = sorted((name, value) for name, value in environ.items() if name.startswith(JOB_SETTING_PREFIXES))
+    return {"AMLOPS_MODEL_NAME": settings.model_name, **dict(forwarded)}
+
+
 def step_components(project: Project, code: str | Path, environment: Any) -> dict[str, Any]:
     """The four step CLIs as command components (inputs and outputs are folders, the v2 component contract).
 
@@ -339,6 +359,7 @@ def training_pipeline(
         register = components["register"](
             trained=train.outputs.trained, evaluation=evaluate.outputs.evaluation, prepared=prep.outputs.prepared
         )
+        _set_job_environment(project.settings, prep, train, evaluate, register)
         return {
             "prepared": prep.outputs.prepared,
             "trained": train.outputs.trained,
@@ -360,6 +381,15 @@ def training_pipeline(
     job.settings.continue_on_step_failure = False
     job.tags = {"model": project.settings.model_name}
     return job
+
+
+def _set_job_environment(settings: ProjectSettings, *nodes: Any) -> None:
+    """Give each step of a pipeline the job environment: a component cannot carry variables, its job can.
+
+    (A function of its own: ``@dsl.pipeline`` names each node after the last local variable that held it.)
+    """
+    for each in nodes:
+        each.environment_variables = job_environment(settings)
 
 
 def check_inputs(params: list[Hyperparameter], values: dict[str, Any]) -> None:
@@ -416,6 +446,7 @@ def train_job(project: Project, code: str | Path, environment: Any, data: str | 
         inputs={"data": Input(type="uri_file", path=str(data)), **{p.name: p.value for p in params}},
         outputs={"prepared": Output(type="uri_folder"), "trained": Output(type="uri_folder")},
         environment=environment,
+        environment_variables=job_environment(project.settings),
         compute=runconfig.target,
         resources=JobResourceConfiguration(instance_count=runconfig.nodeCount),
         limits=CommandJobLimits(timeout=runconfig.maxRunDurationSeconds),
@@ -423,13 +454,18 @@ def train_job(project: Project, code: str | Path, environment: Any, data: str | 
     )
 
 
-def scheduled_pipeline_job(project: Project, component: str, data: str | Path) -> Any:
+def scheduled_pipeline_job(
+    project: Project, component: str, data: str | Path, inputs: dict[str, Any] | None = None
+) -> Any:
     """A pipeline job that runs the published pipeline component (what a schedule creates each time).
 
     Args:
         project: The parsed project files.
         component: ``azureml:<name>:<version>`` (or ``@latest``) of the published pipeline component.
         data: The ``uri_file`` the runs train on.
+        inputs: Other inputs of the component to set (hyperparameters by name). They are given to the job as it
+            is built: the SDK wraps each as a job input then, and a value added to ``job.inputs`` afterwards stays
+            a bare number that ``jobs.validate`` cannot serialise.
     """
     from azure.ai.ml import Input
     from azure.ai.ml.entities import PipelineJob
@@ -437,7 +473,7 @@ def scheduled_pipeline_job(project: Project, component: str, data: str | Path) -
     return PipelineJob(
         component=component,
         display_name=f"{project.settings.model_name} training (scheduled)",
-        inputs={"data": Input(type="uri_file", path=str(data))},
+        inputs={**(inputs or {}), "data": Input(type="uri_file", path=str(data))},
         experiment_name=project.settings.experiment_name,
         settings={"default_compute": project.runconfig.target},
         tags={"model": project.settings.model_name},

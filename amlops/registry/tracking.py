@@ -56,6 +56,11 @@ def configure(settings: ProjectSettings | None = None) -> str:
         settings.artifact_root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if settings.in_azureml_job and os.environ.get("MLFLOW_RUN_ID"):
+        # Azure ML started this job's run in the job's own experiment, whatever the project's is called: log there.
+        experiment_id = mlflow.get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
+        mlflow.set_experiment(experiment_id=experiment_id)
+        return experiment_id
     if uri.startswith("sqlite:///"):
         # A new SQLite store creates its tables on first use: two processes doing it at once collide.
         with file_lock(Path(uri.removeprefix("sqlite:///")).with_suffix(".init.lock")):
