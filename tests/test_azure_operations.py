@@ -305,6 +305,22 @@ def test_mirror_share_is_checked(cloud, files, models):
         _release(cloud, files, models, "blue", "1", mirror_percent=80)
 
 
+def test_the_fake_refuses_mirrored_traffic_on_kubernetes_as_the_service_does(cloud, files, models):
+    _release(cloud, files, models, "v1-prod", "1", stage="prod")
+    endpoint = cloud.online_endpoints.get(f"{MODEL}-prod")
+    endpoint.mirror_traffic = {"v1-prod": 10}
+    with pytest.raises(Exception, match="not supported for Kubernetes"):
+        cloud.online_endpoints.begin_create_or_update(endpoint).result()
+
+
+def test_mirroring_on_kubernetes_is_refused_before_anything_is_created(cloud, files, models):
+    _release(cloud, files, models, "v1-prod", "1", stage="prod")
+    with pytest.raises(ConfigError, match="Kubernetes online endpoints do not take mirrored traffic"):
+        _release(cloud, files, models, "v2-prod", "2", stage="prod", mirror_percent=10)
+    assert [d.name for d in cloud.created_deployments] == ["v1-prod"]  # no slow deployment left behind
+    assert cloud.endpoints[f"{MODEL}-prod"].traffic == {"v1-prod": 100}
+
+
 # --- jobs, publish, register ------------------------------------------------------------------------------------
 
 

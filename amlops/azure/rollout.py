@@ -171,6 +171,11 @@ def deploy(
     steps = sorted({int(step) for step in traffic_steps if 0 < int(step) < 100} | {100})
     if not 0 <= mirror_percent <= 50:
         raise ConfigError(f"mirror traffic is {mirror_percent}%; Azure ML allows 0-50%")
+    if mirror_percent and type(endpoint).__name__ == "KubernetesOnlineEndpoint":
+        raise ConfigError(
+            f"{endpoint.name}: Kubernetes online endpoints do not take mirrored traffic (Azure ML supports it on "
+            "managed online endpoints only); release without --mirror, or mirror in pre-production"
+        )
 
     live_endpoint = ensure_endpoint(client, endpoint, say)
     existing = [item.name for item in client.online_deployments.list(endpoint_name)]

@@ -285,7 +285,13 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
     deploy.add_argument("--config", type=Path, default=None, help="deployment config (default: the stage's)")
     deploy.add_argument("--deployment-name", default=None, help="default: v<version>-<timestamp>")
     deploy.add_argument("--traffic-steps", type=_steps, default=[100], help="e.g. 10,50,100 (default: 100)")
-    deploy.add_argument("--mirror", type=int, default=0, metavar="PERCENT", help="mirror live traffic first (0-50)")
+    deploy.add_argument(
+        "--mirror",
+        type=int,
+        default=0,
+        metavar="PERCENT",
+        help="mirror live traffic first (0-50; managed endpoints only: not --stage prod)",
+    )
     deploy.add_argument("--mirror-seconds", type=float, default=300.0, help="how long to mirror")
     deploy.add_argument("--step-seconds", type=float, default=60.0, help="how long to watch each traffic step")
     deploy.add_argument("--keep-old", action="store_true", help="keep the old deployment (at 0%%) for rollback")

@@ -1,10 +1,11 @@
 """Stand-ins for ``MLClient``: the Azure ML operations the product calls, without a workspace.
 
 ``FakeCloud`` stands where ``MLClient`` would: it records every call in order and checks what Azure ML checks
-(traffic sums to 100, mirrored deployments take no live traffic). Each deployment it "provisions" is served on
-127.0.0.1 by the project's real scoring code with the registered model it names, behind the endpoint key: the
-product's own smoke test decides pass or fail. A "broken" deployment serves a different model under the expected
-name, the way a bad image or environment would. ``TaggedModels`` is ``MLClient.models`` with tags that persist.
+(traffic sums to 100, mirrored deployments take no live traffic, no mirrored traffic on Kubernetes, no deleting a
+deployment with traffic). Each deployment it "provisions" is served on 127.0.0.1 by the project's real scoring
+code with the registered model it names, behind the endpoint key: the product's own smoke test decides pass or
+fail. A "broken" deployment serves a different model under the expected name, the way a bad image or environment
+would. ``TaggedModels`` is ``MLClient.models`` with tags that persist.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ class FakeEndpoints:
         known = cloud.deployments.get(endpoint.name, {})
         if sum(traffic.values()) not in (0, 100) or set(traffic) - set(known):
             return Poller(error=_http_error(f"invalid traffic {traffic} for deployments {sorted(known)}"))
+        if mirror and type(endpoint).__name__ == "KubernetesOnlineEndpoint":
+            return Poller(error=_http_error("mirror traffic is not supported for Kubernetes online endpoints"))
         if any(traffic.get(name, 0) > 0 for name in mirror):
             return Poller(error=_http_error("a deployment with live traffic cannot receive mirrored traffic"))
         cloud.created_endpoints.append(copy.deepcopy(endpoint))
