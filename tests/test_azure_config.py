@@ -214,6 +214,33 @@ def test_committed_production_config_is_kubernetes(project: translate.Project):
     assert entities.deployment.liveness_probe.initial_delay == parsed.livenessProbeRequirements.initialDelaySeconds
 
 
+def test_the_production_deployment_runs_under_an_instance_type_that_holds_it(
+    project: translate.Project, tmp_path: Path
+):
+    """Not the cluster's default instance type: one of its own, whose requests and limits are the deployment's."""
+    parsed = project.deployment_config(REPO / STAGES["prod"].config_file)
+    entities = _entities(project, parsed)
+    manifest = entities.instance_type
+    assert (manifest["apiVersion"], manifest["kind"]) == (online.INSTANCE_TYPE_API_VERSION, "InstanceType")
+    assert entities.deployment.instance_type == manifest["metadata"]["name"] == "ep-test"
+    resources = entities.deployment.resources
+    assert manifest["spec"]["resources"]["requests"] == {
+        "cpu": resources.requests.cpu,
+        "memory": resources.requests.memory,
+    }
+    assert manifest["spec"]["resources"]["limits"] == {"cpu": resources.limits.cpu, "memory": resources.limits.memory}
+    no_limits = parsed.model_copy(
+        update={
+            "containerResourceRequirements": parsed.containerResourceRequirements.model_copy(
+                update={"cpuLimit": None, "memoryInGBLimit": None}
+            )
+        }
+    )
+    assert _entities(project, no_limits).instance_type["spec"]["resources"]["limits"] == {"cpu": "0.5", "memory": "1Gi"}
+    named = _entities(project, parsed.model_copy(update={"instanceType": "gpu-large"}))
+    assert (named.deployment.instance_type, named.instance_type) == ("gpu-large", None)  # the cluster's own
+
+
 @pytest.mark.parametrize("field", sorted(deployment_config.ACI_REJECTED))
 def test_aci_fields_a_managed_endpoint_cannot_honour_are_refused(tmp_path: Path, field: str):
     path = _write(tmp_path, {**FULL_ACI, field: "something"})

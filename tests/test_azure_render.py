@@ -284,3 +284,13 @@ def test_jobs_get_the_settings_that_decide_and_nothing_local(
     for step in translate.STEPS:
         assert pipeline.jobs[step].environment_variables == expected, step
     assert _loader("load_job")(out / "jobs" / "train.yml").environment_variables == expected
+
+
+def test_the_production_instance_type_is_rendered_beside_its_deployment(rendered: tuple[Path, list]):
+    out, files = rendered
+    manifest = yaml.safe_load((out / "endpoints" / "prod" / render.INSTANCE_TYPE_FILE).read_text())
+    deployment = _loader("load_online_deployment")(out / "endpoints" / "prod" / "deployment.yml")
+    assert manifest["kind"] == "InstanceType"
+    assert deployment.instance_type == manifest["metadata"]["name"]
+    assert render.INSTANCE_TYPE_FILE not in {Path(item.file).name for item in files}  # not an Azure ML entity
+    assert "kubectl apply -f instance-type.yml" in (out / "endpoints" / "prod" / render.INSTANCE_TYPE_FILE).read_text()

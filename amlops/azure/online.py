@@ -55,12 +55,24 @@ def _data_collector(collection: deployments.DataCollection | None) -> Any:
     )
 
 
+#: The Kubernetes resource Azure ML's cluster extension reads instance types from.
+INSTANCE_TYPE_API_VERSION = "amlarc.azureml.com/v1alpha1"
+
+
 @dataclass(frozen=True)
 class OnlineEntities:
-    """An endpoint and one deployment under it."""
+    """An endpoint and one deployment under it.
+
+    Attributes:
+        endpoint: The online endpoint entity.
+        deployment: The online deployment entity.
+        instance_type: For a Kubernetes deployment whose config names no ``instanceType``: the ``InstanceType``
+            resource the deployment names (a Kubernetes manifest, applied to the cluster once with ``kubectl``).
+    """
 
     endpoint: Any
     deployment: Any
+    instance_type: dict | None = None
 
     @property
     def kind(self) -> str:
@@ -191,9 +203,10 @@ def _kubernetes(deployment_config: deployments.AksDeploymentConfig, endpoint_nam
         description=deployment_config.description,
         tags=dict(deployment_config.tags),
     )
+    instance_type = None if deployment_config.instanceType else instance_type_manifest(deployment_config, endpoint_name)
     deployment = KubernetesOnlineDeployment(
         **common,
-        instance_type=deployment_config.instanceType,
+        instance_type=deployment_config.instanceType or endpoint_name,
         instance_count=instance_count,
         scale_settings=scale_settings,
         resources=ResourceRequirementsSettings(
@@ -215,7 +228,29 @@ def _kubernetes(deployment_config: deployments.AksDeploymentConfig, endpoint_nam
             success_threshold=probe.successThreshold,
         ),
     )
-    return OnlineEntities(endpoint, deployment)
+    return OnlineEntities(endpoint, deployment, instance_type)
+
+
+def instance_type_manifest(deployment_config: deployments.AksDeploymentConfig, name: str) -> dict:
+    """The Kubernetes ``InstanceType`` a deployment runs under: its requests, and its limits (the requests if none).
+
+    Without one, Azure ML's extension puts a deployment in the cluster's ``defaultinstancetype``, whose limits
+    need not hold the deployment's: the deployment's requests and limits are this instance type's, so they fit.
+    """
+    resources = deployment_config.containerResourceRequirements
+    requests = {"cpu": _quantity_cpu(resources.cpu), "memory": _quantity_memory(resources.memoryInGB)}
+    limits = {
+        "cpu": _quantity_cpu(resources.cpuLimit or resources.cpu),
+        "memory": _quantity_memory(resources.memoryInGBLimit or resources.memoryInGB),
+    }
+    if deployment_config.gpuCores:
+        limits["nvidia.com/gpu"] = str(deployment_config.gpuCores)
+    return {
+        "apiVersion": INSTANCE_TYPE_API_VERSION,
+        "kind": "InstanceType",
+        "metadata": {"name": name},
+        "spec": {"resources": {"requests": requests, "limits": limits}},
+    }
 
 
 def model_reference(name: str, version: str | None) -> str:

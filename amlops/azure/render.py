@@ -11,6 +11,7 @@
       jobs/train.yml  pipeline.yml
       schedules/training_pipeline.yml
       endpoints/<stage>/endpoint.yml  deployment.yml
+      endpoints/prod/instance-type.yml  the Kubernetes InstanceType the production deployment names (kubectl apply)
 
 Paths inside the files are relative to each file, so the folder can be moved or published as a build artifact
 and used with ``az ml <thing> create -f <file>``.
@@ -382,9 +383,32 @@ def render(
             write(entities.endpoint, f"{entities.kind}_online_endpoint", folder / "endpoint.yml", out, header),
             write(entities.deployment, f"{entities.kind}_online_deployment", folder / "deployment.yml", out, header),
         ]
+        if entities.instance_type:
+            write_instance_type(entities.instance_type, folder / INSTANCE_TYPE_FILE, stage.config_file)
     (out / MANIFEST).write_text(json.dumps([asdict(item) for item in rendered], indent=2) + "\n")
     log.info("render: %d files in %s", len(rendered), out)
     return rendered
+
+
+#: The Kubernetes manifest of a production deployment's instance type, beside its deployment.yml.
+INSTANCE_TYPE_FILE = "instance-type.yml"
+
+
+def write_instance_type(manifest: dict, path: Path, source: str) -> Path:
+    """Write the ``InstanceType`` a Kubernetes deployment names, as the manifest to apply to the cluster once.
+
+    It is a Kubernetes resource, not an Azure ML entity: it is not in ``manifest.json``, and ``az ml`` does not
+    create it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = manifest["metadata"]["name"]
+    header = (
+        f"# Rendered from {source}: the instance type the production deployment names ({name}).\n"
+        "# Apply it once to the attached cluster, before the first production release:\n"
+        f"#   kubectl apply -f {path.name}\n"
+    )
+    path.write_text(header + yaml.safe_dump(manifest, sort_keys=False))
+    return path
 
 
 def loaders() -> dict[str, Callable[..., Any]]:
