@@ -294,6 +294,24 @@ def test_production_release_creates_kubernetes_entities(cloud, files, models):
     assert result.traffic == {"v2-prod": 100}
 
 
+def test_a_healthy_release_is_not_rolled_back_while_routing_converges(cloud, files, models):
+    """For a while after the switch to 100%, a request may still reach the old deployment: test again, not undo."""
+    _release(cloud, files, models, "blue", "1")
+    cloud.routing_lag = 3  # the next three requests without a deployment header still go to blue
+    result, sleeps = _release(cloud, files, models, "green", "2")
+    assert result.traffic == {"green": 100}
+    assert sleeps.count(rollout.CONVERGE_SECONDS) >= 1  # it waited for routing instead of restoring traffic
+    assert ("delete_deployment", f"{MODEL}-preprod", "blue") in cloud.events
+
+
+def test_a_release_whose_endpoint_never_serves_the_new_version_is_undone(cloud, files, models):
+    _release(cloud, files, models, "blue", "1")
+    cloud.routing_lag = 10_000  # routing never converges
+    with pytest.raises(SmokeTestFailure, match="expected"):
+        _release(cloud, files, models, "green", "2")
+    assert cloud.endpoints[f"{MODEL}-preprod"].traffic.get("blue") == 100
+
+
 def test_split_traffic_sums_to_100():
     assert rollout.split_traffic({"a": 70, "b": 30}, "new", 10) == {"new": 10, "a": 63, "b": 27}
     assert rollout.split_traffic({"a": 1, "b": 1, "c": 1}, "new", 50) == {"new": 50, "a": 17, "b": 17, "c": 16}

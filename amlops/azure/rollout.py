@@ -12,7 +12,7 @@ from typing import Any
 from amlops.azure.operations import DEPLOYMENT_HEADER, LIVE_TAG, PREVIOUS_TAG, AzureOperationError, Say, is_missing, log
 from amlops.core.config import ConfigError
 from amlops.serving.client import ScoringClient
-from amlops.serving.smoke import smoke_test
+from amlops.serving.smoke import WrongModelServed, smoke_test
 
 
 @dataclass(frozen=True)
@@ -246,8 +246,10 @@ def deploy(
                 sleep(step_seconds)
                 _healthy(client, new, endpoint_name)
                 smoke(scoring_uri, key, new, target)
-        # Everything goes to the new deployment now: test the endpoint exactly as clients call it.
-        smoke(scoring_uri, key, None, target)
+        # Everything goes to the new deployment now: test the endpoint exactly as clients call it, once routing has
+        # converged, and the new deployment itself once more.
+        _smoke_once_converged(smoke, scoring_uri, key, target, new, say=say, sleep=sleep)
+        smoke(scoring_uri, key, new, target)
         _healthy(client, new, endpoint_name)
     except Exception as error:
         if moved or live_endpoint.mirror_traffic:
@@ -259,6 +261,32 @@ def deploy(
     if not keep_old:
         deleted, live_endpoint = _delete(client, live_endpoint, live, say)
     return DeployResult(endpoint_name, new, scoring_uri, dict(live_endpoint.traffic), list(live), deleted, applied)
+
+
+#: After traffic moved, how often (and how far apart) the endpoint is tested while an answer still comes from the
+#: old deployment: routing takes a while to converge, and a healthy release must not be rolled back for it.
+CONVERGE_ATTEMPTS = 6
+CONVERGE_SECONDS = 10.0
+
+
+def _smoke_once_converged(
+    smoke: SmokeCheck, scoring_uri: str, key: str, target: SmokeTarget, new: str, *, say: Say, sleep: Callable
+) -> None:
+    """The endpoint's smoke test without a deployment header, tried again while another version answers.
+
+    Raises:
+        WrongModelServed: still another version after :data:`CONVERGE_ATTEMPTS` tries.
+        SmokeTestFailure, ScoringError: any other failure, at once.
+    """
+    for attempt in range(1, CONVERGE_ATTEMPTS + 1):
+        try:
+            smoke(scoring_uri, key, None, target)
+            return
+        except WrongModelServed as error:
+            if attempt == CONVERGE_ATTEMPTS:
+                raise
+            say(f"{error}; routing to {new} may still be converging: testing again in {CONVERGE_SECONDS:g} s")
+            sleep(CONVERGE_SECONDS)
 
 
 def _delete(client: Any, endpoint: Any, names: Iterable[str], say: Say) -> tuple[list[str], Any]:

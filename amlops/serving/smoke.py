@@ -30,6 +30,10 @@ class SmokeTestFailure(AmlopsError, AssertionError):
     prefix = "smoke test failed: "
 
 
+class WrongModelServed(SmokeTestFailure):
+    """The endpoint answered from another model or version than expected (also while routing converges)."""
+
+
 @dataclass(frozen=True)
 class SmokeResult:
     """What the smoke test checked."""
@@ -71,6 +75,9 @@ def smoke_test(
     as_records = client.score(rows.loc[:, list(model.features)].to_dict(orient="records"))
     worst = 0.0
     for form, answer in (("list-of-lists", as_lists), ("list-of-records", as_records)):
+        served = answer.get("model", {})  # first: another version answering explains everything below
+        if (served.get("name"), str(served.get("version"))) != (expect_name, str(expect_version)):
+            raise WrongModelServed(f"{form}: endpoint serves {served}, expected {expect_name} v{expect_version}")
         got = answer.get("predictions", [])
         if len(got) != len(expected):
             raise SmokeTestFailure(f"{form}: expected {len(expected)} predictions, got {len(got)}")
@@ -87,9 +94,6 @@ def smoke_test(
             if error > TOLERANCE:
                 raise SmokeTestFailure(f"{form}: predictions differ from the model's by up to {error:.3g}")
         worst = max(worst, error)
-        served = answer.get("model", {})
-        if (served.get("name"), str(served.get("version"))) != (expect_name, str(expect_version)):
-            raise SmokeTestFailure(f"{form}: endpoint serves {served}, expected {expect_name} v{expect_version}")
 
     bad = client.post(BAD_REQUEST)
     if bad.status_code != 400:

@@ -64,6 +64,9 @@ class FakeCloud:
         self.fail_provisioning: set[str] = set()
         self.serve_wrong_model: set[str] = set()
         self.break_at: tuple[str, int] | None = None
+        #: Requests routed by the traffic an endpoint had before its last change, as while Azure's routing converges.
+        self.routing_lag = 0
+        self.stale_routes: dict[str, list] = {}
         self.lock = threading.Lock()
         self.online_endpoints = FakeEndpoints(self)
         self.online_deployments = FakeDeployments(self)
@@ -83,6 +86,10 @@ class FakeCloud:
 
     def route(self, endpoint: str) -> str | None:
         traffic = {k: v for k, v in (self.endpoints[endpoint].traffic or {}).items() if v > 0}
+        stale = self.stale_routes.get(endpoint)
+        if stale and stale[1] > 0:
+            stale[1] -= 1
+            traffic = stale[0]
         return max(traffic, key=traffic.get) if traffic else None
 
     def host(self, endpoint: str, deployment: Any) -> None:
@@ -158,6 +165,12 @@ class FakeEndpoints:
             return Poller(error=_http_error("mirror traffic is not supported for Kubernetes online endpoints"))
         if any(traffic.get(name, 0) > 0 for name in mirror):
             return Poller(error=_http_error("a deployment with live traffic cannot receive mirrored traffic"))
+        previous = cloud.endpoints.get(endpoint.name)
+        if cloud.routing_lag and previous is not None and dict(previous.traffic or {}) != traffic:
+            cloud.stale_routes[endpoint.name] = [
+                {k: v for k, v in previous.traffic.items() if v > 0},
+                cloud.routing_lag,
+            ]
         cloud.created_endpoints.append(copy.deepcopy(endpoint))
         stored = copy.deepcopy(endpoint)
         stored._scoring_uri = cloud.uri(endpoint.name)  # read-only fields the service fills in
