@@ -162,6 +162,22 @@ def test_production_is_found_without_aliases_or_a_tag_search(project: Path, mode
     assert [v.in_production for v in registry.versions()] == [True, False]
 
 
+class IgnoringTagFilters(WithoutAliasesOrTagSearch):
+    """A server without aliases that silently drops a search's tag clause (and answers every version)."""
+
+    def search_model_versions(self, filter_string: str, *args: Any, **kwargs: Any) -> Any:
+        return self._client.search_model_versions(filter_string.split(" and tags.")[0], *args, **kwargs)
+
+
+def test_production_is_not_the_newest_version_where_the_registry_ignores_tag_filters(project: Path, model_folder: Path):
+    registry = Registry()
+    registry.client = IgnoringTagFilters(registry.client)
+    for _ in range(2):
+        registry.register_folder(model_folder, {"decision": "register"})
+    registry.promote("1")
+    assert registry.production().version == "1"  # not v2, the newest, which the ignored filter would return
+
+
 def test_history_stays_within_its_limits(two_versions):
     for number in range(records.HISTORY_LIMIT + 15):
         entry = records.DeploymentRecord(

@@ -60,11 +60,10 @@ class Registry:
             return self._version(self.client.get_model_version_by_alias(self.name, PRODUCTION_ALIAS))
         except MlflowException:
             pass  # no alias yet, or a registry without aliases: the tag decides
-        try:
-            tagged = self.client.search_model_versions(f"name = '{self.name}' and tags.{PRODUCTION_TAG} = 'true'")
-        except MlflowException:  # a registry whose search cannot filter on tags: filter here
-            every = self.client.search_model_versions(f"name = '{self.name}'")
-            tagged = [mv for mv in every if (mv.tags or {}).get(PRODUCTION_TAG) == "true"]
+        # The tags are filtered here, not by the search: Azure ML's MLflow registry lists tag filters as unsupported,
+        # and a service that ignored the clause would hand back the newest version as production.
+        every = self.client.search_model_versions(f"name = '{self.name}'")
+        tagged = [mv for mv in every if (mv.tags or {}).get(PRODUCTION_TAG) == "true"]
         return self._version(max(tagged, key=lambda mv: int(mv.version))) if tagged else None
 
     def get(self, version: str) -> Version:
