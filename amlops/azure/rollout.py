@@ -185,6 +185,7 @@ def deploy(
             "deployment beside the live one: choose another deployment name"
         )
     before = dict(live_endpoint.traffic or {})
+    tags_before = dict(live_endpoint.tags or {})
     live = {name: int(share) for name, share in before.items() if int(share) > 0}
     say(f"creating deployment {new} on {endpoint_name} (live now: {live or 'none'})")
 
@@ -209,6 +210,7 @@ def deploy(
     def restore(reason: str) -> None:
         live_endpoint.traffic = {**before, new: 0}
         live_endpoint.mirror_traffic = {}
+        live_endpoint.tags = tags_before  # the live and previous deployments it recorded are the old ones again
         _update(client, live_endpoint)
         say(f"traffic restored to {before or 'none'} ({reason})")
 
