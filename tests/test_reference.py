@@ -140,3 +140,17 @@ def test_every_option_says_what_it_does():
         if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction) and not action.help
     ]
     assert undocumented == [], f"options without a help text (the reference shows it): {undocumented}"
+
+
+def test_no_help_page_shows_an_escaped_percent_sign():
+    """argparse %-formats help strings but prints descriptions as written: ``0%%`` must not reach a reader."""
+
+    def pages(node: argparse.ArgumentParser):
+        yield node.format_help()
+        for action in node._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    yield from pages(child)
+
+    found = [page.splitlines()[0] for page in pages(cli.parser()) if "%%" in page]
+    assert found == []

@@ -65,6 +65,11 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _unescaped(help_text: str) -> str:
+    """A help text as a description: argparse %-formats help strings (``0%%``), not descriptions."""
+    return help_text.replace("%%", "%")
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     cli = argparse.ArgumentParser(
@@ -74,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
     commands = cli.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=_unescaped(help_text))
         sub.set_defaults(handler=handler)
         return sub
 
@@ -241,7 +246,7 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
     """Add the Azure commands to a subparsers object (shared by ``amlops azure`` and ``amlops.azure``)."""
 
     def command(name: str, handler: str, help_text: str, *, workspace: bool = True) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub = commands.add_parser(name, help=help_text, description=_unescaped(help_text))
         sub.set_defaults(handler=handler)
         if workspace:
             _workspace_option(sub)
