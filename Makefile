@@ -25,7 +25,7 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(INSTALLED): requirements.lock pyproject.toml
-	@$(PYTHON) -c 'import sys; ok = (3, 10) <= sys.version_info[:2] <= (3, 13); sys.exit(None if ok else f"Python 3.10 to 3.13 is needed, found {sys.version.split()[0]} at {sys.executable}: run make with PYTHON=/path/to/python3.12")'
+	@$(PYTHON) -m amlops.core.kernel --check-python  # standard library only: runs before .venv exists
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing locked dependencies into $(VENV) (first time: about a minute)"
 	$(PY) -m pip install --quiet -r requirements.lock

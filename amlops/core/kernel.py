@@ -15,6 +15,18 @@ KERNEL_DISPLAY_NAME = "Python (amlops .venv)"
 SUPPORTED_PYTHONS = ((3, 10), (3, 13))
 
 
+def unsupported_python(version: tuple[int, ...] | None = None) -> str | None:
+    """``"Python 3.9 and the project needs 3.10 to 3.13"`` for an unsupported version, ``None`` for a supported one.
+
+    The one place the supported range is checked: the notebooks' first cell and ``make install`` both ask here.
+    """
+    found = tuple((version or sys.version_info)[:2])
+    if SUPPORTED_PYTHONS[0] <= found <= SUPPORTED_PYTHONS[1]:
+        return None
+    low, high = (".".join(map(str, v)) for v in SUPPORTED_PYTHONS)
+    return f"Python {'.'.join(map(str, found))} and the project needs {low} to {high}"
+
+
 def kernel_problem(repo: Path, prefix: str | None = None, version: tuple[int, ...] | None = None) -> str | None:
     """What is wrong with the kernel a notebook runs in, as one sentence that says what to run; ``None`` if nothing.
 
@@ -25,13 +37,13 @@ def kernel_problem(repo: Path, prefix: str | None = None, version: tuple[int, ..
     """
     repo = Path(repo).resolve()
     prefix = Path(prefix or sys.prefix).resolve()
-    found = tuple((version or sys.version_info)[:2])
     pick = f'pick the kernel "{KERNEL_DISPLAY_NAME}" (Kernel > Change kernel)'
-    if not SUPPORTED_PYTHONS[0] <= found <= SUPPORTED_PYTHONS[1]:
-        low, high = (".".join(map(str, v)) for v in SUPPORTED_PYTHONS)
+    unsupported = unsupported_python(version)
+    if unsupported:
+        oldest = ".".join(map(str, SUPPORTED_PYTHONS[0]))
         return (
-            f"This kernel runs Python {'.'.join(map(str, found))} and the project needs {low} to {high}: in a "
-            f"terminal in {repo}, run `make kernel PYTHON=python{low}`, then {pick}."
+            f"This kernel runs {unsupported}: in a terminal in {repo}, run `make kernel PYTHON=python{oldest}`, "
+            f"then {pick}."
         )
     venv = repo / ".venv"
     if not (venv / "bin" / "python").exists():
@@ -72,5 +84,10 @@ def install_kernel() -> Path:
     return Path(install(user=True, kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY_NAME))
 
 
-if __name__ == "__main__":  # `make kernel`
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--check-python"]:  # `make install`, with the interpreter it is about to use
+        unsupported = unsupported_python()
+        sys.exit(
+            f"{sys.executable} is {unsupported}: run make with PYTHON=/path/to/python3.12" if unsupported else None
+        )
     print(f'registered the kernel "{KERNEL_DISPLAY_NAME}" ({sys.executable}) in {install_kernel()}')  # noqa: T201
