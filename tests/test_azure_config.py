@@ -111,8 +111,8 @@ def test_full_aci_config_translates_every_field(tmp_path: Path, project: transla
     assert deployment.app_insights_enabled is True
     assert deployment.request_settings.request_timeout_ms == 90000
     assert deployment.request_settings.max_concurrent_requests_per_instance == 1
-    assert deployment.liveness_probe.failure_threshold == translate.MANAGED_PROBE["failure_threshold"]
-    assert deployment.readiness_probe.initial_delay == translate.MANAGED_PROBE["initial_delay"]
+    assert deployment.liveness_probe.failure_threshold == online.MANAGED_PROBE["failure_threshold"]
+    assert deployment.readiness_probe.initial_delay == online.MANAGED_PROBE["initial_delay"]
     assert set(deployment.data_collector.collections) == {"request", "response"}  # dataCollection
     assert deployment.model == "azureml:my-model:3"
     assert deployment.code_configuration.scoring_script == "score.py"
@@ -125,9 +125,13 @@ def test_full_aci_config_translates_every_field(tmp_path: Path, project: transla
 
 
 def test_committed_preprod_config_is_a_small_managed_deployment(project: translate.Project):
+    from azure.ai.ml.constants._deployment import SmallSKUs  # the sizes the SDK warns about on create
+
     parsed = project.deployment_config(REPO / "deploymentConfig.yml")
     deployment = _entities(project, parsed).deployment
-    assert deployment.instance_type == "Standard_DS2_v2"  # 1 core, 2 GB
+    assert deployment.instance_type == "Standard_DS3_v2"
+    assert deployment.instance_type.lower() not in SmallSKUs
+    assert online.instance_type_for(parsed.containerResourceRequirements.cpu, 2) == "Standard_DS2_v2"  # the table's
     assert deployment.data_collector is None
     assert deployment.environment_variables["AMLOPS_SCORING_MAX_BATCH_ROWS"] == "10000"
 

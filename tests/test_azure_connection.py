@@ -104,6 +104,63 @@ def test_a_config_above_the_project_is_found_as_from_config_finds_it(tmp_path: P
     assert connection.find_config_file(root / "nowhere") == tmp_path / ".azureml" / "config.json"
 
 
+INSTANCE_URI = (
+    "azureml://westeurope.api.azureml.ms/mlflow/v1.0/subscriptions/sub-1/resourceGroups/rg-ml"
+    "/providers/Microsoft.MachineLearningServices/workspaces/ws-dev"
+)
+
+
+@pytest.mark.parametrize(
+    ("environ", "found"),
+    [
+        ({"CI_NAME": "ana-ci", "MLFLOW_TRACKING_URI": INSTANCE_URI}, ("sub-1", "rg-ml", "ws-dev")),
+        (
+            {
+                "CI_NAME": "ana-ci",
+                "MLFLOW_TRACKING_URI": INSTANCE_URI,
+                "CI_RESOURCE_GROUP": "RG-ML",
+                "CI_WORKSPACE": "ws-dev",
+            },
+            ("sub-1", "rg-ml", "ws-dev"),
+        ),
+        # pointed at another workspace than the instance's own: not followed
+        (
+            {
+                "CI_NAME": "ana-ci",
+                "MLFLOW_TRACKING_URI": INSTANCE_URI,
+                "CI_RESOURCE_GROUP": "rg-ml",
+                "CI_WORKSPACE": "prod",
+            },
+            None,
+        ),
+        ({"MLFLOW_TRACKING_URI": INSTANCE_URI}, None),  # not a compute instance
+        ({"CI_NAME": "ana-ci", "MLFLOW_TRACKING_URI": "sqlite:///x/subscriptions/a/resourceGroups/b"}, None),
+        ({"CI_NAME": "ana-ci", "CI_RESOURCE_GROUP": "rg-ml", "CI_WORKSPACE": "ws-dev"}, None),  # no subscription
+    ],
+)
+def test_the_workspace_a_compute_instance_names_in_its_environment(environ: dict, found):
+    from amlops.core import machine
+
+    assert machine.instance_workspace(environ) == found
+
+
+def test_on_a_compute_instance_its_own_workspace_is_found_after_any_config_json(tmp_path: Path, clean_environ):
+    environ = {
+        "CI_NAME": "ana-ci",
+        "MLFLOW_TRACKING_URI": INSTANCE_URI,
+        "CI_RESOURCE_GROUP": "rg-ml",
+        "CI_WORKSPACE": "ws-dev",
+    }
+    found = connection.find_workspace(root=tmp_path, environ=environ)
+    assert (found.subscription_id, found.resource_group, found.workspace_name) == ("sub-1", "rg-ml", "ws-dev")
+    assert found.source == "compute instance ana-ci"
+    _write_config(tmp_path / "config.json", WORKSPACE)
+    assert connection.find_workspace(root=tmp_path, environ=environ).workspace_name == "ws"  # the user's choice wins
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(connection.AzureSetupError, match="no Azure ML workspace is configured"):
+        connection.find_workspace(root=tmp_path, environ={"MLFLOW_TRACKING_URI": INSTANCE_URI})
+
+
 def test_explicit_config_wins_over_environment_and_root(tmp_path: Path, clean_environ, monkeypatch):
     _write_config(tmp_path / "config.json", WORKSPACE)
     explicit = _write_config(tmp_path / "other.json", {**WORKSPACE, "workspace_name": "explicit"})

@@ -120,7 +120,7 @@ def test_first_release_creates_the_endpoint_and_takes_all_traffic(cloud, files, 
     assert type(deployment).__name__ == "ManagedOnlineDeployment"
     assert (deployment.name, deployment.instance_type, deployment.model) == (
         "v1-first",
-        "Standard_DS2_v2",
+        "Standard_DS3_v2",
         f"azureml:{MODEL}:1",
     )
     assert deployment.environment_variables["AMLOPS_SCORING_MAX_BATCH_ROWS"] == "10000"
@@ -790,3 +790,17 @@ def test_the_training_code_snapshot_records_the_commit_it_was_copied_from(tmp_pa
     code = render.stage_training_code(translate.Project.load(ProjectSettings(root=REPO)), tmp_path / "code")
     assert (code / lineage.SOURCE_FILE).is_file()
     assert lineage.git_commit(code) == lineage.git_commit(REPO)
+
+
+@pytest.mark.parametrize(
+    ("uri", "warned"),
+    [
+        ("http://10.0.4.7/api/v1/endpoint/churn-prod/score", True),  # a Kubernetes endpoint without TLS
+        ("https://churn-preprod.westeurope.inference.ml.azure.com/score", False),
+        ("http://127.0.0.1:31311/score", False),  # this machine: nothing crosses a network
+    ],
+)
+def test_a_key_about_to_travel_over_plain_http_is_warned_about(uri: str, warned: bool, caplog):
+    caplog.set_level(logging.WARNING)
+    assert rollout.warn_if_plain_http(uri) is warned
+    assert ("travels unencrypted" in caplog.text) is warned

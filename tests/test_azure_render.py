@@ -228,6 +228,30 @@ def test_environments_are_named_with_a_content_version(rendered: tuple[Path, lis
     assert len(train.version) == len(score.version) == 16
 
 
+def _component_versions(folder: Path) -> dict[str, str]:
+    return {path.stem: yaml.safe_load(path.read_text())["version"] for path in sorted(folder.glob("components/*.yml"))}
+
+
+def test_components_are_versioned_by_their_content(rendered: tuple[Path, list], tmp_path: Path):
+    """Re-creating a changed component makes a new version (Azure ML refuses other content under an old one)."""
+    from tests.support.checkout import copy_project
+
+    out, _ = rendered
+    versions = _component_versions(out)
+    assert set(versions) == {"prep", "train", "evaluate", "register", "training_pipeline"}
+    assert all(len(version) == 16 for version in versions.values())
+    assert len(set(versions.values())) == len(versions)
+    root = copy_project(tmp_path / "project")
+    same = translate.Project.load(ProjectSettings(root=root))
+    render.render(same, tmp_path / "a", model_version="7")
+    (root / same.runconfig.script).write_text((root / same.runconfig.script).read_text() + "\n# changed\n")
+    render.render(translate.Project.load(ProjectSettings(root=root)), tmp_path / "b", model_version="7")
+    before, after = _component_versions(tmp_path / "a"), _component_versions(tmp_path / "b")
+    assert all(before[name] != after[name] for name in versions)  # the code snapshot is every step's
+    render.render(translate.Project.load(ProjectSettings(root=root)), tmp_path / "c", model_version="7")
+    assert _component_versions(tmp_path / "c") == after
+
+
 def test_deployments_serve_the_requested_model_version(rendered: tuple[Path, list], project: translate.Project):
     out, _ = rendered
     for stage in ("preprod", "prod"):

@@ -6,7 +6,10 @@ The workspace is looked up in this order:
    downloads it (``{"subscription_id": ..., "resource_group": ..., "workspace_name": ...}``);
 2. the environment variables ``AZUREML_SUBSCRIPTION_ID``, ``AZUREML_RESOURCE_GROUP``, ``AZUREML_WORKSPACE_NAME``;
 3. ``.azureml/config.json``, ``aml_config/config.json`` or ``config.json`` in the project root or a folder above it,
-   as ``MLClient.from_config`` looks (on a compute instance, studio keeps one in the user's folder).
+   as ``MLClient.from_config`` looks;
+4. on an Azure ML compute instance, the instance's own workspace, as its environment names it
+   (:func:`amlops.core.machine.instance_workspace`: the preset ``MLFLOW_TRACKING_URI``, checked against
+   ``CI_RESOURCE_GROUP`` and ``CI_WORKSPACE``).
 
 Credentials come from ``DefaultAzureCredential`` with the interactive browser excluded, and with the managed
 identity excluded unless the host says it has one (``AZURE_CLIENT_ID``, ``IDENTITY_ENDPOINT``, ``MSI_ENDPOINT``
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amlops.core import machine
 from amlops.core.azure_settings import AzureSettings
 from amlops.core.config import ConfigError
 from amlops.core.settings import ProjectSettings
@@ -102,7 +106,7 @@ def find_workspace(
     environ: Mapping[str, str] | None = None,
     settings: AzureSettings | None = None,
 ) -> WorkspaceRef:
-    """The workspace to use: an explicit config file, the environment, or ``config.json`` in the project root.
+    """The workspace to use: an explicit config file, the environment, a ``config.json``, or the compute instance's.
 
     Raises:
         AzureSetupError: naming what is missing and every way to provide it.
@@ -122,6 +126,9 @@ def find_workspace(
     found = find_config_file(root)
     if found:
         return read_workspace_config(found)
+    instance = machine.instance_workspace(environ)
+    if instance:
+        return WorkspaceRef(*instance, source=f"compute instance {machine.compute_instance(environ)}")
     raise AzureSetupError(_how_to_configure(root))
 
 
@@ -129,8 +136,8 @@ def find_config_file(start: Path) -> Path | None:
     """The nearest ``config.json`` at or above ``start``, looked for as ``MLClient.from_config`` does.
 
     Each of ``.azureml/config.json``, ``aml_config/config.json`` and ``config.json`` is searched for from ``start``
-    up to the file system's root, in that order. On a compute instance this finds the one Azure ML studio keeps
-    in the user's folder above a clone.
+    up to the file system's root, in that order: one kept in a compute instance's user folder serves every clone
+    below it.
     """
     start = Path(start).resolve()
     for name in CONFIG_FILES:

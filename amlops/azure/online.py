@@ -6,11 +6,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlops.azure.translate import MANAGED_INSTANCE_TYPES, MANAGED_PROBE, Project
+from amlops.azure.translate import Project
 from amlops.core import deployment_config as deployments
 from amlops.core.config import ConfigError
 from amlops.serving.deploy import scoring_limits
 from amlops.serving.stage import StagedDeployment
+
+#: VM size for a managed deployment, from v1's ``cpu``/``memoryInGB``: the first row whose limits hold both.
+#: Rows and limits are Microsoft's ACI → managed online endpoint upgrade table ("(1, 2] cores, (1.7, 4.7] GB →
+#: DS2 v2", ...; the memory limits leave room for the system), read as "first size that fits". They cover all of
+#: ACI's range (up to 4 cores, 16 GB); anything larger needs ``instanceType``.
+MANAGED_INSTANCE_TYPES: tuple[tuple[float, float, str], ...] = (
+    # (max cpu cores, max memoryInGB, instance type)  # VM: vCPUs, GiB
+    (1, 1.2, "Standard_DS1_v2"),  # 1, 3.5
+    (2, 1.7, "Standard_F2s_v2"),  # 2, 4
+    (2, 4.7, "Standard_DS2_v2"),  # 2, 7
+    (2, 13.7, "Standard_E2s_v3"),  # 2, 16
+    (4, 5.7, "Standard_F4s_v2"),  # 4, 8
+    (4, 11.7, "Standard_DS3_v2"),  # 4, 14
+    (4, 16, "Standard_E4s_v3"),  # 4, 32
+)
+
+#: Probes of a managed deployment (v1 ACI had none): v2's defaults, written out so the rendered file shows them.
+MANAGED_PROBE = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
 
 
 def code_configuration(project: Project, code: str | Path) -> Any:

@@ -25,9 +25,10 @@ from typing import Any
 from amlops.core.config import ConfigError
 from amlops.core.errors import AmlopsError
 from amlops.core.files import read_json
-from amlops.core.settings import PRODUCTION_ALIAS
+from amlops.core.settings import PRODUCTION_ALIAS, ProjectSettings
 from amlops.core.tags import PRODUCTION_TAG
 from amlops.registry.base import Version
+from amlops.registry.mlflow import Registry as MlflowRegistry
 from amlops.scoring.model import find_mlmodel_dir
 from amlops.steps import evaluate, prep, register
 from amlops.steps import train as train_step
@@ -270,9 +271,31 @@ def resolve_model_version(client: Any, name: str, version: str | None) -> str:
 
 
 def download_model(client: Any, name: str, version: str, dest: Path) -> Path:
-    """Download a registered model and return its MLflow model folder."""
-    client.models.download(name=name, version=version, download_path=str(dest))
-    return find_mlmodel_dir(Path(dest) / name)
+    """Download a registered model and return its MLflow model folder.
+
+    The models API comes first. It has been seen to write nothing for versions registered from a job's output or
+    through MLflow (their files sit in the workspace's artifact store); the workspace's MLflow registry, the route
+    Azure ML documents for MLflow models, is asked next.
+
+    Raises:
+        AzureOperationError: neither route gives a folder with an ``MLmodel`` file.
+    """
+    dest = Path(dest)
+    client.models.download(name=name, version=version, download_path=str(dest / "models-api"))
+    try:
+        return find_mlmodel_dir(dest / "models-api" / name)
+    except FileNotFoundError as error:
+        log.warning(
+            "models.download gave no MLflow model for %s:%s (%s); asking the MLflow registry", name, version, error
+        )
+    registry = MlflowRegistry(ProjectSettings(model_name=name, tracking_uri=workspace_tracking_uri(client)))
+    try:
+        return find_mlmodel_dir(registry.download(version, dest / "mlflow" / name))
+    except (FileNotFoundError, LookupError) as error:
+        raise AzureOperationError(
+            f"model {name}:{version} downloaded, but neither the models API nor the MLflow registry gave a folder "
+            f"with an MLmodel file ({error})"
+        ) from None
 
 
 def as_version(model: Any, name: str | None = None, version: str | None = None) -> Version:

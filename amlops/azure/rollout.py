@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from amlops.azure.operations import DEPLOYMENT_HEADER, LIVE_TAG, PREVIOUS_TAG, AzureOperationError, Say, is_missing, log
 from amlops.core.config import ConfigError
@@ -34,10 +35,28 @@ def smoke_deployment(scoring_uri: str, key: str, deployment: str | None, target:
 
     ``deployment`` routes the requests to one deployment (``azureml-model-deployment``), traffic or not.
     """
+    warn_if_plain_http(scoring_uri)
     client = ScoringClient(scoring_uri, key=key, timeout=30.0)
     if deployment:
         client.session.headers[DEPLOYMENT_HEADER] = deployment
     return smoke_test(client, target.model_folder, target.rows, target.model_name, target.model_version)
+
+
+def warn_if_plain_http(scoring_uri: str) -> bool:
+    """Warn when an endpoint's key would cross the network unencrypted; whether it would.
+
+    A Kubernetes online endpoint serves plain HTTP when the cluster's Azure ML extension was installed with
+    ``allowInsecureConnections=True`` and no TLS certificate; managed endpoints are always HTTPS.
+    """
+    parsed = urlsplit(scoring_uri)
+    if parsed.scheme != "http" or parsed.hostname in ("127.0.0.1", "localhost", "::1"):
+        return False
+    log.warning(
+        "%s is plain HTTP: the endpoint key travels unencrypted. Give the cluster's Azure ML extension a TLS "
+        "certificate (sslCertPemFile, sslKeyPemFile) before production traffic (docs/azure.md)",
+        scoring_uri,
+    )
+    return True
 
 
 def endpoint_key(client: Any, endpoint_name: str) -> str:

@@ -10,7 +10,7 @@ the four step CLIs              command components, chained by a pipeline job bu
                                 binding that points nowhere fails when the pipeline is built), data as ``uri_file``
 ``inferenceConfig.yml``         ``CodeConfiguration(code, scoring_script)`` + scoring ``Environment``
 ``deploymentConfig.yml`` (ACI)  ``ManagedOnlineEndpoint`` + ``ManagedOnlineDeployment``, instance type chosen from
-                                cpu/memoryInGB by :data:`MANAGED_INSTANCE_TYPES`
+                                cpu/memoryInGB by :data:`amlops.azure.online.MANAGED_INSTANCE_TYPES`
 a ``computeType: AKS`` file     ``KubernetesOnlineEndpoint(compute)`` + ``KubernetesOnlineDeployment`` (resources,
                                 scale settings, request settings, liveness probe)
 ==============================  ====================================================================================
@@ -21,7 +21,6 @@ staged folders, :mod:`amlops.azure.render` writes the same entities with paths r
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 import re
@@ -34,6 +33,7 @@ from amlops.core import config
 from amlops.core import deployment_config as deployments
 from amlops.core.config import ConfigError
 from amlops.core.contract import Contract
+from amlops.core.files import content_version, folder_content
 from amlops.core.settings import RUNCONFIG_FILE, ProjectSettings
 
 INFERENCE_CONFIG_FILE = "inferenceConfig.yml"
@@ -42,27 +42,9 @@ STEPS = ("prep", "train", "evaluate", "register")
 #: (the scoring conda file brings ``azureml-inference-server-http``).
 DEFAULT_SCORING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 
-#: VM size for a managed deployment, from v1's ``cpu``/``memoryInGB``: the first row whose limits hold both.
-#: Rows and limits are Microsoft's ACI → managed online endpoint upgrade table ("(1, 2] cores, (1.7, 4.7] GB →
-#: DS2 v2", ...; the memory limits leave room for the system), read as "first size that fits". They cover all of
-#: ACI's range (up to 4 cores, 16 GB); anything larger needs ``instanceType``.
-MANAGED_INSTANCE_TYPES: tuple[tuple[float, float, str], ...] = (
-    # (max cpu cores, max memoryInGB, instance type)  # VM: vCPUs, GiB
-    (1, 1.2, "Standard_DS1_v2"),  # 1, 3.5
-    (2, 1.7, "Standard_F2s_v2"),  # 2, 4
-    (2, 4.7, "Standard_DS2_v2"),  # 2, 7
-    (2, 13.7, "Standard_E2s_v3"),  # 2, 16
-    (4, 5.7, "Standard_F4s_v2"),  # 4, 8
-    (4, 11.7, "Standard_DS3_v2"),  # 4, 14
-    (4, 16, "Standard_E4s_v3"),  # 4, 32
-)
-
 #: The settings a training job reads that the submitting machine may have changed: forwarded to every job (paths,
 #: the tracking URI, the target and the Azure settings stay local; the contract travels in the code snapshot).
 JOB_SETTING_PREFIXES = ("AMLOPS_DATA_", "AMLOPS_DRIFT_", "AMLOPS_EFFICACY_", "AMLOPS_EVENTS_")
-
-#: Probes of a managed deployment (v1 ACI had none): v2's defaults, written out so the rendered file shows them.
-MANAGED_PROBE = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
 
 
 @dataclass(frozen=True)
@@ -180,10 +162,6 @@ def hyperparameters(
     return [given.get(name) or Hyperparameter(name, f"--{name}", p.default) for name, p in contract.params.items()]
 
 
-def _conda_hash(image: str, conda_file: Path) -> str:
-    return hashlib.sha256(image.encode() + b"\0" + conda_file.read_bytes()).hexdigest()[:16]
-
-
 def training_environment(project: Project, *, named: bool = False) -> Any:
     """``Environment(image=docker.baseImage, conda_file=condaDependenciesFile)`` from ``sklearn.runconfig``.
 
@@ -240,7 +218,7 @@ def _training_name(project: Project) -> str:
 def _name(named: bool, name: str, content: bytes) -> dict[str, str]:
     if not named:
         return {}
-    return {"name": name, "version": hashlib.sha256(content).hexdigest()[:16]}
+    return {"name": name, "version": content_version(content)}
 
 
 def job_environment(settings: ProjectSettings, environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -273,10 +251,15 @@ def step_components(project: Project, code: str | Path, environment: Any) -> dic
     script = project.runconfig.script
     params = hyperparameters(project.runconfig, str(project.root / RUNCONFIG_FILE), project.settings.contract)
     folder = "uri_folder"
+    # Versioned by content (code snapshot, environment, command, interface): `az ml component create` of a changed
+    # step makes a new version instead of conflicting with the old one.
+    shared = folder_content(code) + str(environment.image).encode() + repr(environment.conda_file).encode()
 
     def component(step: str, description: str, command: str, inputs: dict, outputs: dict, **extra: Any) -> Any:
+        interface = repr(sorted((name, repr(vars(port))) for name, port in {**inputs, **outputs}.items()))
         return CommandComponent(
             name=f"{project.prefix}_{step}",
+            version=content_version(shared, description, command, interface, repr(sorted(extra.items()))),
             display_name=step,
             description=description,
             code=str(code),
@@ -413,8 +396,16 @@ def _declare(function: Callable, parameters: list[tuple[str, Any, Any]]) -> None
 
 
 def pipeline_component(job: Any) -> Any:
-    """The pipeline as a pipeline component: what ``publish`` registers (v2's published pipeline)."""
-    return job.component
+    """The pipeline as a pipeline component: what ``publish`` registers (v2's published pipeline).
+
+    Versioned by content as its steps are (``publish`` may name another version): its steps' versions, its
+    inputs with their defaults, its description.
+    """
+    component = job.component
+    steps = sorted((name, node.component.version) for name, node in component.jobs.items())
+    inputs = sorted((name, str(getattr(port, "default", None))) for name, port in component.inputs.items())
+    component.version = content_version(repr(steps), repr(inputs), component.description or "")
+    return component
 
 
 def train_job(project: Project, code: str | Path, environment: Any, data: str | Path) -> Any:

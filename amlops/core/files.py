@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,3 +71,23 @@ def copy_project(source: Path, dest: Path) -> Path:
         elif path.exists():
             shutil.copy2(path, dest / name)
     return dest
+
+
+def content_version(*parts: bytes | str) -> str:
+    """A version derived from content: the same content gives the same version, any change a new one.
+
+    Re-creating an entity under an existing version with other content is a conflict in Azure ML; a version
+    that follows the content never conflicts and is never bumped by hand.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()[:16]
+
+
+def folder_content(folder: str | Path) -> bytes:
+    """Every file of a folder, path and bytes, in a fixed order (compiled Python files left out)."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    return b"".join(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes() for p in files)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,17 @@ from pathlib import Path
 COMPUTE_INSTANCE_VARIABLE = "CI_NAME"
 #: The compute instance's own description of itself, ``key=value`` lines (``instance=<name>``, ...).
 INSTANCE_FILE = Path("/mnt/azmnt/.nbvm")
+#: Preset by Azure ML on a compute instance to its workspace's MLflow URI, which names the workspace in full:
+#: ``azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/<id>/resourceGroups/<rg>/providers/...
+#: Microsoft.MachineLearningServices/workspaces/<name>``.
+TRACKING_VARIABLE = "MLFLOW_TRACKING_URI"
+#: Set by Azure ML on a compute instance to its workspace's resource group and name (no subscription among them).
+INSTANCE_WORKSPACE_VARIABLES = ("CI_RESOURCE_GROUP", "CI_WORKSPACE")
+_WORKSPACE_ID = re.compile(
+    r"/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
+    r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<workspace>[^/?#]+)",
+    re.IGNORECASE,
+)
 #: The kernel's table of mounted file systems.
 MOUNTS = Path("/proc/mounts")
 #: File system types on which SQLite's locking cannot be trusted.
@@ -39,6 +51,26 @@ def compute_instance(environ: Mapping[str, str] | None = None, instance_file: Pa
         return None
     described = dict(line.strip().split("=", 1) for line in lines if "=" in line)
     return described.get("instance", "").strip() or None
+
+
+def instance_workspace(environ: Mapping[str, str] | None = None) -> tuple[str, str, str] | None:
+    """``(subscription id, resource group, workspace)`` of the workspace a compute instance belongs to, or ``None``.
+
+    Read from what Azure ML sets in the instance's environment: the workspace's MLflow URI
+    (:data:`TRACKING_VARIABLE`), the only one naming the subscription, checked against ``CI_RESOURCE_GROUP`` and
+    ``CI_WORKSPACE`` when those are set. ``None`` off a compute instance, when the URI is missing or is not an
+    Azure ML one, or when it names another workspace than the instance's (a user pointed MLflow elsewhere).
+    """
+    environ = os.environ if environ is None else environ
+    uri = (environ.get(TRACKING_VARIABLE) or "").strip()
+    found = _WORKSPACE_ID.search(uri) if uri.startswith("azureml:") else None
+    if found is None or compute_instance(environ) is None:
+        return None
+    named = found.group("group", "workspace")
+    stated = tuple((environ.get(name) or "").strip() for name in INSTANCE_WORKSPACE_VARIABLES)
+    if all(stated) and tuple(value.lower() for value in stated) != tuple(value.lower() for value in named):
+        return None
+    return found.group("subscription"), *named
 
 
 def filesystem_type(path: Path, mounts: Path | None = None) -> str | None:

@@ -173,8 +173,12 @@ class Registry:
         if dest.exists():
             shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        mv = self.client.get_model_version(self.name, str(version))
-        fetched = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dest.parent / ".dl")))
+        self.get(str(version))  # VersionNotFoundError, by name
+        # Through the registry's download URI, not the version's ``source``: Azure ML's registry hands out a location
+        # its artifact store reads, while a version registered through its models API has a datastore ``source``
+        # that no MLflow artifact repository parses.
+        uri = f"models:/{self.name}/{version}"
+        fetched = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest.parent / ".dl")))
         shutil.move(str(fetched), dest)
         shutil.rmtree(dest.parent / ".dl", ignore_errors=True)
         return dest
