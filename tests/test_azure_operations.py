@@ -28,8 +28,9 @@ from amlops.ml import model as model_lib
 from amlops.scoring.model import load_model
 from amlops.serving.smoke import SmokeTestFailure, known_rows
 from tests.support.checkout import REPO, copy_project
-from tests.support.fakes import KEY, MODEL, FakeCloud, Poller
+from tests.support.fakes import KEY, MODEL, FakeCloud
 from tests.support.project import CONTRACT, SNAPSHOT, project_build
+from tests.support.workspace import FakeComponents, FakeJobs, FakeSchedules
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
@@ -343,45 +344,6 @@ def test_mirroring_on_kubernetes_is_refused_before_anything_is_created(cloud, fi
 # --- jobs, publish, register ------------------------------------------------------------------------------------
 
 
-class FakeJobs:
-    def __init__(self, statuses: list[str], outputs: dict[str, Path] | None = None, properties: dict | None = None):
-        from amlops.azure.connection import offline_client
-
-        self.statuses = list(statuses)
-        self.outputs = outputs or {}
-        self.properties = properties or {}
-        self.calls: list[tuple] = []
-        self._validator = offline_client().jobs  # the SDK's real offline validation
-
-    def validate(self, job: Any) -> Any:
-        self.calls.append(("validate", job.type))
-        return self._validator.validate(job)
-
-    def create_or_update(self, job: Any, experiment_name: str | None = None) -> Any:
-        self.calls.append(("create_or_update", job, experiment_name))
-        return SimpleNamespace(
-            name="job-42", type=job.type, experiment_name=experiment_name, studio_url="https://ml.azure.com/runs/job-42"
-        )
-
-    def get(self, name: str) -> Any:
-        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
-        self.calls.append(("get", name, status))
-        return SimpleNamespace(
-            name=name,
-            status=status,
-            studio_url=f"https://ml.azure.com/runs/{name}",
-            outputs=dict.fromkeys(self.outputs),
-            properties=self.properties,
-        )
-
-    def stream(self, name: str) -> None:
-        self.calls.append(("stream", name))
-
-    def download(self, name: str, *, output_name: str, download_path: str) -> None:
-        self.calls.append(("download", name, output_name))
-        shutil.copytree(self.outputs[output_name], Path(download_path) / "named-outputs" / output_name)
-
-
 def test_submit_validates_then_follows_the_job_to_completed(files, tmp_path: Path):
     from amlops.azure import render
 
@@ -431,29 +393,6 @@ def test_submit_timeout(files, tmp_path: Path):
         operations.submit(
             SimpleNamespace(jobs=FakeJobs(["Running"])), job, timeout=0, say=lambda line: None, sleep=lambda s: None
         )
-
-
-class FakeComponents:
-    def __init__(self):
-        self.calls: list[tuple] = []
-
-    def create_or_update(self, component: Any, version: str | None = None) -> Any:
-        self.calls.append((component, version))
-        return SimpleNamespace(name=component.name, version=version, id=f"azureml:{component.name}:{version}")
-
-
-class FakeSchedules:
-    def __init__(self, comes_back_enabled: bool):
-        self.comes_back_enabled = comes_back_enabled
-        self.calls: list[tuple] = []
-
-    def begin_create_or_update(self, schedule: Any) -> Poller:
-        self.calls.append(("create", schedule))
-        return Poller(SimpleNamespace(name=schedule.name, is_enabled=self.comes_back_enabled))
-
-    def begin_disable(self, name: str) -> Poller:
-        self.calls.append(("disable", name))
-        return Poller()
 
 
 @pytest.mark.parametrize("comes_back_enabled", [False, True])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +27,7 @@ from amlops.registry.base import RetiredVersionError
 from amlops.registry.mlflow import Registry
 from tests.support.fakes import MODEL, FakeCloud, TaggedModels
 from tests.support.governance import logged_events, record, served_version
-from tests.support.project import CONTRACT, SNAPSHOT, edit_contract, project_build, relabelled
+from tests.support.project import CONTRACT, edit_contract, project_build, relabelled
 from tests.support.scoring import ROW
 
 pytestmark = [
@@ -587,36 +586,6 @@ def test_azure_cleanup_records_the_undeployment(azure, monkeypatch):
     assert [d["status"] for d in inventory.describe(models, models.get("1"), serving=serving)["deployments"]] == [
         "undeployed"
     ]
-
-
-class FakeData:
-    def __init__(self, path: str):
-        self.path = path
-        self.calls: list[tuple] = []
-
-    def get(self, name: str, version: str | None = None, label: str | None = None):
-        self.calls.append((name, version, label))
-        return SimpleNamespace(name=name, version=version or "9", path=self.path, type="uri_file")
-
-
-def test_models_check_reads_an_azure_data_asset(tmp_path: Path, monkeypatch):
-    from amlops.azure import operations
-
-    def download(client, uri: str, dest: Path) -> Path:
-        assert uri == "azureml://datastores/workspaceblobstore/paths/checks/shifted.csv"
-        dest.mkdir(parents=True, exist_ok=True)
-        return Path(shutil.copy2(SNAPSHOT, dest / "shifted.csv"))
-
-    monkeypatch.setattr(operations, "_download_aml_uri", download)
-    data = FakeData("azureml://datastores/workspaceblobstore/paths/checks/shifted.csv")
-    client = SimpleNamespace(data=data)
-    path = operations.download_data_asset(client, "azureml:labelled-checks:3", tmp_path / "a")
-    assert path.read_bytes() == SNAPSHOT.read_bytes()
-    assert data.calls == [("labelled-checks", "3", None)]
-    operations.download_data_asset(client, "azureml:labelled-checks@latest", tmp_path / "b")
-    assert data.calls[-1] == ("labelled-checks", None, "latest")
-    with pytest.raises(operations.AzureOperationError, match="only datastore paths"):
-        operations.download_data_asset(SimpleNamespace(data=FakeData("https://x/y.csv")), "azureml:d:1", tmp_path)
 
 
 def test_a_data_asset_needs_the_azure_target(project: Path, caplog):

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from amlops.azure import build_steps, connection, operations, rollout
+from amlops.azure import build_steps, connection, data_assets, rollout
 from amlops.azure.registry import AzureRegistry, azure_endpoints, azure_serving
 from amlops.azure.translate import Project
 from amlops.core.errors import BadInputError
@@ -271,8 +271,8 @@ class AzureTarget:
 
     def data_file(self, data: str | Path, scratch: Path) -> Path:
         """A data asset (``azureml:NAME:VERSION``) downloaded into ``scratch``, or ``data`` itself."""
-        if str(data).startswith("azureml:"):
-            return operations.download_data_asset(self.client, str(data), scratch)
+        if data_assets.is_reference(data):
+            return data_assets.download(self.client, str(data), scratch)
         return Path(data)
 
     def retrain(self, data: Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from amlops.azure import online, operations, render, rollout, translate
+from amlops.azure import data_assets, online, operations, render, rollout, translate
 from amlops.azure.connection import connect, offline_client
 from amlops.azure.registry import AzureRegistry, azure_serving, record_cleanup, record_release, record_rollback
 from amlops.azure.translate import Project
@@ -52,7 +52,7 @@ def train(
     *,
     client: Any = None,
     project: Any = None,
-    data: Path | None = None,
+    data: Path | str | None = None,
     inputs: dict[str, Any] | None = None,
     **options: Any,
 ) -> dict:
@@ -61,7 +61,7 @@ def train(
     Args:
         client: An ``MLClient``; connects to the configured workspace when omitted.
         project: The parsed project files; read from the project root when omitted.
-        data: Training CSV; the committed snapshot when omitted.
+        data: Training CSV or a data asset (``azureml:<name>:<version>`` or ``@latest``); the snapshot when omitted.
         inputs: Pipeline inputs to override (hyperparameters by name).
         **options: Passed to :func:`amlops.azure.operations.submit` (``poll_seconds``, ``timeout``, ``say``...).
     """
@@ -91,7 +91,7 @@ def publish(
     *,
     client: Any = None,
     project: Any = None,
-    data: Path | None = None,
+    data: Path | str | None = None,
     version: str | None = None,
     schedule: str | None = None,
     name: str | None = None,
@@ -104,7 +104,8 @@ def publish(
     Args:
         client: An ``MLClient``; connects when omitted.
         project: The parsed project files.
-        data: Training CSV of scheduled runs; the snapshot when omitted.
+        data: Training CSV of scheduled runs, or a data asset (``azureml:<name>:<version>`` or ``@latest``); the
+            snapshot when omitted.
         version: Component version; a UTC timestamp when omitted.
         schedule: Cron expression (UTC) of a schedule created disabled.
         name: Must be the project's pipeline name when given (``pipeline run --published`` finds it by it).
@@ -129,18 +130,25 @@ def publish(
     component = translate.pipeline_component(assets.pipeline)
     if description:
         component.description = description
+    client = _client(client)
     job = None
     if schedule:
-        job = translate.scheduled_pipeline_job(project, f"azureml:{component.name}:{version}", assets.data)
+        data_input = assets.data
+        if data_assets.is_reference(data_input):
+            # A schedule keeps the version a label names when it is created (azure-ai-ml resolves it then): say
+            # which; `azure data register` moves the schedule to each new version.
+            data_input = data_assets.pin(client, str(data_input))
+            say(f"scheduled runs train on {data_input} (`azure data register` moves them to a new version)")
+        job = translate.scheduled_pipeline_job(project, f"azureml:{component.name}:{version}", data_input)
         job = translate.training_schedule(project, job, schedule, enabled=False)
-    return operations.publish(_client(client), component, version=version, schedule=job, say=say)
+    return operations.publish(client, component, version=version, schedule=job, say=say)
 
 
 def run_published(
     *,
     client: Any = None,
     project: Any = None,
-    data: Path | None = None,
+    data: Path | str | None = None,
     version: str | None = None,
     inputs: dict[str, Any] | None = None,
     **options: Any,
@@ -148,7 +156,7 @@ def run_published(
     """Run the published pipeline component (latest version by default) with some inputs changed."""
     project = project or translate.Project.load()
     data_file = render.stage_data(
-        Path(data or project.settings.data_snapshot), project.settings.build_dir / "azureml-submit" / "data"
+        data or project.settings.data_snapshot, project.settings.build_dir / "azureml-submit" / "data"
     )
     reference = f"azureml:{project.pipeline_name}" + (f":{version}" if version else "@latest")
     job = translate.scheduled_pipeline_job(project, reference, data_file, inputs)

@@ -350,32 +350,6 @@ def promote(client: Any, name: str, version: str, *, say: Say = log.info) -> Any
     return model
 
 
-def _download_aml_uri(client: Any, uri: str, dest: Path) -> Path:
-    """Download an ``azureml://datastores/...`` path (the SDK's own downloader; no public API for it in 1.35)."""
-    from azure.ai.ml._artifacts._artifact_utilities import download_artifact_from_aml_uri
-
-    return Path(download_artifact_from_aml_uri(uri, str(dest), client.datastores))
-
-
-def download_data_asset(client: Any, reference: str, dest: Path) -> Path:
-    """Download a data asset (``azureml:<name>:<version>`` or ``azureml:<name>@latest``) and return its CSV file.
-
-    Raises:
-        AzureOperationError: the asset is not a CSV file or a folder holding exactly one.
-    """
-    name = reference.removeprefix("azureml:")
-    name, _, label = name.partition("@")
-    name, _, version = name.partition(":")
-    asset = client.data.get(name=name, label=label or "latest") if not version else client.data.get(name, version)
-    if not str(asset.path).startswith("azureml://"):
-        raise AzureOperationError(f"data asset {reference} points at {asset.path}; only datastore paths are read")
-    folder = _download_aml_uri(client, str(asset.path), Path(dest))
-    files = sorted(Path(folder).rglob("*.csv")) if Path(folder).is_dir() else [Path(folder)]
-    if len(files) != 1:
-        raise AzureOperationError(f"data asset {reference}: expected one CSV file, found {[f.name for f in files]}")
-    return files[0]
-
-
 def is_missing(error: Exception) -> bool:
     """Whether an SDK error says the resource does not exist."""
     from azure.core.exceptions import ResourceNotFoundError

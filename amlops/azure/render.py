@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from amlops.azure import online, translate
+from amlops.azure import data_assets, online, translate
 from amlops.azure.connection import offline_client
 from amlops.core import lineage
 from amlops.core.azure_settings import AzureSettings
@@ -85,7 +85,8 @@ class TrainingAssets:
     """The training side, staged under one folder and translated with absolute paths (what is submitted)."""
 
     code: Path
-    data: Path
+    #: A staged copy of the training CSV, or a data asset reference (``azureml:<name>:<version>`` or ``@latest``).
+    data: Path | str
     environment: Any
     components: dict[str, Any]
     pipeline: Any
@@ -139,8 +140,14 @@ def stage_scoring_code(project: translate.Project, dest: Path) -> Path:
     return dest
 
 
-def stage_data(source: Path, dest_dir: Path) -> Path:
-    """Copy the training data file into ``dest_dir`` (the pipeline uploads it as a ``uri_file``)."""
+def stage_data(source: Path | str, dest_dir: Path) -> Path | str:
+    """Copy the training data file into ``dest_dir`` (the pipeline uploads it as a ``uri_file``).
+
+    A data asset reference is checked and returned as it is: the job reads the asset.
+    """
+    if data_assets.is_reference(source):
+        data_assets.parse_reference(str(source))
+        return str(source)
     source = Path(source)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: data file not found")
@@ -149,12 +156,12 @@ def stage_data(source: Path, dest_dir: Path) -> Path:
 
 
 def training_assets(
-    project: translate.Project, out: Path, data: Path | None = None, inputs: dict | None = None
+    project: translate.Project, out: Path, data: Path | str | None = None, inputs: dict | None = None
 ) -> TrainingAssets:
     """Stage the training code and data under ``out`` and translate the training side with absolute paths."""
     out = Path(out).resolve()
     code = stage_training_code(project, out / "code" / "train")
-    data_file = stage_data(Path(data or project.settings.data_snapshot), out / "data")
+    data_file = stage_data(data or project.settings.data_snapshot, out / "data")
     environment = translate.training_environment(project)
     components = translate.step_components(project, code, environment)
     return TrainingAssets(

@@ -476,9 +476,19 @@ def training_schedule(project: Project, job: Any, cron: str, *, enabled: bool = 
     from azure.ai.ml.entities import CronTrigger, JobSchedule
 
     return JobSchedule(
-        name=f"{project.pipeline_name}_schedule",
+        name=schedule_name(project),
         display_name=f"{project.settings.model_name} training ({cron} UTC)",
         trigger=CronTrigger(expression=cron, time_zone="UTC"),
         create_job=job,
         is_enabled=enabled,
     )
+
+
+def schedule_name(project: Project) -> str:
+    """The training schedule's name: the pipeline's, with ``_schedule``."""
+    return f"{project.pipeline_name}_schedule"
+
+
+def data_asset_name(project: Project) -> str:
+    """The training data asset's default name: the model's, with ``-training-data``."""
+    return f"{project.settings.model_name}-training-data"

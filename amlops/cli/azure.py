@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amlops.azure import build_steps, operations, render, rollout, translate
+from amlops.azure import build_steps, data_assets, operations, render, rollout, translate
 from amlops.azure.connection import connect, offline_client
 from amlops.azure.operations import is_missing
 from amlops.azure.registry import AzureRegistry
@@ -141,6 +141,19 @@ def cmd_publish(args: argparse.Namespace) -> int:
         client=_connect(args), data=args.data, version=args.version, schedule=args.schedule, say=say
     )
     say(f"run it: az ml job create --file <job.yml with component: azureml:{published.name}:{published.version}>")
+    return 0
+
+
+@_azure_errors
+def cmd_register_data(args: argparse.Namespace) -> int:
+    """Register a CSV as the next version of the training data asset and move the training schedule to it."""
+    project = _project()
+    data_assets.check_file(args.path, project.settings)  # before connecting: a bad file names its column and rule
+    client = _connect(args)
+    name = args.name or translate.data_asset_name(project)
+    reference = data_assets.register(client, args.path, name, project.settings, description=args.description, say=say)
+    if not args.keep_schedule and data_assets.retarget_schedule(client, project, reference, say=say) is None:
+        say(f"no training schedule yet: `azure publish --schedule CRON --data azureml:{name}@latest` creates one")
     return 0
 
 

@@ -91,7 +91,12 @@ def parser() -> argparse.ArgumentParser:
     pipeline_commands = pipeline_cli.add_subparsers(dest="pipeline_command", required=True, metavar="ACTION")
     run_pipeline = pipeline_commands.add_parser("run", help="run prep → train → evaluate → register locally")
     run_pipeline.set_defaults(handler="commands:cmd_pipeline_run")
-    run_pipeline.add_argument("--data", type=Path, default=None, help="CSV to train on (default: the snapshot)")
+    run_pipeline.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="CSV to train on (default: the snapshot); on Azure also a data asset azureml:NAME:VERSION or @latest",
+    )
     _param_option(run_pipeline, "a hyperparameter for this run (contract.yml: params), e.g. max_depth=4; repeatable")
     run_pipeline.add_argument(
         "--no-promote",
@@ -265,7 +270,7 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
 
     submit = command("submit", "azure:cmd_submit", "submit the training pipeline and follow it until it completes")
     submit.add_argument("--job", choices=("pipeline", "train"), default="pipeline", help="train: sklearn.runconfig")
-    submit.add_argument("--data", type=Path, default=None, help="training CSV (default: the snapshot)")
+    submit.add_argument("--data", default=None, help="training CSV or azureml:NAME:VERSION|@latest (default: snapshot)")
     submit.add_argument("--no-wait", action="store_true", help="return once submitted")
     submit.add_argument("--stream-logs", action="store_true", help="stream the job's logs while waiting")
     submit.add_argument("--poll-seconds", type=float, default=15.0, help="seconds between status checks")
@@ -276,7 +281,19 @@ def add_subcommands(commands: argparse._SubParsersAction) -> None:
     )
     publish.add_argument("--version", default=None, help="component version (default: UTC timestamp)")
     publish.add_argument("--schedule", default=None, metavar="CRON", help="also create a disabled schedule (UTC)")
-    publish.add_argument("--data", type=Path, default=None, help="training CSV of scheduled runs")
+    publish.add_argument(
+        "--data", default=None, help="data of scheduled runs: a CSV, or azureml:NAME:VERSION|@latest (pinned)"
+    )
+
+    data = command(
+        "register-data",
+        "azure:cmd_register_data",
+        "register a CSV as the next version of the training data asset; the schedule moves to it",
+    )
+    data.add_argument("path", type=Path, help="the CSV file")
+    data.add_argument("--name", default=None, help="data asset name (default: <model name>-training-data)")
+    data.add_argument("--description", default="", help="what this version holds")
+    data.add_argument("--keep-schedule", action="store_true", help="leave the training schedule on its data")
 
     register = command(
         "register-model", "azure:cmd_register_model", "register a pipeline job's model with lineage tags"
@@ -328,8 +345,8 @@ def register_commands(commands: argparse._SubParsersAction) -> None:
     """Add ``azure`` and its commands to the ``python -m amlops`` subparsers."""
     azure = commands.add_parser(
         "azure",
-        help="the lifecycle on Azure ML v2 (render, check, submit, publish, register-model, deploy, smoke, "
-        "rollback, promote, cleanup, endpoint)",
+        help="the lifecycle on Azure ML v2 (render, check, submit, publish, register-data, register-model, deploy, "
+        "smoke, rollback, promote, cleanup, endpoint)",
         description="The lifecycle on Azure ML v2. Only `render` works offline.",
     )
     add_subcommands(azure.add_subparsers(dest="azure_command", required=True, metavar="AZURE_COMMAND"))
