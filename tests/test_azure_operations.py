@@ -507,6 +507,29 @@ def test_a_published_pipeline_reruns_with_changed_inputs(files, job_outputs, tmp
     assert outcome["pipeline_run_id"] == "job-42"
 
 
+def test_events_emitted_inside_a_job_are_relayed_once_by_the_machine_that_follows_it(
+    files, job_outputs, project, tmp_path: Path
+):
+    """The register step's ``model.registered`` reaches this machine's event log and command, once."""
+    from amlops.azure import build_steps, render
+    from amlops.core.files import read_json, write_json
+    from amlops.registry import events
+    from amlops.steps import register
+
+    record = read_json(job_outputs["registration"] / register.REGISTRATION_FILE)
+    emitted = {"id": "e-1", "type": "model.registered", "model": MODEL, "version": "4", "time": "t", "details": {}}
+    write_json(job_outputs["registration"] / register.REGISTRATION_FILE, record | {"events": [emitted]})
+    for _ in range(2):
+        outcome = build_steps.outcome_of(
+            SimpleNamespace(jobs=FakeJobs(["Completed"], job_outputs)),
+            render.training_assets(files, tmp_path / "assets").pipeline,
+            poll_seconds=0,
+            say=lambda line: None,
+        )
+        assert "events" not in outcome
+    assert [event["id"] for event in events.read_events()] == ["e-1"]
+
+
 def test_register_model_from_a_job_output_with_local_lineage_tags(job_outputs, tmp_path: Path):
     from amlops.core.files import read_json
     from amlops.steps import evaluate, register

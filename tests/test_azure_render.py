@@ -295,6 +295,7 @@ def test_jobs_get_the_settings_that_decide_and_nothing_local(
     """A job on Azure validates, gates and checks drift as the machine that submitted it would."""
     monkeypatch.setenv("AMLOPS_DATA_MIN_ROWS", "200")
     monkeypatch.setenv("AMLOPS_DRIFT_MAX_PSI", "0.3")
+    monkeypatch.setenv("AMLOPS_EVENTS_COMMAND", "notify-team")  # runs where the job is followed: relayed there
     monkeypatch.setenv("AMLOPS_TRACKING_URI", f"sqlite:///{tmp_path / 'local.db'}")  # local: stays here
     monkeypatch.setenv("AMLOPS_ROOT", str(project.root))
     out = tmp_path / "azureml"

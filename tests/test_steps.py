@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -171,6 +172,9 @@ def test_a_version_registered_in_an_azure_ml_pipeline_step_names_the_pipeline_jo
     version = Registry().versions()[0]
     assert version.tags["pipeline_run_id"] == "pipeline-job-7"
     assert Registry().production() is None  # --no-promote, as on Azure
+    # The job's local event log ends with it: its events travel in the step's output.
+    carried = json.loads((steps / "register" / register.REGISTRATION_FILE).read_text())["events"]
+    assert [(e["type"], e["version"]) for e in carried] == [("model.registered", version.version)]
 
 
 def test_the_pipeline_job_is_only_named_inside_a_pipeline_step(azureml_job, monkeypatch: pytest.MonkeyPatch, caplog):
@@ -198,3 +202,28 @@ def test_a_job_submitted_under_another_experiment_logs_its_run_there(azureml_job
     run = mlflow.get_run(run_id)
     assert mlflow.get_experiment(run.info.experiment_id).name == "nightly-retraining"
     assert "test_rmse" in run.data.metrics
+
+
+def test_a_parameter_the_job_run_already_holds_is_not_logged_again(azureml_job, tmp_path: Path, caplog):
+    """MLflow refuses to change a logged value: a job input the run holds as ``1`` is the ``1.0`` train.py used."""
+    import mlflow
+
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    steps = tmp_path / "steps"
+    assert prep.main(["--out", str(steps / "prep")]) == 0
+    train = ["--data", str(steps / "prep"), "--out", str(steps / "train"), "--alpha", "1"]
+
+    same = azureml_job(None)
+    client.log_param(same, "alpha", "1")  # as the job's input
+    assert train_step.main(project_build(), train) == 0
+    params = mlflow.get_run(same).data.params
+    assert params["alpha"] == "1"
+    assert "amlops.alpha" not in params
+    assert params["estimator"] == "StandardScaler+Ridge"
+
+    other = azureml_job(None)
+    client.log_param(other, "alpha", "2")
+    assert train_step.main(project_build(), train) == 0
+    params = mlflow.get_run(other).data.params
+    assert (params["alpha"], params["amlops.alpha"]) == ("2", "1.0")
+    assert "parameter alpha: the run already holds '2'; this run used 1.0" in caplog.text

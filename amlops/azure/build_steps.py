@@ -33,6 +33,7 @@ from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings
 from amlops.core.tags import PREVIOUS_TAG
 from amlops.lifecycle.retirement import GovernanceError, Say
+from amlops.registry import events
 from amlops.registry.records import DeploymentRecord, ensure_servable
 from amlops.serving.deploy import scoring_limits
 from amlops.serving.smoke import known_rows
@@ -72,15 +73,24 @@ def train(
 
 def outcome_of(client: Any, job: Any, **options: Any) -> dict:
     """Submit a training pipeline job, follow it to ``Completed``, and read its registration and decision."""
-    finished = operations.submit(client, job, **options)
+    return job_outcome(client, operations.submit(client, job, **options).name)
+
+
+def job_outcome(client: Any, job_name: str) -> dict:
+    """A completed training pipeline job's registration and decision.
+
+    The events its register step emitted are delivered here (:func:`amlops.registry.events.relay`).
+    """
     with tempfile.TemporaryDirectory(prefix="amlops-job-") as scratch:
         for output in (operations.REGISTRATION_OUTPUT, "evaluation"):
-            client.jobs.download(finished.name, output_name=output, download_path=scratch)
+            client.jobs.download(job_name, output_name=output, download_path=scratch)
         outputs = Path(scratch) / "named-outputs"
         registration = read_json(outputs / operations.REGISTRATION_OUTPUT / register.REGISTRATION_FILE)
         decision = evaluate.load_decision(outputs / "evaluation")
+    for event in registration.pop("events", []):  # emitted inside the job: its own event log is gone
+        events.relay(event)
     return {
-        "pipeline_run_id": finished.name,
+        "pipeline_run_id": job_name,
         **registration,
         "candidate": decision.candidate,
         "production": decision.production,

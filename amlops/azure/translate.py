@@ -43,8 +43,9 @@ STEPS = ("prep", "train", "evaluate", "register")
 DEFAULT_SCORING_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 
 #: The settings a training job reads that the submitting machine may have changed: forwarded to every job (paths,
-#: the tracking URI, the target and the Azure settings stay local; the contract travels in the code snapshot).
-JOB_SETTING_PREFIXES = ("AMLOPS_DATA_", "AMLOPS_DRIFT_", "AMLOPS_EFFICACY_", "AMLOPS_EVENTS_")
+#: the tracking URI, the target and the Azure settings stay local; the contract travels in the code snapshot; the
+#: events command runs where the job is followed, which relays the job's events).
+JOB_SETTING_PREFIXES = ("AMLOPS_DATA_", "AMLOPS_DRIFT_", "AMLOPS_EFFICACY_")
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def _name(named: bool, name: str, content: bytes) -> dict[str, str]:
 def job_environment(settings: ProjectSettings, environ: dict[str, str] | None = None) -> dict[str, str]:
     """The ``AMLOPS_*`` variables a training job gets, so that it decides as the machine submitting it would.
 
-    The model name always (``AMLOPS_MODEL_NAME`` may rename it here), and every data, drift, efficacy and events
+    The model name always (``AMLOPS_MODEL_NAME`` may rename it here), and every data, drift and efficacy
     setting set in the submitting environment.
 
     Args:

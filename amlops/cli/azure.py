@@ -126,6 +126,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     )
     if not args.no_wait:
         say(f"job {finished.name} Completed")
+        if args.job == "pipeline":  # its decision, and the events its register step emitted, delivered here
+            outcome = build_steps.job_outcome(client, finished.name)
+            say(f"decision: {outcome['outcome']}; registered version: {outcome['registered_version'] or 'none'}")
     return 0
 
 

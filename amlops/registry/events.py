@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
 import subprocess
 import uuid
+from collections.abc import Iterator
 
 from amlops.core.lineage import now, who
 from amlops.core.settings import EventSettings, ProjectSettings
@@ -16,6 +18,8 @@ log = logging.getLogger(__name__)
 
 #: Events :func:`emit` sends.
 EVENT_TYPES = ("model.registered", "model.promoted", "model.retired", "model.unretired", "model.degraded")
+#: The lists :func:`captured` blocks collect this process's events into.
+_collectors: list[list[dict]] = []
 
 
 def emit(
@@ -47,16 +51,51 @@ def emit(
         "actor": who(),
         "details": details or {},
     }
+    _deliver(event, settings)
+    for collected in _collectors:
+        collected.append(event)
+    return event
+
+
+@contextlib.contextmanager
+def captured() -> Iterator[list[dict]]:
+    """Collect the events this process emits inside the block.
+
+    A step inside an Azure ML job writes them into its output, whose local event log ends with the job; the
+    machine that follows the job relays them (:func:`relay`).
+    """
+    collected: list[dict] = []
+    _collectors.append(collected)
+    try:
+        yield collected
+    finally:
+        _collectors.remove(collected)
+
+
+def relay(event: dict, settings: ProjectSettings | None = None) -> bool:
+    """Deliver an event emitted elsewhere (in an Azure ML job) to this machine's log and command, once.
+
+    Returns:
+        Whether it was delivered (``False``: the log already has that event id).
+    """
+    settings = settings or ProjectSettings()
+    if any(known.get("id") == event.get("id") for known in read_events(settings)):
+        return False
+    _deliver(event, settings)
+    return True
+
+
+def _deliver(event: dict, settings: ProjectSettings) -> None:
+    """Append the event to the event log, then run the configured command."""
     line = json.dumps(event, sort_keys=True, default=str)
     path = settings.events_file
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as sink:
         sink.write(line + "\n")
-    log.info("event %s: %s v%s", kind, model, version)
+    log.info("event %s: %s v%s", event["type"], event["model"], event["version"])
     rules = EventSettings()
     if rules.command:
-        _run_event_command(rules, kind, line)
-    return event
+        _run_event_command(rules, event["type"], line)
 
 
 def _run_event_command(rules: EventSettings, kind: str, line: str) -> None:

@@ -111,3 +111,40 @@ def enclosing_pipeline_job(settings: ProjectSettings | None = None) -> str | Non
         log.warning("could not read the pipeline job of run %s (%s): pipeline_run_id is not recorded", run_id, error)
         return None
     return root if root and root != run_id else None
+
+
+def log_params_once(params: dict) -> dict[str, str]:
+    """Log ``params`` on the active run, leaving alone any the run already holds; return what was logged.
+
+    Inside an Azure ML job the run may already hold a parameter of the same name (a job input), and MLflow refuses
+    to change a logged value. The same value in another spelling (``1`` and ``1.0``) is the same parameter; a
+    different value is logged as ``amlops.<name>``, with a warning naming both.
+    """
+    import mlflow
+
+    active = mlflow.active_run()
+    held = mlflow.get_run(active.info.run_id).data.params if active else {}
+    fresh: dict[str, str] = {}
+    for name, value in params.items():
+        if name not in held:
+            fresh[name] = str(value)
+        elif not _same_value(held[name], value):
+            log.warning(
+                "parameter %s: the run already holds %r; this run used %r (logged as amlops.%s)",
+                name,
+                held[name],
+                value,
+                name,
+            )
+            fresh[f"amlops.{name}"] = str(value)
+    mlflow.log_params(fresh)
+    return fresh
+
+
+def _same_value(held: str, value: object) -> bool:
+    if held == str(value):
+        return True
+    try:
+        return float(held) == float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False

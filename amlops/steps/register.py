@@ -18,7 +18,7 @@ from amlops.core.files import file_lock, read_json, write_json
 from amlops.core.lineage import build_id, git_commit
 from amlops.core.logs import run_step
 from amlops.core.settings import ProjectSettings
-from amlops.registry import tracking
+from amlops.registry import events, tracking
 from amlops.registry.mlflow import Registry
 from amlops.steps import evaluate, prep
 from amlops.steps import train as train_step
@@ -100,7 +100,7 @@ def run(
     """
     registry = registry or Registry()
     decision = evaluate.load_decision(decided)
-    with registry_lock(registry.settings):
+    with registry_lock(registry.settings), events.captured() as emitted:
         if promote:
             decision = _judged_against_production(decision, trained, prepared, registry)
         record: dict = {
@@ -127,6 +127,8 @@ def run(
     current = registry.production()
     record["production_version"] = current.version if current else None
     record["model_name"] = registry.name
+    # Inside an Azure ML job the local event log ends with the job: the events travel with the output instead.
+    record["events"] = emitted
     write_json(Path(out) / REGISTRATION_FILE, record)
     return record
 

@@ -101,7 +101,7 @@ def run(
     if pipeline_run_id:
         tags["mlflow.parentRunId"] = pipeline_run_id
     with mlflow.start_run(run_name="train", tags=tags, nested=bool(pipeline_run_id)) as active:
-        mlflow.log_params(
+        tracking.log_params_once(
             {
                 **params,
                 "estimator": _describe(fitted),
