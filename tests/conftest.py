@@ -61,6 +61,21 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory, table: pd.DataFrame) 
 
 
 @pytest.fixture(scope="session")
+def azure_models(tmp_path_factory: pytest.TempPathFactory, table: pd.DataFrame) -> dict[str, Path]:
+    """Registered versions "1" and "2" (different alphas: different predictions), and the "wrong" model a broken
+    image might load, as Azure ML's fakes serve them."""
+    from amlops.ml import model
+
+    root = tmp_path_factory.mktemp("azure-models")
+    return {
+        version: model.save_mlflow_model(
+            model.fit(project_build(), {"alpha": alpha}, table, CONTRACT), table, root / version / "model", CONTRACT
+        )
+        for version, alpha in (("1", 1.0), ("2", 0.3), ("wrong", 40.0))
+    }
+
+
+@pytest.fixture(scope="session")
 def staged(tmp_path_factory: pytest.TempPathFactory, model_folder: Path):
     """``model_folder`` staged as the test project's model, version 7, as Azure ML lays it out."""
     from amlops.core.config import load_inference_config

@@ -16,21 +16,18 @@ from typing import Any
 import pytest
 
 from amlops.azure import online, operations, rollout, translate
-from amlops.cli import azure as azure_cli
 from amlops.cli.main import handler
-from amlops.cli.main import main as cli_main
 from amlops.cli.parser import register_commands
 from amlops.core import tags
 from amlops.core.config import ConfigError
 from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings
-from amlops.ml import model as model_lib
 from amlops.scoring.model import load_model
 from amlops.serving.smoke import SmokeTestFailure, known_rows
 from tests.support.checkout import REPO, copy_project
 from tests.support.fakes import KEY, MODEL, FakeCloud
-from tests.support.project import CONTRACT, SNAPSHOT, project_build
-from tests.support.workspace import FakeComponents, FakeJobs, FakeSchedules
+from tests.support.project import CONTRACT, SNAPSHOT
+from tests.support.workspace import FakeComponents, FakeJobs, FakeSchedules, training_job_outputs
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
@@ -39,18 +36,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory, table) -> dict[str, Path]:
+def models(azure_models: dict[str, Path]) -> dict[str, Path]:
     """Versions 1 and 2 (different alphas: different predictions), and a wrong model a broken image might load."""
-    root = tmp_path_factory.mktemp("registry")
-    return {
-        version: model_lib.save_mlflow_model(
-            model_lib.fit(project_build(), {"alpha": alpha}, table, CONTRACT),
-            table,
-            root / name / "model",
-            CONTRACT,
-        )
-        for version, name, alpha in (("1", "v1", 1.0), ("2", "v2", 0.3), ("wrong", "wrong", 40.0))
-    }
+    return azure_models
 
 
 @pytest.fixture
@@ -458,28 +446,7 @@ def test_publish_refuses_what_azure_cannot_honour(project: Path, options, messag
 @pytest.fixture
 def job_outputs(project: Path, tmp_path: Path) -> dict[str, Path]:
     """A training pipeline job's outputs, as its steps write them."""
-    from dataclasses import asdict
-
-    from amlops.core.files import write_json
-    from amlops.steps import evaluate, prep, register
-    from amlops.steps import train as train_step
-
-    outputs = {name: tmp_path / "job" / name for name in ("prepared", "trained", "evaluation", "registration")}
-    prep.run(project / CONTRACT.data, outputs["prepared"])
-    write_json(
-        outputs["trained"] / train_step.INFO_FILE,
-        {
-            "run_id": "run-7",
-            "model_uri": "azureml://runs/run-7/artifacts/model",
-            "params": {"alpha": 1.0},
-            "metrics": {"test_rmse": 53.1},
-            "data_sha256": "x",
-        },
-    )
-    decision = evaluate.decide({"rmse": 53.1, "mae": 42.0, "r2": 0.48}, None, CONTRACT)
-    write_json(outputs["evaluation"] / evaluate.DECISION_FILE, asdict(decision) | {"register": decision.register})
-    write_json(outputs["registration"] / register.REGISTRATION_FILE, {"registered_version": None})
-    return outputs
+    return training_job_outputs(project, tmp_path / "job")
 
 
 class FakeModels:
@@ -605,60 +572,6 @@ class FakeRegistry:
 
     def download(self, name: str, version: str, download_path: str) -> None:
         shutil.copytree(self.models[version], Path(download_path) / name / "model", dirs_exist_ok=True)
-
-
-def test_deploy_and_endpoint_commands_end_to_end(cloud, models, project: Path, monkeypatch, capsys, caplog):
-    """``azure deploy`` then ``azure endpoint``: the key reaches the smoke test and stdout on request, never a log."""
-    caplog.set_level(logging.DEBUG)
-    shutil.copy2(REPO / STAGES["prod"].config_file, project / STAGES["prod"].config_file)
-    cloud.models_registry = FakeRegistry(cloud.models)
-    client = SimpleNamespace(
-        online_endpoints=cloud.online_endpoints,
-        online_deployments=cloud.online_deployments,
-        models=cloud.models_registry,
-    )
-    monkeypatch.setattr(azure_cli, "_connect", lambda args: client)
-
-    code = cli_main(["azure", "deploy", "--stage", "preprod", "--deployment-name", "green", "--step-seconds", "0"])
-    out = capsys.readouterr()
-    assert code == 0, out.err
-    assert f"releasing {MODEL}:2 to pre-production" in out.out
-    assert f"released: green serves {MODEL}:2" in out.out
-    assert cloud.created_deployments[0].code_configuration.scoring_script == "score.py"
-    staged = Path(cloud.created_deployments[0].code_configuration.code)
-    assert (staged / "swagger.json").is_file()
-    assert (staged / "score.py").is_file()
-
-    assert cli_main(["azure", "endpoint", "--stage", "preprod"]) == 0
-    shown = capsys.readouterr().out
-    assert cloud.uri(f"{MODEL}-preprod") in shown
-    assert KEY not in shown
-    assert cli_main(["azure", "endpoint", "--stage", "preprod", "--show-keys"]) == 0
-    out_with_keys = capsys.readouterr()
-    assert KEY in out_with_keys.out
-    assert KEY not in out_with_keys.err
-    assert all(KEY not in record.getMessage() for record in caplog.records)
-
-
-def test_deploy_command_reports_a_failed_smoke_test_with_exit_3(cloud, models, project: Path, monkeypatch, caplog):
-    cloud.models_registry = FakeRegistry(cloud.models)
-    client = SimpleNamespace(
-        online_endpoints=cloud.online_endpoints,
-        online_deployments=cloud.online_deployments,
-        models=cloud.models_registry,
-    )
-    monkeypatch.setattr(azure_cli, "_connect", lambda args: client)
-    cloud.serve_wrong_model.add("bad")
-    assert cli_main(["azure", "deploy", "--deployment-name", "bad", "--version", "1"]) == 3
-    assert "smoke test failed: list-of-lists: predictions differ" in caplog.text
-    assert cloud.endpoints[f"{MODEL}-preprod"].traffic == {}
-
-
-def test_deploy_command_checks_the_config_before_connecting(project: Path, monkeypatch, caplog):
-    (project / "deploymentConfig.yml").write_text("computeType: ACI\ncontainerResourceRequirements: {cpu: 1}\n")
-    monkeypatch.setattr(azure_cli, "_connect", lambda args: pytest.fail("connected before checking the config"))
-    assert cli_main(["azure", "deploy"]) == 2
-    assert "field 'containerResourceRequirements.memoryInGB'" in caplog.text
 
 
 def test_register_commands_adds_the_azure_group():

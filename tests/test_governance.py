@@ -27,7 +27,7 @@ from amlops.registry.base import RetiredVersionError
 from amlops.registry.mlflow import Registry
 from tests.support.fakes import MODEL, FakeCloud, TaggedModels
 from tests.support.governance import logged_events, record, served_version
-from tests.support.project import CONTRACT, edit_contract, project_build, relabelled
+from tests.support.project import CONTRACT, edit_contract, relabelled
 from tests.support.scoring import ROW
 
 pytestmark = [
@@ -388,22 +388,6 @@ def test_a_failing_event_command_does_not_undo_the_action(project: Path, monkeyp
 
 
 # --- Azure: the release path, at the SDK boundary -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def azure_models(tmp_path_factory: pytest.TempPathFactory, table) -> dict[str, Path]:
-    from amlops.ml import model as model_lib
-
-    root = tmp_path_factory.mktemp("azure-models")
-    return {
-        version: model_lib.save_mlflow_model(
-            model_lib.fit(project_build(), {"alpha": alpha}, table, CONTRACT),
-            table,
-            root / version / "model",
-            CONTRACT,
-        )
-        for version, alpha in (("1", 1.0), ("2", 0.3), ("wrong", 40.0))
-    }
 
 
 @pytest.fixture

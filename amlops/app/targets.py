@@ -240,7 +240,8 @@ class AzureTarget:
             project=project,
             data=data,
             version=None if version is None else str(version),
-            inputs=parameters,
+            # Typed as the contract declares them (`--param alpha=0.25` arrives as text), refused before submitting.
+            inputs=project.settings.contract.hyperparameters(parameters, defaults=False),
         )
         return self._outcome(outcome, promote)
 

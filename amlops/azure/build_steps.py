@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from amlops.azure import data_assets, online, operations, render, rollout, translate
-from amlops.azure.connection import connect, offline_client
+from amlops.azure import connection, data_assets, online, operations, render, rollout, translate
+from amlops.azure.connection import offline_client
 from amlops.azure.registry import AzureRegistry, azure_serving, record_cleanup, record_release, record_rollback
 from amlops.azure.translate import Project
 from amlops.core.azure_settings import AzureSettings
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 def _client(client: Any) -> Any:
     if client is not None:
         return client
-    return connect()
+    return connection.connect()  # looked up on the module: one place to stand a workspace in
 
 
 def train(

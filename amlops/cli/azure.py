@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amlops.azure import build_steps, data_assets, operations, render, rollout, translate
-from amlops.azure.connection import connect, offline_client
+from amlops.azure import build_steps, connection, data_assets, operations, render, rollout, translate
+from amlops.azure.connection import offline_client
 from amlops.azure.operations import is_missing
 from amlops.azure.registry import AzureRegistry
 from amlops.azure.translate import Project
@@ -37,7 +37,7 @@ def say(line: str) -> None:
 
 
 def _connect(args: argparse.Namespace) -> Any:
-    return connect(args.workspace_config)
+    return connection.connect(args.workspace_config)
 
 
 def _project() -> Any:

@@ -193,3 +193,93 @@ class FakeDataAssets:
         )
         self.versions.setdefault(asset.name, []).append(kept)
         return kept
+
+
+def training_job_outputs(project: Path, folder: Path, registered_version: str | None = None) -> dict[str, Path]:
+    """A training pipeline job's outputs, as its steps write them, for the test project at ``project``."""
+    from dataclasses import asdict
+
+    from amlops.core.files import write_json
+    from amlops.steps import evaluate, prep, register
+    from amlops.steps import train as train_step
+    from tests.support.project import CONTRACT
+
+    outputs = {name: Path(folder) / name for name in ("prepared", "trained", "evaluation", "registration")}
+    prep.run(Path(project) / CONTRACT.data, outputs["prepared"])
+    write_json(
+        outputs["trained"] / train_step.INFO_FILE,
+        {
+            "run_id": "run-7",
+            "model_uri": "azureml://runs/run-7/artifacts/model",
+            "params": {"alpha": 1.0},
+            "metrics": {"test_rmse": 53.1},
+            "data_sha256": "x",
+        },
+    )
+    decision = evaluate.decide({"rmse": 53.1, "mae": 42.0, "r2": 0.48}, None, CONTRACT)
+    write_json(outputs["evaluation"] / evaluate.DECISION_FILE, asdict(decision) | {"register": decision.register})
+    write_json(
+        outputs["registration"] / register.REGISTRATION_FILE,
+        {
+            "outcome": decision.outcome,
+            "reasons": decision.reasons,
+            "registered_version": registered_version,
+            "production_version": None,
+            "model_name": CONTRACT.name,
+        },
+    )
+    return outputs
+
+
+class FakeCompute:
+    """``MLClient.compute``: the computes the workspace has, by name and type."""
+
+    def __init__(self, computes: dict[str, str]):
+        self.computes = computes
+
+    def get(self, name: str) -> Any:
+        if name not in self.computes:
+            raise not_found(f"compute {name}")
+        return SimpleNamespace(name=name, type=self.computes[name], provisioning_state="Succeeded")
+
+
+class JobModels:
+    """``MLClient.models`` over :class:`tests.support.fakes.TaggedModels`: a version registered from a job's
+    output gets the files ``trained`` stands for (a job's output holds no real model here)."""
+
+    def __init__(self, models: Any, trained: Path):
+        self.tagged, self.trained = models, trained
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tagged, name)
+
+    def create_or_update(self, model: Any) -> Any:
+        if model.version is None and str(model.path).startswith("azureml://jobs/"):
+            version = str(max(int(v) for v in self.tagged.folders if v.isdigit()) + 1)
+            self.tagged.folders[version] = self.trained
+            model = SimpleNamespace(name=model.name, version=version, tags=model.tags, path=model.path)
+        created = self.tagged.create_or_update(model)
+        created.id = f"azureml:{created.name}:{created.version}"
+        return created
+
+
+def fake_workspace(cloud: Any, models: Any, job_outputs: dict[str, Path], storage: Path, tracking_uri: str) -> Any:
+    """Everything ``MLClient`` offers that the product calls, over the fakes: one workspace to stand in."""
+    blobs = FakeBlobs(storage)
+    data = FakeDataAssets(blobs)
+    details = SimpleNamespace(name="ws-test", location="westeurope", mlflow_tracking_uri=tracking_uri)
+    return SimpleNamespace(
+        workspace_name="ws-test",
+        resource_group_name="rg-test",
+        workspaces=SimpleNamespace(get=lambda name: details),
+        compute=FakeCompute({"cpu-cluster": "amlcompute", "k8s-compute": "kubernetes"}),
+        jobs=FakeJobs(["Completed"], job_outputs, {"azureml.git.commit": "abc123"}),
+        components=FakeComponents(),
+        schedules=FakeSchedules(data=data),
+        data=data,
+        datastores=FakeDatastores(),
+        blobs=blobs,
+        models=models,
+        online_endpoints=cloud.online_endpoints,
+        online_deployments=cloud.online_deployments,
+    )
