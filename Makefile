@@ -41,7 +41,7 @@ run: $(ENV) ## Run the whole lifecycle locally: pipeline, register, deploy, smok
 test: $(ENV) ## Run the whole test suite (installs what it needs first)
 	$(PY) -m pytest
 
-lint: $(ENV) ## Check style with ruff (configured in pyproject.toml)
+lint: $(ENV) ## ruff, the layer contracts (import-linter) and the workflows' security (zizmor), configured in pyproject.toml
 	$(PY) -m amlops build lint
 
 dry-run: $(ENV) ## Run the CI build's steps locally, in order, into build/artifact/

@@ -184,7 +184,7 @@ def test_a_failure_while_moving_traffic_puts_it_back(cloud, files, models):
     deleted = [e[2] for e in cloud.events if e[0] == "delete_deployment"]
     assert deleted == ["green"]  # the old deployment is untouched
     assert cloud.endpoints[f"{MODEL}-preprod"].traffic == {"blue": 100}
-    assert cloud.endpoints[f"{MODEL}-preprod"].tags[operations.LIVE_TAG] == "blue"  # no stale record of green
+    assert cloud.endpoints[f"{MODEL}-preprod"].tags[tags.LIVE_TAG] == "blue"  # no stale record of green
 
 
 def test_a_deployment_that_fails_to_provision_leaves_traffic_alone(cloud, files, models):

@@ -110,10 +110,11 @@ def _run(command: list[str], context: BuildContext) -> None:
 
 
 def lint(context: BuildContext) -> None:
-    """Style (ruff) and the layer contracts (import-linter), both configured in pyproject.toml."""
+    """Style (ruff), the layer contracts (import-linter), and the GitHub workflows' security (zizmor, offline)."""
     _run([sys.executable, "-m", "ruff", "check", "."], context)
     _run([sys.executable, "-m", "ruff", "format", "--check", "."], context)
     _run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"], context)
+    _run([str(Path(sys.executable).with_name("zizmor")), "--offline", "--min-severity", "medium", ".github"], context)
 
 
 def data_quality(context: BuildContext) -> None:
@@ -127,8 +128,8 @@ def data_quality(context: BuildContext) -> None:
     log.info("build: %s is valid and unchanged (sha256 %s)", path, actual[:12])
 
 
-def unit_tests(context: BuildContext) -> None:
-    """Unit tests (not the integration ones) with JUnit results and Cobertura coverage in the artifact."""
+def tests(context: BuildContext) -> None:
+    """The whole test suite (integration tests included), with JUnit results and Cobertura coverage in the artifact."""
     junit = context.artifact_dir / "test-results" / "junit.xml"
     coverage = context.artifact_dir / "coverage" / "coverage.xml"
     junit.parent.mkdir(parents=True, exist_ok=True)
@@ -138,8 +139,6 @@ def unit_tests(context: BuildContext) -> None:
             sys.executable,
             "-m",
             "pytest",
-            "-m",
-            "not integration",
             "-q",
             "-p",
             "no:cacheprovider",
@@ -225,8 +224,18 @@ def stage_artifact(context: BuildContext) -> None:
 
 
 def tag_version(context: BuildContext) -> None:
-    """Record the build id and URL on the registered version (lineage from model back to build)."""
+    """Record the build id and URL on the version this build registered (lineage from model back to build).
+
+    A build that kept production tags nothing: the version's ``build_id`` stays the build that produced it.
+    """
     release = read_json(context.artifact_dir / RELEASE_FILE)
+    if not release["new_version"]:
+        log.info(
+            "build: %s v%s was not registered by this build: not tagged",
+            release["model_name"],
+            release["model_version"],
+        )
+        return
     tags = {"build_id": release["build_id"], "build_url": release["build_url"] or "none"}
     if context.target == "azure":
         build_steps.tag_model(release["model_version"], tags)
@@ -239,7 +248,7 @@ def tag_version(context: BuildContext) -> None:
 STEPS: dict[str, Callable[[BuildContext], None]] = {
     "lint": lint,
     "data-quality": data_quality,
-    "unit-tests": unit_tests,
+    "tests": tests,
     "train": train,
     "check-outcome": check_outcome,
     "download-model": download_model,

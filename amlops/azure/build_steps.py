@@ -31,7 +31,7 @@ from amlops.core.files import read_json
 from amlops.core.lineage import now
 from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings
-from amlops.core.tags import PREVIOUS_TAG
+from amlops.core.tags import LIVE_TAG, PREVIOUS_TAG
 from amlops.lifecycle.retirement import GovernanceError, Say
 from amlops.registry import events
 from amlops.registry.records import DeploymentRecord, ensure_servable
@@ -68,6 +68,7 @@ def train(
     """
     project = project or Project.load()
     assets = render.training_assets(project, project.settings.build_dir / "azureml-submit", data, inputs)
+    options.setdefault("timeout", AzureSettings().job_timeout)
     return outcome_of(_client(client), assets.pipeline, **options)
 
 
@@ -278,6 +279,35 @@ def rollback(stage: str, *, to: str | None = None, client: Any = None, say: Any 
         models, stage=STAGES[stage].name, endpoint=endpoint_name, url=endpoint.scoring_uri, target=target, before=before
     )
     return target, deployment
+
+
+def rollback_release(stage: str, deployment: str, *, client: Any = None, say: Any = log.info) -> str | None:
+    """Undo one release: if traffic moved to ``deployment``, send it back to the deployment that release replaced.
+
+    A release whose deployment never took traffic (it failed before, or its own deploy put traffic back) leaves the
+    endpoint alone: another deployment kept at 0% by an earlier release is not this release's to restore.
+
+    Returns:
+        The deployment serving again, or ``None`` when traffic never moved.
+
+    Raises:
+        AzureOperationError: traffic moved, but no deployment it replaced is recorded.
+    """
+    client = _client(client)
+    endpoint_name = AzureSettings().endpoint_name(STAGES[stage].name, ProjectSettings())
+    endpoint = client.online_endpoints.get(endpoint_name)
+    tags = endpoint.tags or {}
+    if int((endpoint.traffic or {}).get(deployment, 0)) == 0 and tags.get(LIVE_TAG) != deployment:
+        say(f"traffic never moved to {deployment} on {endpoint_name}: nothing to roll back")
+        return None
+    replaced = [name for name in str(tags.get(PREVIOUS_TAG, "")).split(",") if name]
+    if tags.get(LIVE_TAG) != deployment or not replaced:
+        raise operations.AzureOperationError(
+            f"{deployment} takes traffic on {endpoint_name}, but no deployment it replaced is recorded; "
+            f"choose one: azure rollback --stage {stage} --to <deployment>"
+        )
+    target, _ = rollback(stage, to=replaced[0], client=client, say=say)
+    return target
 
 
 def _rollback_candidate(endpoint: Any, before: dict[str, tuple[str, str, int]]) -> str | None:

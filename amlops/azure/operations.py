@@ -50,9 +50,6 @@ CLIENT_OPERATIONS = (
 TERMINAL_STATES = ("Completed", "Failed", "Canceled", "NotResponding", "Paused")
 #: Routes a scoring request to one deployment, whatever the traffic split.
 DEPLOYMENT_HEADER = "azureml-model-deployment"
-#: Endpoint tags recording the blue/green history (read by :func:`rollback`).
-LIVE_TAG = "amlops-live-deployment"
-PREVIOUS_TAG = "amlops-previous-deployment"
 #: Outputs of the training pipeline that :func:`register_from_job` reads.
 PIPELINE_OUTPUTS = ("prepared", "trained", "evaluation")
 REGISTRATION_OUTPUT = "registration"

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from amlops.azure.operations import DEPLOYMENT_HEADER, LIVE_TAG, PREVIOUS_TAG, AzureOperationError, Say, is_missing, log
+from amlops.azure.operations import DEPLOYMENT_HEADER, AzureOperationError, Say, is_missing, log
 from amlops.core.config import ConfigError
+from amlops.core.tags import LIVE_TAG, PREVIOUS_TAG
 from amlops.serving.client import ScoringClient
 from amlops.serving.smoke import WrongModelServed, smoke_test
 

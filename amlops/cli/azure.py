@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from amlops.app import release_steps
 from amlops.azure import build_steps, connection, data_assets, operations, render, rollout, translate
 from amlops.azure.connection import offline_client
 from amlops.azure.operations import is_missing
@@ -144,6 +145,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
         client=_connect(args), data=args.data, version=args.version, schedule=args.schedule, say=say
     )
     say(f"run it: az ml job create --file <job.yml with component: azureml:{published.name}:{published.version}>")
+    return 0
+
+
+@_azure_errors
+def cmd_release_step(args: argparse.Namespace) -> int:
+    """Run one step of the Azure release, reading the build artifact's release.json."""
+    release_steps.run(args.step, release_steps.ReleaseContext(args.artifact_dir.resolve(), args.redeploy, say))
     return 0
 
 

@@ -192,6 +192,21 @@ def parser() -> argparse.ArgumentParser:
     build_cli.add_argument(
         "--target", choices=["local", "azure"], default="local", help="which registry the build step uses"
     )
+    release_step = command(
+        "release-step", "azure:cmd_release_step", "run one step of the Azure release (what the release pipelines run)"
+    )
+    release_step.add_argument(
+        "step", choices=LazyChoices("amlops.app.release_steps", "STEPS"), metavar="STEP", help="a release step"
+    )
+    release_step.add_argument(
+        "--artifact-dir",
+        type=Path,
+        default=Path(".."),
+        help="the build artifact holding release.json (default: .., the release runs in its release/ folder)",
+    )
+    release_step.add_argument(
+        "--redeploy", action="store_true", help="check: release the version even if the build did not register it"
+    )
     serve = command("serve", "serving:cmd_serve", "serve the production model on the local endpoint until Ctrl-C")
     serve.add_argument("--version", default=None, help="registered version (default: production)")
     serve.add_argument("--config", type=Path, default=None, help="deployment config (computeType: local)")

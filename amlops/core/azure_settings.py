@@ -31,6 +31,12 @@ class AzureSettings(BaseSettings):
     preprod_endpoint: str | None = Field(default=None, description="Default: <model name>-preprod.")
     prod_endpoint: str | None = Field(default=None, description="Default: <model name>-prod.")
     credential_timeout: float = Field(default=15.0, gt=0, description="Seconds to wait for a token before failing.")
+    job_timeout: float = Field(
+        default=3000.0,
+        gt=0,
+        description="Seconds a training run (build, notebook) waits for its pipeline job before failing; the job "
+        "keeps running. Under an hour: CI logins and free CI jobs do not outlast one.",
+    )
     use_managed_identity: bool = Field(
         default=False,
         description="Let DefaultAzureCredential try the host's managed identity (also on when AZURE_CLIENT_ID, "

@@ -19,7 +19,7 @@ from tests.support.fakes import Poller
 #: The workspace's default datastore and its container, as Azure ML names them.
 DATASTORE = "workspaceblobstore"
 CONTAINER = "azureml-blobstore-0f3e"
-ACCOUNT_KEY = "test-account-key"
+ACCOUNT_KEY = "test-account-key"  # pragma: allowlist secret
 
 
 def not_found(what: str) -> Exception:
