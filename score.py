@@ -10,6 +10,7 @@ from azureml_inference_server_http.api.aml_request import rawhttp
 from azureml_inference_server_http.api.aml_response import AMLResponse
 from flask import Response
 
+from amlops.scoring import connections
 from amlops.scoring.requests import request_body
 from amlops.scoring.service import ScoringService
 
@@ -19,9 +20,10 @@ _HEADERS = {"x-ms-run-function-failed": "False"}
 
 
 def init() -> None:
-    """Load the model once, from ``$AZUREML_MODEL_DIR``."""
+    """Load the model once, from ``$AZUREML_MODEL_DIR``; bound how long a client may stall a connection."""
     global service
     service = ScoringService.from_environment()
+    connections.protect(service.limits)
 
 
 @rawhttp

@@ -8,7 +8,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from bench import startup
+from bench import hostile, startup
 from bench.lifecycle import STAGES
 from bench.servers import VARIANTS
 
@@ -27,6 +27,10 @@ TARGETS = (
     ("single row: throughput >= 5x mlflow serve", "single_row_throughput_vs_mlflow", ">=", 5.0),
     ("cold start <= 1.5 s", "cold_start_s", "<=", 1.5),
     ("RSS per worker <= 150 MB", "rss_per_worker_mb", "<=", 150.0),
+    ("single row: throughput >= 0.9x before (sync)", "single_row_throughput_vs_sync", ">=", 0.9),
+    ("1000-row batches: rows/s >= 0.85x floor", "batch_1000_rows_per_s_vs_floor", ">=", 0.85),
+    ("20 stalled clients: p99 <= 3x, none failed", "stalled_p99_vs_undisturbed", "<=", 3.0),
+    ("300 idle connections: p99 <= 3x, none failed", "idle_p99_vs_undisturbed", "<=", 3.0),
 )
 
 
@@ -70,7 +74,8 @@ def summarize(raw: dict) -> dict:
         for stage in (*STAGES, "total")
     }
     summary["startup"] = startup.summarize(raw.get("startup"), raw.get("lifecycle", []))
-    summary["metrics"] = _metrics(summary)
+    summary["hostile"] = raw.get("hostile") or {}
+    summary["metrics"] = _metrics(summary) | hostile.metrics(summary["hostile"])
     summary["targets"] = [
         {
             "target": name,
@@ -133,11 +138,13 @@ def _metrics(summary: dict) -> dict:
     if "1" in summary["servers"].get("project", {}).get("batches", {}):
         worst("single_row_throughput_vs_floor", "project", "floor", "1")
         worst("single_row_throughput_vs_mlflow", "project", "mlflow", "1")
+        worst("single_row_throughput_vs_sync", "project", "sync", "1")
         metrics["single_row_p50_vs_floor"] = _ratio(
             _value(summary, "project", "batches", "1", "p50_ms"), _value(summary, "floor", "batches", "1", "p50_ms")
         )
     if "1000" in summary["servers"].get("project", {}).get("batches", {}):
         worst("batch_1000_rows_per_s_vs_naive", "project", "naive", "1000")
+        worst("batch_1000_rows_per_s_vs_floor", "project", "floor", "1000")
     metrics["cold_start_s"] = _value(summary, "project", "cold_start_s")
     metrics["rss_per_worker_mb"] = _value(summary, "project", "rss_per_worker_mib") * 1.048576  # MiB → MB
     return metrics
@@ -249,7 +256,10 @@ def render(raw: dict, summary: dict) -> str:
         lines.append(
             f"load generator ceiling (a do-nothing server): {rates}; p50 {_fmt(ceiling['p50_ms'])} ms with 1 client"
         )
-    lines += ["", "targets (issue 6; ratios are the worst over the client counts):", *targets_lines(summary)]
+    if summary["hostile"]:
+        lines += ["", "valid single-row requests while other clients misbehave (bench/hostile.py):"]
+        lines += [text_table(*hostile.table(summary["hostile"]))]
+    lines += ["", "targets (issues 6, 17; ratios are the worst over the client counts):", *targets_lines(summary)]
     lines += ["", "lifecycle of `make run` (median seconds per stage):", *lifecycle_lines(summary)]
     return "\n".join([*lines, "", *startup_lines(summary["startup"])]) + "\n"
 
@@ -427,6 +437,9 @@ def update_docs(path: Path, raw: dict, summary: dict, plot_file: Path) -> None:
     if ceiling:
         rates = ", ".join(f"{_fmt(v)} req/s at {c} clients" for c, v in ceiling["requests_per_s"].items())
         parts += [f"Load generator ceiling (a do-nothing server): {rates}; p50 {_fmt(ceiling['p50_ms'])} ms.", ""]
+    if summary["hostile"]:
+        parts += ["Valid single-row requests while other clients misbehave (`bench/hostile.py`):", ""]
+        parts += [markdown_table(*hostile.table(summary["hostile"])), ""]
     parts += ["| target | measured | verdict |", "|---|---:|---|"]
     verdicts = {True: "met", False: "**not met**", None: "not measured"}
     parts += [f"| {t['target']} | {_fmt(t['value'])} | {verdicts[t['met']]} |" for t in summary["targets"]]

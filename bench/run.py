@@ -58,10 +58,12 @@ class Plan:
     retries: int = 0
     #: Rounds of the CLI start-up measurement (each: `python -c pass`, `--help`, `models list`).
     startup_rounds: int = 7
+    #: Valid requests per hostile-client scenario (:mod:`bench.hostile`).
+    hostile_requests: int = 400
 
 
 FULL = Plan(5, 2.0, 1.5, (1, 100, 1000), (8, 32), 20_000, 3, retries=3)
-QUICK = Plan(1, 0.3, 0.0, (1, 1000), (4,), 12, 1, startup_rounds=1)
+QUICK = Plan(1, 0.3, 0.0, (1, 1000), (4,), 12, 1, startup_rounds=1, hostile_requests=8)
 #: A load point during which other processes used more than this many cores is taken again (see retries).
 MAX_FOREIGN_CORES = 0.1
 
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         0 if args.skip_lifecycle else plan.lifecycle_runs,
         plan.retries,
         plan.startup_rounds if args.startup_rounds is None else args.startup_rounds,
+        plan.hostile_requests,
     )
     if args.only == "startup":
         return startup_only(plan, args)
@@ -204,6 +207,7 @@ def measure(plan: Plan, generator: str, args: argparse.Namespace, work: Path) ->
             rep, plan, variants, workers, model_folder, bodies, expected, work, point, raw, generator
         )
         raw["runs"].extend(runs)
+    raw["hostile"] = measure_hostile(plan, variants, workers, model_folder, rows, work)
     if plan.lifecycle_runs or plan.startup_rounds:
         from bench import startup
 
@@ -295,6 +299,21 @@ def measure_repetition(
         if errors:
             raw["problems"].append(f"{key} rep {rep + 1}: {errors} failed requests under load")
     return list(runs.values())
+
+
+def measure_hostile(plan: Plan, variants, workers: int, model_folder: Path, rows, work: Path) -> dict:
+    """The hostile-client scenarios for the project's server, as it runs now and as it ran before."""
+    from bench import hostile, servers
+
+    body = json.dumps({"data": [list(map(float, rows[0]))]}).encode()
+    results = {}
+    for variant in (v for v in variants if v.key in ("project", "sync")):
+        log(f"hostile clients: {variant.label}")
+        with servers.Server(variant, workers, model_folder, work / f"hostile-{variant.key}", REPO) as server:
+            results[variant.key] = hostile.measure(
+                server.url, body, plan.hostile_requests, lambda s=server: servers.worker_pids(s.pid)
+            )
+    return results
 
 
 def log(message: str) -> None:

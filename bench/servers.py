@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import os
 import shutil
@@ -41,14 +42,27 @@ class Variant:
     #: Entry script replacing the project's ``score.py``; ``None`` for the project's own or for MLflow.
     script: Path | None = None
     mlflow: bool = False
+    #: gunicorn options replacing the project's (``GUNICORN_CMD_ARGS``): how the server ran before.
+    server_arguments: str | None = None
 
 
 VARIANTS = (
     Variant("floor", "constant score.py (floor)", SCRIPTS / "constant_score.py"),
     Variant("project", "this project's score.py"),
+    Variant("sync", "this project's score.py, one sync worker (before)", server_arguments="--worker-class sync"),
     Variant("naive", "naive score.py", SCRIPTS / "naive_score.py"),
     Variant("mlflow", "mlflow models serve", mlflow=True),
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class _ServerArguments(StagedDeployment):
+    """A staged deployment whose server runs with other gunicorn options."""
+
+    server_arguments: str = ""
+
+    def environment(self) -> dict[str, str]:
+        return super().environment() | {"GUNICORN_CMD_ARGS": self.server_arguments}
 
 
 class _TimedEndpoint(LocalEndpoint):
@@ -168,6 +182,9 @@ class Server:
         )
         if self.variant.script is not None:
             shutil.copy2(self.variant.script, staged.app_dir / staged.entry_script)
+        if self.variant.server_arguments is not None:
+            fields = {f.name: getattr(staged, f.name) for f in dataclasses.fields(staged)}
+            staged = _ServerArguments(**fields, server_arguments=self.variant.server_arguments)
         config = LocalDeploymentConfig(computeType="local", host=HOST, port=0, workers=self.workers)
         self._endpoint = _TimedEndpoint(staged, config, self.work / "endpoints", name=f"bench-{self.variant.key}")
         started = time.perf_counter()

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -58,6 +59,16 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory, table: pd.DataFrame) 
     folder = tmp_path_factory.mktemp("model") / "model"
     fitted = model.fit(project_build(), CONTRACT.defaults(), table, CONTRACT)
     return model.save_mlflow_model(fitted, table, folder, CONTRACT)
+
+
+@pytest.fixture(scope="session")
+def expected(model_folder: Path, table: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
+    """The snapshot's first 5 feature rows and ``model_folder``'s in-process predictions for them."""
+    from amlops.scoring.model import load_model
+    from tests.support.project import FEATURES
+
+    rows = table.loc[:4, list(FEATURES)].to_numpy(dtype=np.float64)
+    return rows.tolist(), load_model(model_folder).estimator.predict(rows)
 
 
 @pytest.fixture(scope="session")

@@ -133,8 +133,9 @@ def test_only_the_scoring_code_is_staged_into_an_endpoint():
     staged = [p.relative_to(PACKAGE_DIR) for p in scoring_code(REPO / "score.py")]
     assert Path("scoring/service.py") in staged
     assert {p.parts[0] for p in staged} <= {"__init__.py", "scoring", "core"}
-    # The scoring layer, the settings and the contract they read: ~1,300 lines then, ~1,500 with the contract.
-    assert sum(len((PACKAGE_DIR / p).read_text().splitlines()) for p in staged) < 1800
+    # The scoring layer, the settings and the contract they read: ~1,300 lines then, ~1,500 with the contract,
+    # ~1,800 with the client limits (connections.py).
+    assert sum(len((PACKAGE_DIR / p).read_text().splitlines()) for p in staged) < 2000
 
 
 def test_the_staged_scoring_code_imports_on_its_own(tmp_path: Path):

@@ -69,6 +69,8 @@ FULL_AKS = {
     "instanceType": "cpu-large",
     "maxBatchRows": 800,
     "maxRequestBytes": 131072,
+    "connectionThreads": 24,
+    "clientTimeoutSeconds": 5,
 }
 
 
@@ -116,12 +118,13 @@ def test_full_aci_config_translates_every_field(tmp_path: Path, project: transla
     assert set(deployment.data_collector.collections) == {"request", "response"}  # dataCollection
     assert deployment.model == "azureml:my-model:3"
     assert deployment.code_configuration.scoring_script == "score.py"
-    # maxBatchRows / maxRequestBytes travel under the names the local endpoint uses (one definition).
+    # The limits travel under the names the local endpoint uses (one definition), and the server's threaded
+    # workers as the gunicorn arguments azmlinfsrv's gunicorn reads, as the local one does.
     limits = ScoringSettings(max_batch_rows=500, max_request_bytes=65536)
     staged = StagedDeployment(Path("."), "score.py", "m", "1", limits)
-    expected = {k: v for k, v in staged.environment().items() if k.startswith("AMLOPS_SCORING_")}
+    expected = {k: v for k, v in staged.environment().items() if k.startswith(("AMLOPS_SCORING_", "GUNICORN_"))}
     assert deployment.environment_variables == expected
-    assert expected  # the names exist
+    assert expected["GUNICORN_CMD_ARGS"] == "--worker-class gthread --threads 32"
 
 
 def test_committed_preprod_config_is_a_small_managed_deployment(project: translate.Project):
@@ -177,6 +180,8 @@ def test_full_aks_config_translates_every_field(tmp_path: Path, project: transla
     assert set(deployment.data_collector.collections) == {"request", "response"}
     assert deployment.properties == {"owner": "ops"}
     assert deployment.environment_variables["AMLOPS_SCORING_MAX_BATCH_ROWS"] == "800"
+    assert deployment.environment_variables["AMLOPS_SCORING_CLIENT_TIMEOUT_SECONDS"] == "5.0"
+    assert deployment.environment_variables["GUNICORN_CMD_ARGS"] == "--worker-class gthread --threads 24"
 
 
 def test_aks_fixed_replicas_and_token_auth(tmp_path: Path, project: translate.Project):

@@ -53,7 +53,13 @@ def test_quick_benchmark_runs_every_server_and_the_lifecycle(tmp_path: Path):
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     runs = results["raw"]["runs"]
-    assert {run["variant"] for run in runs} == {"floor", "project", "naive", "mlflow"}
+    assert {run["variant"] for run in runs} == {"floor", "project", "sync", "naive", "mlflow"}
+    hostile = results["raw"]["hostile"]
+    assert set(hostile) == {"project", "sync"}
+    for scenario in ("undisturbed", "stalled", "idle", "worker killed"):
+        assert hostile["project"][scenario]["failures"] == 0, scenario  # behaviour, not timing
+    assert hostile["sync"]["stalled"]["failures"] > 0  # the configuration before: stalled clients starve it
+    assert "valid single-row requests while other clients misbehave" in finished.stdout
     project = next(run for run in runs if run["variant"] == "project")
     assert project["checks"]["max_abs_error"] <= 1e-9
     assert project["checks"]["bad_requests"]["unexpected"] == []

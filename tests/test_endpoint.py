@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from amlops.core.deployment_config import LocalDeploymentConfig
-from amlops.scoring.model import load_model
 from amlops.serving.client import ScoringClient
 from amlops.serving.local import EndpointError, LocalEndpoint
 from amlops.serving.smoke import smoke_test
@@ -40,13 +39,6 @@ def endpoint(staged: StagedDeployment, tmp_path_factory: pytest.TempPathFactory)
     served.start()
     yield served
     served.stop()
-
-
-@pytest.fixture(scope="module")
-def expected(model_folder: Path, table: pd.DataFrame) -> tuple[list[list[float]], np.ndarray]:
-    """The snapshot's first 5 feature rows and the model's in-process predictions for them."""
-    rows = table.loc[:4, list(FEATURES)].to_numpy(dtype=np.float64)
-    return rows.tolist(), load_model(model_folder).estimator.predict(rows)
 
 
 def port_of(endpoint: LocalEndpoint) -> int:

@@ -123,17 +123,47 @@ def test_make_serve_answers_until_interrupted(clone: Path):
         match = re.search(r"at (http://127\.0\.0\.1:\d+/score)", line)
         assert match, line + serve.stderr.read()
         assert "smoke test passed" in line
+        while "Ctrl-C stops it." not in line:  # said once the command waits as a small process
+            line = serve.stdout.readline()
+            assert line, serve.stderr.read()
         answer = requests.post(match[1], json={"data": [ROW]}, timeout=10)
         assert answer.status_code == 200
         assert answer.json()["model"] == {"name": ROOT.name, "version": "1"}
+        # While it serves, the command waits as a small process: the whole tree within 1.5x the server's.
+        (server,) = _children(serve.pid)
+        assert _tree_rss(serve.pid) <= 1.5 * _tree_rss(server)
     finally:
         serve.send_signal(signal.SIGINT)
         code = serve.wait(timeout=30)
-    assert code == 0
+    assert code == 0, serve.stderr.read()
+    shown = subprocess.run(
+        [".venv/bin/python", "-m", "amlops", "models", "show", "1", "--json"],
+        cwd=clone,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    local = [d for d in json.loads(shown.stdout)["deployments"] if d["target"] == "local"]
+    assert [d["status"] for d in local] == ["undeployed"]
     deadline = time.monotonic() + 10
     while _processes_under(clone) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_under(clone) == []
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
+    ]
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    return rss + sum(_tree_rss(child) for child in _children(pid))
 
 
 def test_make_help_lists_the_targets(clone: Path):

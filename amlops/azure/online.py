@@ -54,12 +54,18 @@ def instance_type_for(cpu: float, memory_gb: float, source: str = "deploymentCon
 
 
 def serving_environment_variables(deployment: deployments.ServingLimits, model_name: str, entry_script: str) -> dict:
-    """The request limits ``score.py`` enforces, under the names the local endpoint uses too.
+    """The request and client limits, under the names the local endpoint uses too.
 
-    Azure sets ``AZUREML_MODEL_DIR`` and the app root itself; only the project's own variables are passed.
+    Azure sets ``AZUREML_MODEL_DIR`` and the app root itself; only the project's own variables are passed, and
+    ``GUNICORN_CMD_ARGS``: the inference server in Azure ML's image starts gunicorn, which reads it, so the
+    deployment runs the same threaded workers as the local endpoint.
     """
     staged = StagedDeployment(Path("."), entry_script, model_name, "0", scoring_limits(deployment))
-    return {name: value for name, value in staged.environment().items() if name.startswith("AMLOPS_")}
+    return {
+        name: value
+        for name, value in staged.environment().items()
+        if name.startswith("AMLOPS_") or name == "GUNICORN_CMD_ARGS"
+    }
 
 
 def _data_collector(collection: deployments.DataCollection | None) -> Any:

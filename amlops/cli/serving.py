@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -30,7 +31,7 @@ RUN_ENDPOINT = "run"
 def cmd_smoke(args: argparse.Namespace) -> int:
     """Smoke-test a running local endpoint."""
     settings = ProjectSettings()
-    smoke_local(read_state(settings.endpoints_dir, args.name), settings.data_snapshot)
+    smoke_local(read_state(settings.endpoints_dir, args.name), settings.data_snapshot, direct=False)
     return 0
 
 
@@ -92,23 +93,30 @@ def cmd_undeploy(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the production model (or --version) in the foreground until Ctrl-C, smoke-tested first."""
+    """Serve the production model (or --version) in the foreground until Ctrl-C, smoke-tested first.
+
+    Once it serves, this process becomes :mod:`amlops.cli.watch` (``exec``), which waits with the standard library
+    only, instead of holding MLflow, scikit-learn and pandas while the server runs.
+    """
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     endpoint = local_endpoint(args.version, deployment_config=args.config)
-    with local_deploy.serving_local(endpoint, config=args.config, smoke=True) as (state, smoke):
-        sys.stdout.write(
-            f"serving {state.model_name} v{state.model_version} at {state.scoring_uri} "
-            f"(smoke test passed: {smoke.rows} rows equal the model's predictions)\n"
-            f"try:\n  {curl_example(state.scoring_uri)}\nCtrl-C stops it.\n"
-        )
-        sys.stdout.flush()
-        while not stop.wait(0.5):
-            if endpoint.process.poll() is not None:
-                log.error("the server exited with code %s; see %s", endpoint.process.returncode, state.log_file)
-                return 1
-    return 0
+    state, smoke = local_deploy.start_serving(endpoint, config=args.config, smoke=True)
+    sys.stdout.write(
+        f"serving {state.model_name} v{state.model_version} at {state.scoring_uri} "
+        f"(smoke test passed: {smoke.rows} rows equal the model's predictions)\n"
+        f"try:\n  {curl_example(state.scoring_uri)}\n"
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Held until the watcher has its handlers (the mask survives exec): a Ctrl-C now still stops the server.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    if stop.is_set():  # asked to stop while it started
+        local_deploy.end_serving(state, config=args.config)
+        return 0
+    config = ["--config", str(args.config)] if args.config else []
+    os.execv(sys.executable, [sys.executable, "-m", "amlops.cli.watch", str(endpoint.state_file), *config])
 
 
 def curl_example(scoring_uri: str) -> str:

@@ -11,10 +11,16 @@ from amlops.core.config import COMPUTE_TYPES, ConfigError, V1Model, explain, rea
 
 
 class ServingLimits(V1Model):
-    """Request limits ``score.py`` enforces (not in v1; optional in every deployment config)."""
+    """Request and client limits the scoring server enforces (not in v1; optional in every deployment config)."""
 
     maxBatchRows: int | None = Field(default=None, ge=1)
     maxRequestBytes: int | None = Field(default=None, ge=64)
+    connectionThreads: int | None = Field(
+        default=None, ge=2, le=256, description="Extension: threads per worker holding client connections."
+    )
+    clientTimeoutSeconds: float | None = Field(
+        default=None, gt=0, le=300, description="Extension: how long a client may stall sending or reading."
+    )
 
 
 class LocalDeploymentConfig(ServingLimits):

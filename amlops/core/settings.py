@@ -181,6 +181,24 @@ class ScoringSettings(BaseSettings):
     probabilities: bool = Field(
         default=True, description="Classifiers with predict_proba also answer each class's probability."
     )
+    connection_threads: int = Field(
+        default=32,
+        ge=2,
+        le=256,
+        description="Threads per server worker holding client connections: clients that stall hold at most these, "
+        "the others keep answering (gunicorn gthread workers).",
+    )
+    client_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A client that stops sending its request, or stops reading its answer, this long is "
+        "disconnected; a connection that sends nothing reaches the server only once it does.",
+    )
+
+    def server_arguments(self) -> str:
+        """The gunicorn options these settings ask for (``GUNICORN_CMD_ARGS``, read by every gunicorn)."""
+        return f"--worker-class gthread --threads {self.connection_threads}"
 
 
 class EfficacySettings(BaseSettings):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from amlops.core.lineage import build_id, now
@@ -139,7 +138,7 @@ def deploy_local(
         )
     try:
         state = endpoint.start(record=False)
-        smoke = smoke_local(replace(state, scoring_uri=f"{state.direct_url}/score"), settings.data_snapshot)
+        smoke = smoke_local(state, settings.data_snapshot)
     except BaseException as error:
         endpoint.stop()
         if endpoint.state is not None:
@@ -160,6 +159,7 @@ def deploy_local(
         )
         log.info("endpoint %s: v%s stopped; %s serves", name, old.model_version, new)
     record_local(state, "succeeded", registry=registry, settings=settings, config=used)
+    warn_if_public_port_held(endpoint)
     return state, smoke
 
 
@@ -176,19 +176,29 @@ def undeploy_local(
     return state
 
 
-@contextmanager
-def serving_local(
+def warn_if_public_port_held(endpoint: LocalEndpoint) -> None:
+    """Tell clients holding the public port apart from an unhealthy server (whose direct-port smoke test passed)."""
+    if not endpoint.answers_publicly():
+        log.warning(
+            "endpoint %s: healthy (its smoke test passed on its direct port %s), but its public port %s did not "
+            "answer within 5 s: clients are holding it",
+            endpoint.name,
+            endpoint.state.direct_url,
+            endpoint.state.url,
+        )
+
+
+def start_serving(
     endpoint: LocalEndpoint,
     *,
     settings: ProjectSettings | None = None,
     registry: ModelRegistry | None = None,
     config: Path | None = None,
     smoke: bool = False,
-) -> Iterator[tuple[EndpointState, SmokeResult | None]]:
-    """Run an unstarted :class:`~amlops.serving.local.LocalEndpoint` for the ``with`` block, recording it.
+) -> tuple[EndpointState, SmokeResult | None]:
+    """Start an unstarted :class:`~amlops.serving.local.LocalEndpoint`, smoke-test it, record it as serving.
 
-    Yields:
-        The endpoint state and the smoke test result (``None`` unless ``smoke``).
+    A failed start or smoke test stops it and records ``failed`` before raising. :func:`end_serving` ends it.
     """
     settings = settings or ProjectSettings()
     try:
@@ -207,8 +217,51 @@ def serving_local(
             )
         raise
     record_local(state, "succeeded", registry=registry, settings=settings, config=config)
+    warn_if_public_port_held(endpoint)
+    return state, result
+
+
+def end_serving(
+    state: EndpointState,
+    *,
+    exit_code: int | None = None,
+    settings: ProjectSettings | None = None,
+    registry: ModelRegistry | None = None,
+    config: Path | None = None,
+) -> None:
+    """Stop a server :func:`start_serving` started (if it still runs) and record it ``undeployed``.
+
+    Args:
+        state: The server's recorded state.
+        exit_code: The server's own exit code when it stopped by itself (recorded as the reason).
+        settings: The project settings.
+        registry: Where the version's record goes; the project's registry when omitted.
+        config: The deployment config it was started with (recorded).
+    """
+    settings = settings or ProjectSettings()
+    stop_process_group(state.pid)
+    (settings.endpoints_dir / f"{state.name}.json").unlink(missing_ok=True)
+    detail = None if exit_code is None else f"the server exited with code {exit_code}"
+    record_local(state, "undeployed", registry=registry, settings=settings, detail=detail, config=config)
+
+
+@contextmanager
+def serving_local(
+    endpoint: LocalEndpoint,
+    *,
+    settings: ProjectSettings | None = None,
+    registry: ModelRegistry | None = None,
+    config: Path | None = None,
+    smoke: bool = False,
+) -> Iterator[tuple[EndpointState, SmokeResult | None]]:
+    """Run an unstarted :class:`~amlops.serving.local.LocalEndpoint` for the ``with`` block, recording it.
+
+    Yields:
+        The endpoint state and the smoke test result (``None`` unless ``smoke``).
+    """
+    state, result = start_serving(endpoint, settings=settings, registry=registry, config=config, smoke=smoke)
     try:
         yield state, result
     finally:
         endpoint.stop()
-        record_local(state, "undeployed", registry=registry, settings=settings, config=config)
+        record_local(state, "undeployed", registry=registry, settings=settings or ProjectSettings(), config=config)

@@ -18,8 +18,13 @@ LOCAL_DEPLOYMENT_CONFIG_FILE = "deploymentConfig.local.yml"
 
 
 def scoring_limits(deployment: deployments.ServingLimits) -> ScoringSettings:
-    """Request limits: the deployment config's where it sets them, the defaults elsewhere."""
-    overrides = {"max_batch_rows": deployment.maxBatchRows, "max_request_bytes": deployment.maxRequestBytes}
+    """Request and client limits: the deployment config's where it sets them, the defaults elsewhere."""
+    overrides = {
+        "max_batch_rows": deployment.maxBatchRows,
+        "max_request_bytes": deployment.maxRequestBytes,
+        "connection_threads": deployment.connectionThreads,
+        "client_timeout_seconds": deployment.clientTimeoutSeconds,
+    }
     return ScoringSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 

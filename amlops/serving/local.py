@@ -242,6 +242,17 @@ class LocalEndpoint:
             f"last log lines:\n{tail(log_file)}"
         )
 
+    def answers_publicly(self, timeout: float = 5.0) -> bool:
+        """Whether the liveness probe answers on the public port within ``timeout`` seconds.
+
+        After a smoke test passed on the direct port, ``False`` means clients of the public port are holding it,
+        not that the server is unhealthy.
+        """
+        try:
+            return requests.get(self.state.url + "/", timeout=timeout).status_code == 200
+        except requests.RequestException:
+            return False
+
     def stop(self) -> None:
         """Stop the server and everything it started; safe to call twice."""
         if self.process is not None:

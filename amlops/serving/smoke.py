@@ -108,14 +108,23 @@ def smoke_test(
     return result
 
 
-def smoke_local(state, data_path: Path) -> SmokeResult:
+def smoke_local(state, data_path: Path, *, direct: bool = True) -> SmokeResult:
     """Smoke-test a running local endpoint against the model folder it serves.
 
     Args:
         state: The endpoint's :class:`~amlops.serving.local.EndpointState`.
         data_path: A data file whose first rows are the known rows.
+        direct: Through the server's direct port, which only this server listens on and no client of the
+            public port knows: clients holding the public port cannot fail a healthy server's test. ``False``
+            tests the public URL, as its clients reach it.
     """
     model_folder = Path(state.deployment_dir) / MODELS_DIR / state.model_name / state.model_version
-    return smoke_test(
-        ScoringClient(state.scoring_uri), model_folder, known_rows(data_path), state.model_name, state.model_version
-    )
+    uri = direct_scoring_uri(state) if direct else state.scoring_uri
+    return smoke_test(ScoringClient(uri), model_folder, known_rows(data_path), state.model_name, state.model_version)
+
+
+def direct_scoring_uri(state) -> str:
+    """The scoring URI on the server's direct port (the public one when none is recorded)."""
+    if not state.direct_url:
+        return state.scoring_uri
+    return state.direct_url + state.scoring_uri.removeprefix(state.url)

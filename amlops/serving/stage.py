@@ -56,6 +56,9 @@ class StagedDeployment:
             "AML_APP_ROOT": str(self.app_dir),
             "AMLOPS_SCORING_MAX_BATCH_ROWS": str(self.limits.max_batch_rows),
             "AMLOPS_SCORING_MAX_REQUEST_BYTES": str(self.limits.max_request_bytes),
+            "AMLOPS_SCORING_CLIENT_TIMEOUT_SECONDS": str(self.limits.client_timeout_seconds),
+            # The same in Azure ML's containers: azmlinfsrv starts gunicorn, which reads this variable too.
+            "GUNICORN_CMD_ARGS": self.limits.server_arguments(),
             "SERVICE_NAME": self.model_name,
             "SERVICE_VERSION": self.model_version,
         }
