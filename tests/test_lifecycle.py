@@ -145,8 +145,8 @@ def test_make_serve_answers_until_interrupted(clone: Path):
         timeout=120,
         check=True,
     )
-    local = [d for d in json.loads(shown.stdout)["deployments"] if d["target"] == "local"]
-    assert [d["status"] for d in local] == ["undeployed"]
+    served = [d for d in json.loads(shown.stdout)["deployments"] if (d["target"], d["endpoint"]) == ("local", "local")]
+    assert [d["status"] for d in served] == ["undeployed"]
     deadline = time.monotonic() + 10
     while _processes_under(clone) and time.monotonic() < deadline:
         time.sleep(0.1)

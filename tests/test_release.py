@@ -72,3 +72,28 @@ def test_another_endpoint_cannot_take_a_port_in_use(registry, fixed_port_config,
     assert main(["serve", "--config", str(fixed_port_config)]) == 1
     assert [_served(old.url) for _ in range(10)] == ["1"] * 10
     assert local_deploy.running_local(ProjectSettings()).pid == old.pid
+
+
+def test_an_endpoint_whose_server_exited_is_still_recorded_undeployed(two_versions, tmp_path: Path):
+    """`serve`'s watcher calls `undeploy` after its server died: the version's record says so, and why."""
+    import json
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    from amlops.registry import records
+    from amlops.serving.local import EndpointState
+
+    settings = ProjectSettings()
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    state = EndpointState(
+        "local", exited.pid, "http://127.0.0.1:1", "http://127.0.0.1:1/score", "", two_versions.name, "1", "", "", 0.0
+    )
+    settings.endpoints_dir.mkdir(parents=True, exist_ok=True)
+    (settings.endpoints_dir / "local.json").write_text(json.dumps(asdict(state)))
+    assert local_deploy.undeploy_local("local") == state
+    assert not (settings.endpoints_dir / "local.json").exists()
+    record = json.loads(two_versions.get("1").tags[records.deployment_tag("local", "local")])
+    assert (record["outcome"], record["detail"]) == ("undeployed", "its server had already exited")
+    assert local_deploy.undeploy_local("local") is None

@@ -113,10 +113,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Held until the watcher has its handlers (the mask survives exec): a Ctrl-C now still stops the server.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     if stop.is_set():  # asked to stop while it started
-        local_deploy.end_serving(state, config=args.config)
+        local_deploy.undeploy_local(state.name)
         return 0
-    config = ["--config", str(args.config)] if args.config else []
-    os.execv(sys.executable, [sys.executable, "-m", "amlops.cli.watch", str(endpoint.state_file), *config])
+    os.execv(sys.executable, [sys.executable, "-m", "amlops.cli.watch", str(endpoint.state_file)])
 
 
 def curl_example(scoring_uri: str) -> str:

@@ -4,10 +4,10 @@ Starting the endpoint imports MLflow, scikit-learn and pandas (staging, the smok
 process that kept them while it waits would hold several times the memory of the server it watches. So once the
 endpoint serves, the command replaces itself with this module (``exec``: the same process, terminal and process
 id, the server still its child), which imports only the standard library while it waits. On Ctrl-C or SIGTERM it
-stops the server; when the server stops by itself, it says so. Either way the version's record then says
-``undeployed``: the registry is imported for that, at the end.
+stops the server; when the server stops by itself, it says so. Either way ``python -m amlops undeploy`` then
+records ``undeployed`` on the version (that process imports the registry, at the end).
 
-``python -m amlops.cli.watch STATE_FILE [--config PATH]``
+``python -m amlops.cli.watch STATE_FILE``
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -53,21 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     """Wait for the endpoint recorded in the state file, then stop it and record it."""
     cli = argparse.ArgumentParser(prog="python -m amlops.cli.watch", description=__doc__.splitlines()[0])
     cli.add_argument("state", type=Path, help="the endpoint's state file")
-    cli.add_argument("--config", type=Path, default=None, help="the deployment config it was started with")
-    args = cli.parse_args(argv)
-    recorded = json.loads(args.state.read_text())
+    recorded = json.loads(cli.parse_args(argv).state.read_text())
     exit_code = wait(recorded["pid"])
-
-    from amlops.core.logs import setup_logging
-    from amlops.lifecycle.local_deploy import end_serving
-    from amlops.serving.local import EndpointState
-
-    setup_logging(False)
-    end_serving(EndpointState(**recorded), exit_code=exit_code, config=args.config)
+    undeploy = subprocess.run([sys.executable, "-m", "amlops", "undeploy", "--name", recorded["name"]], check=False)
     if exit_code is not None:
         sys.stderr.write(f"the server exited with code {exit_code}; see {recorded['log_file']}\n")
         return 1
-    return 0
+    return undeploy.returncode
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from amlops.registry.base import ModelRegistry
 from amlops.registry.mlflow import Registry
 from amlops.registry.records import DeploymentRecord, record_deployment
 from amlops.serving.deploy import LOCAL_DEPLOYMENT_CONFIG_FILE, stage_version
-from amlops.serving.local import EndpointState, LocalEndpoint, read_state, stop_recorded
+from amlops.serving.local import EndpointState, LocalEndpoint, read_state, recorded_state, stop_recorded
 from amlops.serving.smoke import SmokeResult, smoke_local
 
 log = logging.getLogger(__name__)
@@ -166,13 +166,17 @@ def deploy_local(
 def undeploy_local(
     name: str = LOCAL_ENDPOINT, *, settings: ProjectSettings | None = None, registry: ModelRegistry | None = None
 ) -> EndpointState | None:
-    """Stop a local endpoint and record it on the version it served; ``None`` when none was running."""
+    """Stop a local endpoint and record it on the version it served; ``None`` when none was recorded.
+
+    An endpoint whose server had already exited (its state file left behind) is recorded ``undeployed`` too.
+    """
     settings = settings or ProjectSettings()
-    state = running_local(settings, name)
+    state = recorded_state(settings.endpoints_dir, name)
     if state is None:
         return None
-    stop_recorded(settings.endpoints_dir, name)
-    record_local(state, "undeployed", registry=registry, settings=settings)
+    detail = None if stop_recorded(settings.endpoints_dir, name) else "its server had already exited"
+    (settings.endpoints_dir / f"{name}.json").unlink(missing_ok=True)
+    record_local(state, "undeployed", registry=registry, settings=settings, detail=detail)
     return state
 
 
@@ -198,7 +202,7 @@ def start_serving(
 ) -> tuple[EndpointState, SmokeResult | None]:
     """Start an unstarted :class:`~amlops.serving.local.LocalEndpoint`, smoke-test it, record it as serving.
 
-    A failed start or smoke test stops it and records ``failed`` before raising. :func:`end_serving` ends it.
+    A failed start or smoke test stops it and records ``failed`` before raising. :func:`undeploy_local` ends it.
     """
     settings = settings or ProjectSettings()
     try:
@@ -219,30 +223,6 @@ def start_serving(
     record_local(state, "succeeded", registry=registry, settings=settings, config=config)
     warn_if_public_port_held(endpoint)
     return state, result
-
-
-def end_serving(
-    state: EndpointState,
-    *,
-    exit_code: int | None = None,
-    settings: ProjectSettings | None = None,
-    registry: ModelRegistry | None = None,
-    config: Path | None = None,
-) -> None:
-    """Stop a server :func:`start_serving` started (if it still runs) and record it ``undeployed``.
-
-    Args:
-        state: The server's recorded state.
-        exit_code: The server's own exit code when it stopped by itself (recorded as the reason).
-        settings: The project settings.
-        registry: Where the version's record goes; the project's registry when omitted.
-        config: The deployment config it was started with (recorded).
-    """
-    settings = settings or ProjectSettings()
-    stop_process_group(state.pid)
-    (settings.endpoints_dir / f"{state.name}.json").unlink(missing_ok=True)
-    detail = None if exit_code is None else f"the server exited with code {exit_code}"
-    record_local(state, "undeployed", registry=registry, settings=settings, detail=detail, config=config)
 
 
 @contextmanager

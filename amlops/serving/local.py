@@ -284,6 +284,12 @@ def tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
+def recorded_state(state_dir: Path, name: str = LOCAL_ENDPOINT) -> EndpointState | None:
+    """The state file of endpoint ``name``, whether its server still runs or not; ``None`` without one."""
+    path = Path(state_dir) / f"{name}.json"
+    return EndpointState(**json.loads(path.read_text())) if path.is_file() else None
+
+
 def read_state(state_dir: Path, name: str = LOCAL_ENDPOINT) -> EndpointState:
     """The recorded state of a running local endpoint started by another process (a notebook, ``deploy``).
 
