@@ -117,3 +117,38 @@ def test_release_is_local_and_says_so_when_the_target_is_azure(project: Path, mo
     monkeypatch.setenv("AMLOPS_TARGET", "azure")
     assert main(["release"]) == EXIT_BAD_INPUT
     assert "azure deploy --stage preprod|prod" in caplog.text
+
+
+def test_the_local_release_runs_the_steps_of_the_release_list(two_versions, free_port_config, no_servers_left, caplog):
+    """`release` and `release --approve` are the list's pre-production and production steps, in its order."""
+    from amlops.app import release_steps
+
+    caplog.set_level("INFO")
+    config = ["--config", str(free_port_config)]
+    local_deploy.deploy_local(config=free_port_config)
+    assert main(["release", *config]) == 0
+    assert main(["release", "--approve", *config]) == 0
+    ran = [r.getMessage().split()[1] for r in caplog.records if r.getMessage().endswith("(local)")]
+    assert ran == [name for name, step in release_steps.STEPS.items() if not step.on_failure]
+
+
+def test_a_failure_after_production_moved_puts_the_replaced_version_back(
+    two_versions, free_port_config, no_servers_left
+):
+    """Promote fails after the candidate took the production endpoint: the undo step puts v1 back there."""
+    from amlops.app import release_steps
+    from amlops.lifecycle import release
+
+    local_deploy.deploy_local(config=free_port_config)
+    release_steps.run_local("preprod", release.LocalRelease(None, free_port_config))
+    registry = Registry()
+
+    def refuse(version: str) -> None:
+        raise OSError("the registry is unreachable")
+
+    registry.promote = refuse
+    with pytest.raises(OSError, match="unreachable"):
+        release_steps.run_local("prod", release.LocalRelease(None, free_port_config, registry=registry))
+    assert serving(PRODUCTION_ENDPOINT) == "1"
+    assert two_versions.production().version == "1"
+    assert serving(PREPRODUCTION_ENDPOINT) == "2"  # the clean-up did not run: pre-production is still there

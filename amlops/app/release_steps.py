@@ -33,6 +33,7 @@ from amlops.core.errors import BadInputError
 from amlops.core.files import read_json
 from amlops.core.lineage import build_id
 from amlops.core.settings import ProjectSettings
+from amlops.lifecycle import release as local_release
 
 log = logging.getLogger(__name__)
 
@@ -166,23 +167,24 @@ def cleanup(context: ReleaseContext) -> None:
 
 @dataclass(frozen=True)
 class Step:
-    """One release step: the job it runs in and whether it runs only after a failure."""
+    """One release step: on Azure ML, on local endpoints, the job it runs in, whether only after a failure."""
 
     run: Callable[[ReleaseContext], Any]
+    local: Callable[[local_release.LocalRelease], Any]
     stage: str
     on_failure: bool = False
 
 
 #: The release, in order; names are the CLI's (``python -m amlops release-step <name>``).
 STEPS: dict[str, Step] = {
-    "check": Step(check, "preprod"),
-    "deploy-preprod": Step(_deploy("preprod"), "preprod"),
-    "smoke-preprod": Step(_smoke("preprod"), "preprod"),
-    "deploy-prod": Step(_deploy("prod"), "prod"),
-    "smoke-prod": Step(_smoke("prod"), "prod"),
-    "promote": Step(promote, "prod"),
-    "rollback": Step(rollback, "prod", on_failure=True),
-    "cleanup": Step(cleanup, "prod"),
+    "check": Step(check, local_release.check, "preprod"),
+    "deploy-preprod": Step(_deploy("preprod"), local_release.deploy_preprod, "preprod"),
+    "smoke-preprod": Step(_smoke("preprod"), local_release.smoke_preprod, "preprod"),
+    "deploy-prod": Step(_deploy("prod"), local_release.deploy_prod, "prod"),
+    "smoke-prod": Step(_smoke("prod"), local_release.smoke_prod, "prod"),
+    "promote": Step(promote, local_release.promote, "prod"),
+    "rollback": Step(rollback, local_release.undo, "prod", on_failure=True),
+    "cleanup": Step(cleanup, local_release.clean_up, "prod"),
 }
 
 
@@ -190,3 +192,25 @@ def run(step: str, context: ReleaseContext) -> None:
     """Run one release step."""
     log.info("release: %s (stage %s)", step, STEPS[step].stage)
     STEPS[step].run(context)
+
+
+def run_local(stage: str, release: local_release.LocalRelease) -> local_release.LocalRelease:
+    """One stage of the release on local endpoints (``release``, ``release --approve``): its steps, in order.
+
+    After a failure only the steps that run on failure do; then the first failure is raised.
+    """
+    failure: BaseException | None = None
+    for name, step in STEPS.items():
+        if step.stage != stage or step.on_failure != (failure is not None):
+            continue
+        log.info("release: %s (local)", name)
+        try:
+            step.local(release)
+        except BaseException as error:  # noqa: BLE001 - Ctrl-C too runs the undo step; the first is raised
+            if failure is None:
+                failure = error
+                continue
+            log.error("release: %s failed too: %s", name, error)
+    if failure is not None:
+        raise failure
+    return release

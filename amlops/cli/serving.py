@@ -12,6 +12,7 @@ import sys
 import threading
 from dataclasses import asdict, replace
 
+from amlops.app import release_steps
 from amlops.core.errors import EXIT_BAD_INPUT
 from amlops.core.settings import ProjectSettings
 from amlops.lifecycle import local_deploy, pipeline, release
@@ -57,10 +58,9 @@ def cmd_release(args: argparse.Namespace) -> int:
         raise LookupError("--to names the version --rollback goes back to; use --version to choose a candidate")
     if args.rollback:
         done = release.rollback(args.to, config=args.config)
-    elif args.approve:
-        done = release.approve(args.version, config=args.config)
-    else:
-        done = release.to_preproduction(args.version, config=args.config)
+    else:  # the pre-production or production steps of the release's list, on local endpoints
+        stage = "prod" if args.approve else "preprod"
+        done = release_steps.run_local(stage, release.LocalRelease(args.version, args.config)).released
     smoke = done.smoke
     checked = (
         f"smoke test passed: {smoke.rows} rows equal the model's predictions (max |error| {smoke.max_abs_error:.1e})"
