@@ -30,12 +30,12 @@ IDLE = 300
 REQUEST_TIMEOUT = 10.0
 
 
-def _valid(url: str, body: bytes, count: int) -> dict:
+def _valid(url: str, body: bytes, count: int, timeout: float = REQUEST_TIMEOUT) -> dict:
     parts = urlsplit(url)
     latencies, failures = [], 0
     for sent in range(count):
         started = time.perf_counter()
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=REQUEST_TIMEOUT)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         try:
             connection.request("POST", parts.path, body, {"Content-Type": "application/json"})
             answer = connection.getresponse()
@@ -78,14 +78,17 @@ def _idle(url: str, count: int) -> list[socket.socket]:
     return [socket.create_connection((parts.hostname, parts.port), timeout=REQUEST_TIMEOUT) for _ in range(count)]
 
 
-def measure(url: str, body: bytes, requests: int, worker_pids) -> dict[str, dict]:
-    """The four scenarios on the server at ``url``; ``worker_pids()`` lists its serving workers."""
-    results = {"undisturbed": _valid(url, body, requests)}
+def measure(url: str, body: bytes, requests: int, worker_pids, timeout: float = REQUEST_TIMEOUT) -> dict[str, dict]:
+    """The four scenarios on the server at ``url``; ``worker_pids()`` lists its serving workers.
+
+    ``timeout``: seconds a valid request may wait for its answer (:data:`REQUEST_TIMEOUT`; a smoke run, less).
+    """
+    results = {"undisturbed": _valid(url, body, requests, timeout)}
     for name, disturb in (("stalled", lambda: _stalled(url, STALLED)), ("idle", lambda: _idle(url, IDLE))):
         held = disturb()
         time.sleep(0.2)
         try:
-            results[name] = _valid(url, body, requests)
+            results[name] = _valid(url, body, requests, timeout)
         finally:
             for client in held:
                 client.close()
@@ -93,10 +96,10 @@ def measure(url: str, body: bytes, requests: int, worker_pids) -> dict[str, dict
     killed_at = time.perf_counter()
     for pid in worker_pids():
         os.kill(pid, signal.SIGKILL)
-    while _valid(url, body, 1)["failures"] and time.perf_counter() - killed_at < 60:
+    while _valid(url, body, 1, timeout)["failures"] and time.perf_counter() - killed_at < 60:
         time.sleep(0.01)  # requests meanwhile are refused or reset: the time until one is answered is measured
     recovered = time.perf_counter() - killed_at
-    results["worker killed"] = _valid(url, body, requests) | {"recovered_s": recovered}
+    results["worker killed"] = _valid(url, body, requests, timeout) | {"recovered_s": recovered}
     return results
 
 

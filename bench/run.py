@@ -32,6 +32,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.hostile import REQUEST_TIMEOUT
 from tests.support.scoring import bad_requests, first_row  # the scoring contract's bad requests (no pandas)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -58,12 +59,13 @@ class Plan:
     retries: int = 0
     #: Rounds of the CLI start-up measurement (each: `python -c pass`, `--help`, `models list`).
     startup_rounds: int = 7
-    #: Valid requests per hostile-client scenario (:mod:`bench.hostile`).
+    #: Valid requests per hostile-client scenario (:mod:`bench.hostile`), and how long each may wait.
     hostile_requests: int = 400
+    hostile_timeout: float = REQUEST_TIMEOUT
 
 
 FULL = Plan(5, 2.0, 1.5, (1, 100, 1000), (8, 32), 20_000, 3, retries=3)
-QUICK = Plan(1, 0.3, 0.0, (1, 1000), (4,), 12, 1, startup_rounds=1, hostile_requests=8)
+QUICK = Plan(1, 0.3, 0.0, (1, 1000), (4,), 12, 1, startup_rounds=1, hostile_requests=8, hostile_timeout=2.0)
 #: A load point during which other processes used more than this many cores is taken again (see retries).
 MAX_FOREIGN_CORES = 0.1
 
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         plan.retries,
         plan.startup_rounds if args.startup_rounds is None else args.startup_rounds,
         plan.hostile_requests,
+        plan.hostile_timeout,
     )
     if args.only == "startup":
         return startup_only(plan, args)
@@ -311,7 +314,11 @@ def measure_hostile(plan: Plan, variants, workers: int, model_folder: Path, rows
         log(f"hostile clients: {variant.label}")
         with servers.Server(variant, workers, model_folder, work / f"hostile-{variant.key}", REPO) as server:
             results[variant.key] = hostile.measure(
-                server.url, body, plan.hostile_requests, lambda s=server: servers.worker_pids(s.pid)
+                server.url,
+                body,
+                plan.hostile_requests,
+                lambda s=server: servers.worker_pids(s.pid),
+                plan.hostile_timeout,
             )
     return results
 
