@@ -35,6 +35,19 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return clone_checkout(tmp_path_factory.mktemp("clone") / "my repo")
 
 
+def _amlops(clone: Path, *argv: str) -> subprocess.CompletedProcess:
+    """``.venv/bin/python -m amlops ARGV`` in the clone, which must succeed."""
+    return subprocess.run(
+        [".venv/bin/python", "-m", "amlops", *argv],
+        cwd=clone,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
 def _make(clone: Path, *targets: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", *targets, "ENV_READY=1"],
@@ -90,15 +103,7 @@ def test_make_run_twice(clone: Path):
     assert "production v1 stays" in second.stdout
     assert _processes_under(clone) == []
 
-    models = subprocess.run(
-        [".venv/bin/python", "-m", "amlops", "models", "list", "--json"],
-        cwd=clone,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    models = _amlops(clone, "models", "list", "--json")
     versions = json.loads(models.stdout)
     assert [(v["version"], v["production"]) for v in versions] == [("1", True)]
     assert versions[0]["tags"]["data_sha256"] == (clone / f"{ROOT.data}.sha256").read_text().split()[0]
@@ -130,21 +135,15 @@ def test_make_serve_answers_until_interrupted(clone: Path):
         assert answer.status_code == 200
         assert answer.json()["model"] == {"name": ROOT.name, "version": "1"}
         # While it serves, the command waits as a small process: the whole tree within 1.5x the server's.
-        (server,) = _children(serve.pid)
+        from bench.servers import process_tree
+
+        server = process_tree(serve.pid)[1]  # its one child: gunicorn's master
         assert _tree_rss(serve.pid) <= 1.5 * _tree_rss(server)
     finally:
         serve.send_signal(signal.SIGINT)
         code = serve.wait(timeout=30)
     assert code == 0, serve.stderr.read()
-    shown = subprocess.run(
-        [".venv/bin/python", "-m", "amlops", "models", "show", "1", "--json"],
-        cwd=clone,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    shown = _amlops(clone, "models", "show", "1", "--json")
     served = [d for d in json.loads(shown.stdout)["deployments"] if (d["target"], d["endpoint"]) == ("local", "local")]
     assert [d["status"] for d in served] == ["undeployed"]
     deadline = time.monotonic() + 10
@@ -153,17 +152,11 @@ def test_make_serve_answers_until_interrupted(clone: Path):
     assert _processes_under(clone) == []
 
 
-def _children(pid: int) -> list[int]:
-    return [
-        int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()
-    ]
-
-
 def _tree_rss(pid: int) -> int:
     """Resident memory of ``pid`` and all its descendants, in KiB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-    return rss + sum(_tree_rss(child) for child in _children(pid))
+    from bench.servers import memory_kib, process_tree
+
+    return sum(memory_kib(member).get("rss", 0) for member in process_tree(pid))
 
 
 def test_make_help_lists_the_targets(clone: Path):

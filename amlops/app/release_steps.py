@@ -18,6 +18,7 @@ stage it belongs to, and runs them all against a fake workspace.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -58,9 +59,9 @@ class ReleaseContext:
     say: Callable[[str], None] = log.info
     client: Any = None
 
-    @property
+    @functools.cached_property
     def release(self) -> dict:
-        """The build's ``release.json``."""
+        """The build's ``release.json`` (read once)."""
         return read_json(self.artifact_dir / RELEASE_FILE)
 
     @property

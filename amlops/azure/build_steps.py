@@ -31,7 +31,7 @@ from amlops.core.files import read_json
 from amlops.core.lineage import now
 from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings
-from amlops.core.tags import LIVE_TAG, PREVIOUS_TAG
+from amlops.core.tags import LIVE_TAG
 from amlops.lifecycle.retirement import GovernanceError, Say
 from amlops.registry import events
 from amlops.registry.records import DeploymentRecord, ensure_servable
@@ -147,9 +147,9 @@ def publish(
         data_input = assets.data
         if data_assets.is_reference(data_input):
             # A schedule keeps the version a label names when it is created (azure-ai-ml resolves it then): say
-            # which; `azure data register` moves the schedule to each new version.
+            # which; `azure register-data` moves the schedule to each new version.
             data_input = data_assets.pin(client, str(data_input))
-            say(f"scheduled runs train on {data_input} (`azure data register` moves them to a new version)")
+            say(f"scheduled runs train on {data_input} (`azure register-data` moves them to a new version)")
         job = translate.scheduled_pipeline_job(project, f"azureml:{component.name}:{version}", data_input)
         job = translate.training_schedule(project, job, schedule, enabled=False)
     return operations.publish(client, component, version=version, schedule=job, say=say)
@@ -300,7 +300,7 @@ def rollback_release(stage: str, deployment: str, *, client: Any = None, say: An
     if int((endpoint.traffic or {}).get(deployment, 0)) == 0 and tags.get(LIVE_TAG) != deployment:
         say(f"traffic never moved to {deployment} on {endpoint_name}: nothing to roll back")
         return None
-    replaced = [name for name in str(tags.get(PREVIOUS_TAG, "")).split(",") if name]
+    replaced = rollout.replaced_deployments(endpoint)
     if tags.get(LIVE_TAG) != deployment or not replaced:
         raise operations.AzureOperationError(
             f"{deployment} takes traffic on {endpoint_name}, but no deployment it replaced is recorded; "
@@ -312,7 +312,7 @@ def rollback_release(stage: str, deployment: str, *, client: Any = None, say: An
 
 def _rollback_candidate(endpoint: Any, before: dict[str, tuple[str, str, int]]) -> str | None:
     """The deployment :func:`rollout.rollback` will choose (recorded previous one, else the only other one)."""
-    recorded = [name for name in str((endpoint.tags or {}).get(PREVIOUS_TAG, "")).split(",") if name]
+    recorded = rollout.replaced_deployments(endpoint)
     if recorded:
         return recorded[0]
     others = [name for name, (_, _, share) in before.items() if share <= 0]

@@ -60,6 +60,11 @@ def warn_if_plain_http(scoring_uri: str) -> bool:
     return True
 
 
+def replaced_deployments(endpoint: Any) -> list[str]:
+    """The deployments the endpoint's live one replaced and kept (its :data:`PREVIOUS_TAG`), newest first."""
+    return [name for name in str((endpoint.tags or {}).get(PREVIOUS_TAG, "")).split(",") if name]
+
+
 def endpoint_key(client: Any, endpoint_name: str) -> str:
     """The endpoint's primary key (key auth) or access token (token auth). Never log it."""
     keys = client.online_endpoints.get_keys(endpoint_name)
@@ -367,7 +372,7 @@ def rollback(client: Any, endpoint_name: str, *, to: str | None = None, say: Say
     if to:
         candidates = [to]
     else:
-        recorded = [name for name in str((endpoint.tags or {}).get(PREVIOUS_TAG, "")).split(",") if name]
+        recorded = replaced_deployments(endpoint)
         others = [name for name in deployments if name not in current]
         candidates = recorded or (others if len(others) == 1 else [])
     if not candidates:

@@ -175,7 +175,6 @@ def undeploy_local(
     if state is None:
         return None
     detail = None if stop_recorded(settings.endpoints_dir, name) else "its server had already exited"
-    (settings.endpoints_dir / f"{name}.json").unlink(missing_ok=True)
     record_local(state, "undeployed", registry=registry, settings=settings, detail=detail)
     return state
 
