@@ -12,7 +12,7 @@ from flask import Response
 
 from amlops.scoring import connections
 from amlops.scoring.requests import request_body
-from amlops.scoring.service import ScoringService
+from amlops.scoring.service import ScoringService, drop_response_notices
 
 service: ScoringService | None = None
 #: What AMLResponse would add: the server reads it on errors only.
@@ -20,10 +20,14 @@ _HEADERS = {"x-ms-run-function-failed": "False"}
 
 
 def init() -> None:
-    """Load the model once, from ``$AZUREML_MODEL_DIR``; bound how long a client may stall a connection."""
+    """Load the model once, from ``$AZUREML_MODEL_DIR``; bound how long a client may stall a connection.
+
+    The server's notice of each ready-made answer is kept out of its log (each request's access line stays).
+    """
     global service
     service = ScoringService.from_environment()
     connections.protect(service.limits)
+    drop_response_notices()
 
 
 @rawhttp

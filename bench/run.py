@@ -80,17 +80,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="load generator (auto: wrk when installed, else Python)",
     )
-    parser.add_argument("--repetitions", type=int, help="repetitions of every measurement (full: 3)")
-    parser.add_argument("--seconds", type=float, help="duration of each load point (full: 3)")
+    parser.add_argument("--repetitions", type=int, help=f"repetitions of every measurement (full: {FULL.repetitions})")
+    parser.add_argument("--seconds", type=float, help=f"seconds of each load point (full: {FULL.seconds:g})")
     parser.add_argument("--workers", type=int, help="workers per server (default: deploymentConfig.local.yml)")
     parser.add_argument("--variants", nargs="+", choices=[v.key for v in _variants()], help="servers to run")
-    parser.add_argument("--batches", type=int, nargs="+", help="batch sizes in rows (full: 1 100 1000)")
-    parser.add_argument("--clients", type=int, nargs="+", help="concurrent clients for throughput (full: 8 32)")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", help=f"batch sizes in rows (full: {' '.join(map(str, FULL.batches))})"
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="+",
+        help=f"concurrent clients for throughput (full: {' '.join(map(str, FULL.clients))})",
+    )
     parser.add_argument("--skip-lifecycle", action="store_true", help="do not time the `make run` stages")
     parser.add_argument(
         "--only", choices=("startup",), help="startup: only the CLI start-up and `make run` (no servers, no load)"
     )
-    parser.add_argument("--startup-rounds", type=int, help="rounds of the CLI start-up measurement (full: 7)")
+    parser.add_argument(
+        "--startup-rounds", type=int, help=f"rounds of the CLI start-up measurement (full: {FULL.startup_rounds})"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default: {DEFAULT_OUT})")
     parser.add_argument("--update-docs", action="store_true", help=f"write the results table into {DOCS}")
     return parser.parse_args(argv)

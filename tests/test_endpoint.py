@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from amlops.core.deployment_config import LocalDeploymentConfig
+from amlops.scoring.service import RESPONSE_NOTICE, SERIALIZE_FROM_ROWS
 from amlops.serving.client import ScoringClient
 from amlops.serving.local import EndpointError, LocalEndpoint
 from amlops.serving.smoke import smoke_test
@@ -161,6 +162,18 @@ def test_text_plain_with_a_json_body_is_scored(endpoint: LocalEndpoint, expected
     )
     assert response.status_code == 200, response.text
     np.testing.assert_allclose(response.json()["predictions"], predictions, rtol=0, atol=1e-9)
+
+
+def test_a_large_batch_is_logged_by_its_access_line_alone(endpoint: LocalEndpoint, expected):
+    """A ready-made answer would add the server's notice line to every request's access line."""
+    rows, _ = expected
+    batch = rows * (SERIALIZE_FROM_ROWS // len(rows) + 1)
+    response = requests.post(endpoint.state.scoring_uri, json={"data": batch}, timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == len(batch) >= SERIALIZE_FROM_ROWS
+    log = Path(endpoint.state.log_file).read_text(encoding="utf-8")
+    assert "POST /score 200" in log
+    assert RESPONSE_NOTICE not in log
 
 
 def test_swagger2_is_the_document_written_at_staging(endpoint: LocalEndpoint, staged: StagedDeployment):

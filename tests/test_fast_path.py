@@ -226,6 +226,34 @@ def test_the_simdjson_path_steps_aside_for_anything_else(raw: str):
     assert _list_body_matrix(raw.encode("utf-8", "surrogatepass"), len(FEATURES), 10_000) is None
 
 
+def test_the_worker_threads_share_the_simdjson_path_without_mixing_bodies():
+    """The server's threads parse at the same time; each gets its own body's numbers, none steps aside."""
+    import sys
+
+    rng = random.Random(11)
+    bodies = [random_body(rng, rng.choice([3, 40, 300])) for _ in range(8)]
+    expected = [np.array(json.loads(raw)["data"], dtype=np.float64) for raw in bodies]
+    wrong: list[str] = []
+
+    def parse_many(index: int) -> None:
+        for _ in range(150):
+            fast = _list_body_matrix(bodies[index], len(FEATURES), 10_000)
+            if fast is None or not np.array_equal(fast, expected[index]):
+                wrong.append(f"body {index}: {'stepped aside' if fast is None else 'other numbers'}")
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as the interpreter allows
+    try:
+        threads = [threading.Thread(target=parse_many, args=(index,)) for index in range(len(bodies))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    assert not wrong, wrong[:5]
+
+
 def test_the_simdjson_path_respects_the_batch_limit():
     raw = body([ROW] * 5).encode()
     assert _list_body_matrix(raw, len(FEATURES), 5) is not None

@@ -404,6 +404,19 @@ def test_a_value_outside_the_contract_is_refused_naming_row_and_column(
         assert payload["message"].startswith(f"row {len(rows) - 1}, column {column!r}: {value:g} {rule}")
 
 
+def test_a_batch_matrix_is_checked_value_by_value_like_a_few_rows(loaded: LoadedModel):
+    """The batch check (whole-matrix passes) finds exactly what the row-by-row check finds, at any batch size."""
+    rules = loaded.rules
+    inside = np.tile(np.array(ROW, dtype=np.float64), (300, 1))
+    assert rules.check_matrix(inside) == []
+    for rows in (200, 3, 500, 1):  # the bounds are kept for the largest batch seen: smaller, larger, smaller
+        for column in range(len(FEATURES)):
+            for value in (-1.0, 4.0, 2.5, 1e6, np.nan, np.inf):
+                matrix = np.tile(inside[0], (rows, 1))
+                matrix[rows // 2, column] = value
+                assert rules.check_matrix(matrix) == rules.check_rows(matrix.tolist()), (rows, column, value)
+
+
 def test_the_flag_policy_answers_and_lists_what_is_outside(loaded: LoadedModel):
     flagging = ScoringService(loaded, ScoringSettings(out_of_range="flag"))
     status, payload = flagging.handle(body([ROW, with_value("grade", 7)]))
