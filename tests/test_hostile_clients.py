@@ -138,3 +138,20 @@ def test_the_server_runs_threaded_workers_with_the_client_limits(endpoint: Local
     log = Path(endpoint.state.log_file).read_text()
     assert "Using worker: gthread" in log
     assert "end a stalled read or write after 2 s" in log
+
+
+def test_a_client_keeping_its_connection_open_does_not_hold_up_a_stop(
+    staged: StagedDeployment, tmp_path: Path, expected
+):
+    served = LocalEndpoint(staged, LocalDeploymentConfig(computeType="local", port=0), tmp_path / "state", name="held")
+    served.start()
+    server = served.process
+    try:
+        with requests.Session() as client:  # keeps its connection open, idle, after the answer
+            assert client.post(served.state.scoring_uri, json={"data": expected[0]}, timeout=30).status_code == 200
+            served.stop()
+    finally:
+        served.stop()
+    # gunicorn ended by itself on SIGTERM, after the idle connection's keep-alive: stop() SIGKILLs a server that
+    # has not within 15 s (gunicorn's own graceful timeout is 30 s).
+    assert server.returncode == 0

@@ -1,7 +1,7 @@
 """Clients that stall or flood connections must not keep valid requests from being answered.
 
 The server runs gunicorn's threaded workers (``gthread``, :meth:`ScoringSettings.server_arguments`): a thread per
-connection being served, idle connections parked in the worker's poller. Two gaps remain, closed here from inside
+connection being served, idle connections parked in the worker's poller. The gaps left are closed here from inside
 each worker, on the listening sockets gunicorn hands it (so it works the same wherever gunicorn runs, locally
 or in Azure ML's container, without a server configuration file):
 
@@ -13,11 +13,17 @@ or in Azure ML's container, without a server configuration file):
   :data:`FIRST_BYTES_WAIT` before parking it in the poller;
 - closing a connection, gunicorn 26's threaded worker lingers up to 2 s for the client to close its side, on the
   worker's main thread, which accepts every connection: 40 clients that never close stopped the worker for
-  80 s. It lingers :data:`CLOSE_LINGER` instead.
+  80 s. It lingers :data:`CLOSE_LINGER` instead;
+- stopping, the same worker waits for its idle keep-alive connections to end, but sleeps in its poller for the
+  whole graceful timeout (30 s) instead of until the first of them expires (gunicorn's keep-alive: 2 s): one
+  client holding a connection open made every stop take 30 s, or the SIGKILL of whoever stopped it. Its
+  stopping loop wakes when the next idle connection expires (:func:`_wait_for_idle_connections`), so a client
+  that keeps sending is answered (``Connection: close``) until then, and the worker exits within the keep-alive.
 
-The last two set values of gunicorn's own module (``gunicorn.workers.gthread.DEFAULT_WORKER_DATA_TIMEOUT``,
-``gunicorn.util.close_graceful``'s timeout), in the worker that imported them: ``tests/test_hostile_clients.py``
-fails if a gunicorn upgrade changes what they do.
+The last three set values or methods of gunicorn's own modules (``gunicorn.workers.gthread``'s
+``DEFAULT_WORKER_DATA_TIMEOUT`` and ``ThreadWorker.wait_for_and_dispatch_events``, ``gunicorn.util.close_graceful``'s
+timeout), in the worker that imported them: ``tests/test_hostile_clients.py`` fails if a gunicorn upgrade changes
+what they do.
 
 Standard library only: this module is shipped to endpoints with :mod:`amlops.scoring`.
 """
@@ -31,6 +37,7 @@ import socket
 import stat
 import struct
 import sys
+import time
 from pathlib import Path
 
 from amlops.core.settings import ScoringSettings
@@ -72,6 +79,26 @@ def _timeval(seconds: float) -> bytes:
     return struct.pack("ll", whole, micro) if sys.platform.startswith("linux") else struct.pack("qi4x", whole, micro)
 
 
+def _wait_for_idle_connections(wait):
+    """``ThreadWorker.wait_for_and_dispatch_events``, waking a stopping worker when an idle connection expires.
+
+    Idle connections wait in two queues ordered by their deadline (kept alive after an answer; accepted, no byte
+    yet); the stopping loop closes the expired ones after each wait, and exits when none is left.
+    """
+
+    @functools.wraps(wait)
+    def wait_while_stopping(worker, timeout):
+        if not worker.alive:
+            queues = (getattr(worker, "keepalived_conns", ()), getattr(worker, "pending_conns", ()))
+            deadlines = [queue[0].timeout for queue in queues if queue]
+            if deadlines:
+                timeout = min(timeout, max(min(deadlines) - time.monotonic(), 0.0))
+        return wait(worker, timeout)
+
+    wait_while_stopping.amlops_idle = True  # type: ignore[attr-defined]
+    return wait_while_stopping
+
+
 def protect(settings: ScoringSettings | None = None) -> int:
     """Bound how long a client may hold a connection, on every listening socket of this process.
 
@@ -93,6 +120,10 @@ def protect(settings: ScoringSettings | None = None) -> int:
     threaded = sys.modules.get("gunicorn.workers.gthread")
     if threaded is not None and hasattr(threaded, "DEFAULT_WORKER_DATA_TIMEOUT"):
         threaded.DEFAULT_WORKER_DATA_TIMEOUT = FIRST_BYTES_WAIT
+    worker = getattr(threaded, "ThreadWorker", None)
+    wait = getattr(worker, "wait_for_and_dispatch_events", None)
+    if wait is not None and not getattr(wait, "amlops_idle", False):
+        worker.wait_for_and_dispatch_events = _wait_for_idle_connections(wait)
     utilities = sys.modules.get("gunicorn.util")
     close = getattr(utilities, "close_graceful", None)
     if close is not None and not getattr(close, "amlops_linger", None):
