@@ -26,6 +26,8 @@ NOT_IN_A_CLONE = (
     ".ruff_cache",
     "__pycache__",
     ".lock-venv",
+    ".tools",
+    ".import_linter_cache",
     "*.egg-info",
 )
 
