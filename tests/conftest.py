@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support.checkout import REPO, copy_project
+from tests.support.checkout import REPO, copy_project, on_a_free_port
 from tests.support.project import CONTRACT, SNAPSHOT, project_build
 
 if TYPE_CHECKING:
@@ -108,11 +108,7 @@ def staged(tmp_path_factory: pytest.TempPathFactory, model_folder: Path):
 @pytest.fixture
 def free_port_config(project: Path) -> Path:
     """The local deployment config on any free port (tests never take the fixed one)."""
-    path = project / "deploymentConfig.free.yml"
-    text = (project / "deploymentConfig.local.yml").read_text()
-    assert "port: 31311" in text
-    path.write_text(text.replace("port: 31311", "port: 0"))
-    return path
+    return on_a_free_port(project, "deploymentConfig.free.yml")
 
 
 @pytest.fixture

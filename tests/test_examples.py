@@ -20,7 +20,7 @@ import requests
 from amlops.core import contract
 from amlops.core.settings import DriftSettings
 from amlops.ml import data, drift
-from tests.support.checkout import EXAMPLES, REPO, clean_env, clone_checkout
+from tests.support.checkout import EXAMPLES, REPO, clean_env, clone_checkout, on_a_free_port
 from tests.support.project import load_script
 
 EXAMPLE = REPO / "examples" / "breast-cancer"
@@ -106,7 +106,7 @@ def test_the_classifier_runs_end_to_end_and_serves_labels_and_probabilities(adap
     assert "candidate    accuracy 0.9" in run.stdout
     assert "smoke test   passed" in run.stdout
 
-    deployed = _run(adapted, python, "-m", "amlops", "deploy")
+    deployed = _run(adapted, python, "-m", "amlops", "deploy", "--config", str(on_a_free_port(adapted, "free.yml")))
     assert deployed.returncode == 0, deployed.stderr[-2000:]
     try:
         state = json.loads((adapted / "build" / "endpoints" / "local.json").read_text())

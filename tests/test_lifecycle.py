@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from amlops.core import contract
-from tests.support.checkout import REPO, clean_env, clone_checkout
+from tests.support.checkout import REPO, clean_env, clone_checkout, on_a_free_port
 from tests.support.scoring import first_row
 
 pytestmark = pytest.mark.integration
@@ -112,8 +112,7 @@ def test_make_run_twice(clone: Path):
 def test_make_serve_answers_until_interrupted(clone: Path):
     if not (clone / ".mlops" / "mlflow.db").exists():
         assert _make(clone, "pipeline").returncode == 0
-    port_config = clone / "deploymentConfig.serve-test.yml"
-    port_config.write_text((clone / "deploymentConfig.local.yml").read_text().replace("port: 31311", "port: 0"))
+    port_config = on_a_free_port(clone, "deploymentConfig.serve-test.yml")
     serve = subprocess.Popen(
         [".venv/bin/python", "-m", "amlops", "serve", "--config", str(port_config)],
         cwd=clone,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.checkout import EXAMPLES, REPO, clone_checkout
+from tests.support.checkout import EXAMPLES, REPO, clone_checkout, on_a_free_port
 
 NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 TIME_LIMIT_SECONDS = 240
@@ -45,6 +45,7 @@ def test_notebooks_run_in_order_in_a_fresh_copy(tmp_path: Path, example: Path | 
     import papermill
 
     clone = clone_checkout(tmp_path / "a clone with spaces", example)
+    on_a_free_port(clone)  # the config 02 deploys with
     env_before = dict(os.environ)
     os.environ.pop("AMLOPS_ROOT", None)  # the notebooks must find the copy on their own
     try:

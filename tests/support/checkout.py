@@ -68,6 +68,17 @@ def clone_checkout(dest: Path, example: Path | None = None) -> Path:
     return dest
 
 
+def on_a_free_port(root: Path, name: str = "deploymentConfig.local.yml") -> Path:
+    """``root``'s local deployment config with ``port: 0`` (any free port), written to ``name`` in ``root``.
+
+    Tests never take the fixed port: another suite on the machine, or a developer's ``make serve``, may hold it.
+    """
+    text = (root / "deploymentConfig.local.yml").read_text()
+    assert "port: 31311" in text
+    (root / name).write_text(text.replace("port: 31311", "port: 0"))
+    return root / name
+
+
 def clean_env() -> dict[str, str]:
     """The environment for a command run in a copy of the repository.
 
