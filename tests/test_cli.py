@@ -133,6 +133,32 @@ def test_a_published_version_runs_the_code_it_was_published_with(no_workspace: P
 
 
 @pytest.mark.integration
+def test_a_published_version_keeps_the_contract_it_was_published_with(no_workspace: Path, capsys, caplog):
+    from amlops.core.settings import ProjectSettings
+    from amlops.lifecycle import pipeline
+
+    assert main(["pipeline", "publish"]) == 0
+    published = json.loads(capsys.readouterr().out)
+    contract_file = no_workspace / "contract.yml"
+    snapshot = pipeline.snapshot_dir(ProjectSettings(), published["name"], 1)
+    assert (snapshot / "contract.yml").read_bytes() == contract_file.read_bytes()
+
+    # The root's contract then narrows a column's range: the snapshot's data no longer passes it.
+    narrowed = contract_file.read_text().replace("{name: length, range: [0, 100]}", "{name: length, range: [0, 1]}")
+    assert narrowed != contract_file.read_text()
+    contract_file.write_text(narrowed)
+    assert main(["pipeline", "run"]) == EXIT_BAD_INPUT
+    assert "length" in caplog.text
+    caplog.clear()
+    capsys.readouterr()
+    assert main(["pipeline", "run", "--published", published["name"], "--param", "alpha=0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"]
+    # A changed contract is a changed definition: publishing again makes version 2.
+    assert main(["pipeline", "publish"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 2
+
+
+@pytest.mark.integration
 def test_a_failing_published_run_exits_with_its_own_code(no_workspace: Path, capsys, caplog):
     assert main(["pipeline", "publish"]) == 0
     capsys.readouterr()

@@ -60,6 +60,11 @@ class ProjectSettings(BaseSettings):
         description="Run configuration to train with; default: sklearn.runconfig in the root (a published "
         "pipeline's run uses the one in its code snapshot).",
     )
+    contract_file: Path | None = Field(
+        default=None,
+        description="Contract to validate, train and judge with; default: contract.yml in the root (a published "
+        "pipeline's run uses the one in its code snapshot).",
+    )
 
     @model_validator(mode="after")
     def _names_from_the_contract(self) -> ProjectSettings:
@@ -70,9 +75,14 @@ class ProjectSettings(BaseSettings):
         return self
 
     @property
+    def contract_path(self) -> Path:
+        """The contract file: ``AMLOPS_CONTRACT_FILE``, else ``contract.yml`` in the root."""
+        return self.contract_file or self.root / contract.CONTRACT_FILE
+
+    @property
     def contract(self) -> Contract:
-        """The data and model contract (``contract.yml`` in the root)."""
-        return contract.in_root(self.root)
+        """The data and model contract (:attr:`contract_path`)."""
+        return contract.load(self.contract_path)
 
     @property
     def pipeline_name(self) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from amlops.core import config
+from amlops.core.contract import CONTRACT_FILE
 from amlops.core.errors import AmlopsError
 from amlops.core.files import read_json, write_json
 from amlops.core.settings import (
@@ -162,7 +163,7 @@ def result_of(run_id: str, folder: Path) -> PipelineResult:
 #
 # v1 "published pipelines" became pipeline components in Azure ML v2 (see amlops.azure). Locally, a
 # published pipeline is a named, versioned definition in the registry folder: its parameters' defaults,
-# a snapshot of the code and run configuration it was published from, and their sha256. Re-running it
+# a snapshot of the code, run configuration and contract it was published from, and their sha256. Re-running it
 # runs that snapshot (in a child process), whatever the checkout holds now, as Azure ML runs a
 # component's code snapshot. The Python environment is the current one.
 
@@ -191,11 +192,11 @@ class PublishedRunFailed(AmlopsError, RuntimeError):
 
 
 def code_fingerprint(settings: ProjectSettings) -> str:
-    """sha256 of the package, the run configuration and its training script: what a published version stands for."""
-    return _fingerprint(PACKAGE_DIR, settings.runconfig_file)
+    """sha256 of the package, run configuration, training script and contract: what a published version stands for."""
+    return _fingerprint(PACKAGE_DIR, settings.runconfig_file, settings.contract_path)
 
 
-def _fingerprint(package: Path, runconfig: Path) -> str:
+def _fingerprint(package: Path, runconfig: Path, contract_file: Path) -> str:
     import hashlib
 
     digest = hashlib.sha256()
@@ -204,6 +205,8 @@ def _fingerprint(package: Path, runconfig: Path) -> str:
     script = runconfig.parent / config.load_runconfig(runconfig).script
     if script.is_file():
         named.append((script.name, script))
+    if contract_file.is_file():  # a version published before snapshots kept their contract has none
+        named.append((CONTRACT_FILE, contract_file))
     for name, path in named:
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -214,7 +217,7 @@ def _published_file(settings: ProjectSettings, name: str) -> Path:
 
 
 def snapshot_dir(settings: ProjectSettings, name: str, version: int) -> Path:
-    """Where a published version keeps its code (``amlops/``) and run configuration."""
+    """Where a published version keeps its code (``amlops/``), run configuration, training script and contract."""
     return settings.state_dir / PUBLISHED_DIR / name / f"v{version}"
 
 
@@ -275,6 +278,7 @@ def publish(
     shutil.copytree(PACKAGE_DIR, snapshot / PACKAGE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(settings.runconfig_file, snapshot / RUNCONFIG_FILE)
     shutil.copy2(train_script(settings, runconfig), snapshot / runconfig.script)
+    shutil.copy2(settings.contract_path, snapshot / CONTRACT_FILE)
     write_json(_published_file(settings, name), [asdict(v) for v in [*versions, new]])
     log.info("pipeline %s: published version %d (code snapshot in %s)", name, new.version, snapshot)
     return new
@@ -333,7 +337,8 @@ def run_published(
             params={k: v for k, v in parameters.items() if k not in ("data", "promote")},
             tags=tags,
         )
-    if _fingerprint(snapshot / PACKAGE_DIR.name, snapshot / RUNCONFIG_FILE) != chosen.code_sha256:
+    published_with = _fingerprint(snapshot / PACKAGE_DIR.name, snapshot / RUNCONFIG_FILE, snapshot / CONTRACT_FILE)
+    if published_with != chosen.code_sha256:
         raise config.ConfigError(
             f"{snapshot}: the code snapshot of pipeline {name!r} v{chosen.version} does not match the sha256 "
             "recorded when it was published (altered?); publish again"
@@ -349,6 +354,8 @@ def _run_snapshot(
 
     environ = {f"AMLOPS_{key.upper()}": str(value) for key, value in settings.model_dump().items() if value is not None}
     environ["AMLOPS_RUNCONFIG"] = str(snapshot / RUNCONFIG_FILE)
+    if (snapshot / CONTRACT_FILE).is_file():
+        environ["AMLOPS_CONTRACT_FILE"] = str(snapshot / CONTRACT_FILE)
     # The snapshot's package comes first: the child starts in the snapshot folder and has it on its path.
     environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(snapshot), os.environ.get("PYTHONPATH")]))
     command = [
