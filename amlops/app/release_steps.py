@@ -21,14 +21,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from amlops.app.build import RELEASE_FILE
-from amlops.azure import build_steps, connection
+from amlops.azure import build_steps, connection, rollout
 from amlops.azure.registry import AzureRegistry
 from amlops.core.errors import BadInputError
 from amlops.core.files import read_json
@@ -84,12 +83,8 @@ def _attempt() -> str:
 
 
 def deployment_name(version: str, run: str, attempt: str = "1") -> str:
-    """``v<version>-r<run>-<attempt>``, new for each run and each retry of it.
-
-    A valid online deployment name: a letter first, then letters, digits and hyphens, 3 to 32 characters.
-    """
-    name = re.sub(r"[^A-Za-z0-9-]+", "-", f"v{version}-r{run}-{attempt}").strip("-")
-    return name[:32].rstrip("-")
+    """``v<version>-r<run>-<attempt>`` (:func:`amlops.azure.rollout.deployment_name`), new for each run and retry."""
+    return rollout.deployment_name(version, f"r{run}-{attempt}")
 
 
 def ci_output(name: str, value: str) -> None:

@@ -321,10 +321,7 @@ def _rollback_candidate(endpoint: Any, before: dict[str, tuple[str, str, int]]) 
 
 def default_deployment_name(version: str, now: Any = None) -> str:
     """A new deployment name for a model version: ``v<version>-<MMDDHHMMSS>`` (unique per release)."""
-    import re
-
-    stamp = (now or datetime.now(timezone.utc)).strftime("%m%d%H%M%S")
-    return f"v{re.sub(r'[^A-Za-z0-9-]', '-', str(version))}-{stamp}"[:32].rstrip("-")
+    return rollout.deployment_name(version, (now or datetime.now(timezone.utc)).strftime("%m%d%H%M%S"))
 
 
 def smoke_live(client: Any, endpoint_name: str, model: tuple[str, str]) -> Any:

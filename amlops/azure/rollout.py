@@ -60,6 +60,15 @@ def warn_if_plain_http(scoring_uri: str) -> bool:
     return True
 
 
+def deployment_name(version: str, suffix: str) -> str:
+    """``v<version>-<suffix>``: a valid online deployment name, new when ``suffix`` is.
+
+    A letter first, then letters, digits and hyphens (anything else becomes one hyphen), 3 to 32 characters.
+    """
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", f"v{version}-{suffix}").strip("-")
+    return name[:32].rstrip("-")
+
+
 def replaced_deployments(endpoint: Any) -> list[str]:
     """The deployments the endpoint's live one replaced and kept (its :data:`PREVIOUS_TAG`), newest first."""
     return [name for name in str((endpoint.tags or {}).get(PREVIOUS_TAG, "")).split(",") if name]
