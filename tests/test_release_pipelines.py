@@ -35,6 +35,8 @@ pytestmark = [
 
 GITHUB = REPO / ".github"
 PIPELINES = REPO / "pipelines"
+#: GitHub's workflows and composite actions: every YAML file under .github/ but Dependabot's configuration.
+WORKFLOWS_AND_ACTIONS = sorted(path for path in GITHUB.rglob("*.yml") if path != GITHUB / "dependabot.yml")
 STEP_COMMAND = re.compile(r"release-step ([a-z-]+)")
 
 
@@ -142,16 +144,30 @@ def test_actions_are_pinned_to_commits_with_their_tag_beside_them():
         assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+", reference), (name, line)
 
 
+def test_dependabot_keeps_every_pinned_action_current():
+    config = _load(GITHUB / "dependabot.yml")
+    [actions] = [entry for entry in config["updates"] if entry["package-ecosystem"] == "github-actions"]
+    assert actions["cooldown"]["default-days"] >= 7
+    scanned = [GITHUB.parent / directory.strip("/") for directory in actions["directories"]]
+    # Dependabot reads a directory's .github/workflows/ and its action.yml: every file that uses an action is one.
+    for path in GITHUB.rglob("*.yml"):
+        if "uses:" not in path.read_text():
+            continue
+        covered = path.parent == GITHUB / "workflows" and GITHUB.parent in scanned
+        covered = covered or (path.name == "action.yml" and any(path.parent.match(str(d)) for d in scanned))
+        assert covered, f"{path.relative_to(GITHUB.parent)}: not in a directory dependabot.yml names"
+
+
 def test_shared_values_agree_across_both_systems():
     python = (REPO / ".python-version").read_text().strip()
     variables = {
         item["name"]: item["value"] for item in _load(PIPELINES / "variables.yml")["variables"] if "name" in item
     }
     assert variables["pythonVersion"] == python
-    text = "\n".join(path.read_text() for path in GITHUB.rglob("*.yml"))
+    text = "\n".join(path.read_text() for path in WORKFLOWS_AND_ACTIONS)
     artifacts = {
         step["with"]["name"]
-        for path in GITHUB.rglob("*.yml")
+        for path in WORKFLOWS_AND_ACTIONS
         for job in (_load(path).get("jobs") or {"action": {"steps": _load(path)["runs"]["steps"]}}).values()
         for step in job.get("steps", [])
         if re.search(r"actions/(upload|download)-artifact@", step.get("uses", ""))
