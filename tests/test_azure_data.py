@@ -90,6 +90,28 @@ def test_a_file_that_breaks_the_contract_is_refused_before_anything_is_uploaded(
     assert workspace.data.versions == {}
 
 
+def test_a_checked_file_is_validated_once_and_again_only_when_it_changed(
+    project: Path, workspace, tmp_path: Path, monkeypatch
+):
+    settings = translate.Project.load().settings
+    checked = data_assets.check_file(_newer_snapshot(tmp_path), settings)
+    validations: list[str] = []
+    validate = data_assets.data.validate
+    monkeypatch.setattr(
+        data_assets.data, "validate", lambda *args, **kwargs: validations.append("x") or validate(*args, **kwargs)
+    )
+    assert data_assets.register(workspace, checked, "sales", settings, say=lambda line: None) == "azureml:sales:1"
+    assert validations == []
+
+    # Replaced after the check (while `register-data` signs in, say): read and refused as if it were a path.
+    pd.read_csv(checked.path).drop(columns=[CONTRACT.target.name]).to_csv(checked.path, index=False)
+    with pytest.raises(Exception, match=CONTRACT.target.name) as raised:
+        data_assets.register(workspace, checked, "sales", settings, say=lambda line: None)
+    assert type(raised.value).__name__ == "DataValidationError"
+    assert validations == ["x"]
+    assert [asset.version for asset in workspace.data.versions["sales"]] == ["1"]
+
+
 def test_a_data_asset_downloads_through_its_datastore_with_public_calls(project: Path, workspace, tmp_path: Path):
     settings = translate.Project.load().settings
     reference = data_assets.register(workspace, project / CONTRACT.data, "sales", settings, say=lambda line: None)

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -63,8 +64,16 @@ def pin(client: Any, reference: str) -> str:
     return f"azureml:{name}:{version}"
 
 
-def check_file(path: Path, settings: ProjectSettings) -> str:
-    """Validate a training CSV against the contract, as ``data validate`` does; return its sha256.
+@dataclass(frozen=True)
+class CheckedFile:
+    """A training CSV that met the contract when :func:`check_file` read it, and its sha256 then."""
+
+    path: Path
+    sha256: str
+
+
+def check_file(path: Path, settings: ProjectSettings) -> CheckedFile:
+    """Validate a training CSV against the contract, as ``data validate`` does.
 
     Raises:
         ConfigError: no such file.
@@ -74,16 +83,27 @@ def check_file(path: Path, settings: ProjectSettings) -> str:
     if not path.is_file():
         raise ConfigError(f"{path}: data file not found")
     data.validate(data.load_csv(path), settings.contract, min_rows=DataSettings().min_rows, source=str(path))
+    return CheckedFile(path, _sha256(path))
+
+
+def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def register(
-    client: Any, path: Path, name: str, settings: ProjectSettings, *, description: str = "", say: Say = log.info
+    client: Any,
+    file: Path | CheckedFile,
+    name: str,
+    settings: ProjectSettings,
+    *,
+    description: str = "",
+    say: Say = log.info,
 ) -> str:
     """Register a CSV file as the next version of data asset ``name`` (the SDK uploads it); return its reference.
 
-    The file is validated against the contract first, as ``data validate`` does. Versions are numbered 1, 2, ...
-    A file already registered under ``name`` (same sha256) is not registered again: its version is returned.
+    A path is validated against the contract first, as ``data validate`` does; a :class:`CheckedFile` only if the
+    file changed since :func:`check_file` read it. Versions are numbered 1, 2, ... A file already registered under
+    ``name`` (same sha256) is not registered again: its version is returned.
 
     Raises:
         DataValidationError: naming the column and the rule, before anything is uploaded.
@@ -91,8 +111,9 @@ def register(
     from azure.ai.ml.constants import AssetTypes
     from azure.ai.ml.entities import Data
 
-    path = Path(path)
-    sha256 = check_file(path, settings)
+    if not (isinstance(file, CheckedFile) and _sha256(file.path) == file.sha256):
+        file = check_file(file.path if isinstance(file, CheckedFile) else file, settings)
+    path, sha256 = file.path, file.sha256
     try:
         versions = list(client.data.list(name=name))
     except Exception as error:

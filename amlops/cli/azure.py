@@ -159,10 +159,10 @@ def cmd_release_step(args: argparse.Namespace) -> int:
 def cmd_register_data(args: argparse.Namespace) -> int:
     """Register a CSV as the next version of the training data asset and move the training schedule to it."""
     project = _project()
-    data_assets.check_file(args.path, project.settings)  # before connecting: a bad file names its column and rule
+    checked = data_assets.check_file(args.path, project.settings)  # before connecting: a bad file names its column
     client = _connect(args)
     name = args.name or translate.data_asset_name(project)
-    reference = data_assets.register(client, args.path, name, project.settings, description=args.description, say=say)
+    reference = data_assets.register(client, checked, name, project.settings, description=args.description, say=say)
     if not args.keep_schedule and data_assets.retarget_schedule(client, project, reference, say=say) is None:
         say(f"no training schedule yet: `azure publish --schedule CRON --data azureml:{name}@latest` creates one")
     return 0
