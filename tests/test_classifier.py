@@ -5,19 +5,23 @@ A tiny synthetic contract and a real fitted model, independent of the example's 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from amlops.core.contract import Contract
 from amlops.core.settings import ScoringSettings
 from amlops.ml import model
-from amlops.scoring.model import load_model
+from amlops.scoring.model import UntrustedModelError, load_model
 from amlops.scoring.openapi import openapi_spec
 from amlops.scoring.service import ScoringService
 from tests.support.scoring import body
@@ -138,3 +142,50 @@ def test_the_signal_plot_correlates_each_feature_with_a_class(table: pd.DataFram
     assert [label.get_text() for label in axis.get_yticklabels()] == ["grade", "size"]  # sorted, weakest first
     three = table.assign(diagnosis=np.where(table["size"] > 7, "severe", table["diagnosis"]))
     assert len(plots.target_correlations(three, "diagnosis").axes[0].patches) == 2 * 3  # a bar per feature and class
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        lambda c: RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0),  # sklearn.tree._tree.Tree
+        lambda c: HistGradientBoostingClassifier(max_iter=5, random_state=0),  # ...predictor.TreePredictor
+    ],
+    ids=["forest", "gradient-boosting"],
+)
+def test_tree_models_are_saved_and_served_trusting_scikit_learns_own_types(
+    tmp_path: Path, table: pd.DataFrame, estimator
+):
+    """Types skops does not trust by default, but scikit-learn's own: saved, served, and loaded by MLflow too."""
+    fitted = model.fit(estimator, {"c": 1.0}, table, CONTRACT)
+    folder = model.save_mlflow_model(fitted, table, tmp_path / "model", CONTRACT)
+    rows = [[1.0, 1], [9.5, 3], [5.0, 2]]
+    expected = fitted.predict(np.array(rows)).tolist()
+    status, payload = ScoringService(load_model(folder)).handle(body(rows))
+    assert status == 200
+    assert payload["predictions"] == expected
+    assert mlflow.sklearn.load_model(str(folder)).predict(np.array(rows)).tolist() == expected
+
+
+def double(values):
+    """A function of the user's, which skops saves by name and the endpoint could not import."""
+    return 2 * values
+
+
+def test_a_model_holding_a_function_of_the_users_is_refused_before_it_is_saved(tmp_path: Path, table: pd.DataFrame):
+    fitted = model.fit(
+        lambda c: make_pipeline(FunctionTransformer(double), LogisticRegression(C=c)), {"c": 1.0}, table, CONTRACT
+    )
+    with pytest.raises(UntrustedModelError, match=r"build\(\) returned: .*test_classifier\.double"):
+        model.save_mlflow_model(fitted, table, tmp_path / "model", CONTRACT)
+    assert not (tmp_path / "model").exists()
+
+
+def test_the_endpoint_refuses_a_model_file_holding_other_types(tmp_path: Path, folder: Path, table: pd.DataFrame):
+    changed = tmp_path / "model"
+    shutil.copytree(folder, changed)
+    fitted = model.fit(
+        lambda c: make_pipeline(FunctionTransformer(double), LogisticRegression(C=c)), {"c": 1.0}, table, CONTRACT
+    )
+    sio.dump(fitted, changed / "model.skops")
+    with pytest.raises(UntrustedModelError, match=r"model\.skops: .*test_classifier\.double"):
+        load_model(changed)

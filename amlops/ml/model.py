@@ -19,7 +19,7 @@ from amlops.core.contract import Contract
 from amlops.ml import metrics as metrics_lib
 from amlops.ml import plots
 from amlops.ml.data import features_and_target
-from amlops.scoring.model import MODEL_LIBRARIES, load_model
+from amlops.scoring.model import MODEL_LIBRARIES, load_model, trusted_types
 from amlops.scoring.rules import MODEL_CONTRACT_FILE
 
 #: ``train.py``'s ``build(**params)``: an unfitted scikit-learn estimator.
@@ -119,14 +119,25 @@ def save_plots(model, frame: pd.DataFrame, folder: Path, title: str, contract: C
 def save_mlflow_model(model, example: pd.DataFrame, path: Path, contract: Contract) -> Path:
     """Save the model as an MLflow model folder (skops format, column signature, input example).
 
+    The types skops does not trust by default (a forest's trees, say) are recorded as trusted if they are
+    scikit-learn's, NumPy's or SciPy's, as the endpoint trusts them; a model holding any other is refused here,
+    before it is registered, rather than by the endpoint.
+
     Args:
         model: The fitted estimator.
         example: A few rows with the contract's features, to record as the input example.
         path: The folder to create; must not exist yet.
         contract: The data and model contract (the feature order).
+
+    Raises:
+        UntrustedModelError: the model holds types from outside scikit-learn, NumPy and SciPy (a function of
+            ``train.py``'s, say), naming them.
     """
     import mlflow.sklearn
+    import skops.io as sio
     from mlflow.models import infer_signature
+
+    trusted = trusted_types(sio.get_untrusted_types(data=sio.dumps(model)), "the estimator train.py's build() returned")
 
     features = example.loc[:, list(contract.feature_names)].astype(np.float64)
     signature = infer_signature(features, model.predict(features.to_numpy()))
@@ -136,6 +147,7 @@ def save_mlflow_model(model, example: pd.DataFrame, path: Path, contract: Contra
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
         signature=signature,
         input_example=features.head(2),
+        skops_trusted_types=trusted or None,
         pip_requirements=[f"{name}=={installed_version(name)}" for name in MODEL_LIBRARIES],
     )
     # The rules the endpoint applies to requests: the contract this model was trained under.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -10,10 +11,13 @@ from typing import Any
 
 import yaml
 
+from amlops.core.errors import BadInputError
 from amlops.scoring.linear import LinearPipeline, read_linear_pipeline
 from amlops.scoring.rules import Rules
 
-_TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+#: Whose types a model file may hold beyond those skops trusts by default (a forest's ``sklearn.tree._tree.Tree``,
+#: say): scikit-learn's, NumPy's and SciPy's own. Nothing else is loaded, a function of the user's included.
+TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
 #: What a saved model needs to load and predict. A model folder records their versions (``requirements.txt``);
 #: it is served only where the same versions are installed.
 MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "skops")
@@ -21,6 +25,10 @@ MODEL_LIBRARIES = ("scikit-learn", "numpy", "scipy", "skops")
 
 class LibraryMismatchError(ValueError):
     """A model was trained with other versions of the libraries it needs than this environment has."""
+
+
+class UntrustedModelError(BadInputError, ValueError):
+    """A model holds types from outside scikit-learn, NumPy and SciPy, which the endpoint does not load."""
 
 
 class LoadedModel:
@@ -129,15 +137,32 @@ def check_libraries(folder: Path) -> None:
         )
 
 
+def trusted_types(untrusted: Iterable[str], source: str) -> list[str]:
+    """The types skops does not trust by default that a model may hold: each, if all are in :data:`TRUSTED_MODULES`.
+
+    Args:
+        untrusted: ``skops.io.get_untrusted_types`` of a model file.
+        source: What holds them, for the message.
+
+    Raises:
+        UntrustedModelError: naming the types from anywhere else.
+    """
+    untrusted = sorted(untrusted)
+    refused = [name for name in untrusted if not name.startswith(TRUSTED_MODULES)]
+    if refused:
+        raise UntrustedModelError(
+            f"{source}: holds types from outside scikit-learn, NumPy and SciPy, which the endpoint refuses to load: "
+            f"{', '.join(refused)} (build the model from scikit-learn's estimators and NumPy's functions: "
+            "FunctionTransformer(np.log1p), not a function of your own)"
+        )
+    return untrusted
+
+
 def load_estimator(model_path: Path) -> Any:
     """Load a skops-serialised estimator, trusting only scikit-learn, NumPy and SciPy types."""
     import skops.io as sio
 
-    untrusted = sio.get_untrusted_types(file=model_path)
-    refused = [name for name in untrusted if not name.startswith(_TRUSTED_MODULE_PREFIXES)]
-    if refused:
-        raise ValueError(f"{model_path}: refusing to load types outside scikit-learn/NumPy/SciPy: {refused}")
-    return sio.load(model_path, trusted=untrusted)
+    return sio.load(model_path, trusted=trusted_types(sio.get_untrusted_types(file=model_path), str(model_path)))
 
 
 def load_model(model_dir: Path, name: str = "", version: str = "") -> LoadedModel:
