@@ -410,7 +410,7 @@ def test_runconfig_arguments_become_typed_inputs():
     found = {p.name: (p.flag, p.input_type) for p in translate.hyperparameters(runconfig)}
     assert found == {
         "alpha": ("--alpha", "number"),
-        "max_iter": ("--max-iter", "number"),
+        "max_iter": ("--max-iter", "integer"),
         "solver": ("--solver", "string"),
         "fit_intercept": ("--fit-intercept", "boolean"),
     }
@@ -434,6 +434,17 @@ def test_the_inputs_are_the_contracts_params_valued_by_the_arguments(tmp_path: P
     ]
     overridden = runconfig.model_copy(update={"arguments": ["--alpha", 0.5]})
     assert [p.value for p in translate.hyperparameters(overridden, contract=contract)] == [0.5]
+    assert [
+        p.value
+        for p in translate.hyperparameters(
+            runconfig.model_copy(update={"arguments": ["--alpha", 2]}), contract=contract
+        )
+    ] == [2.0]
+    mistyped = runconfig.model_copy(update={"arguments": ["--alpha", "strong"]})
+    with pytest.raises(
+        config.ConfigError, match=r"field 'arguments': --alpha: expected a value of type float, got 'strong'"
+    ):
+        translate.hyperparameters(mistyped, "sklearn.runconfig", contract)
     stray = runconfig.model_copy(update={"arguments": ["--n-estimators", 10]})
     with pytest.raises(config.ConfigError, match=r"--n-estimators is not a hyperparameter of contract\.yml"):
         translate.hyperparameters(stray, "sklearn.runconfig", contract)

@@ -13,11 +13,12 @@ from typing import Any
 
 import isodate
 import pytest
+import yaml
 
 from amlops.azure import online, render, translate
 from amlops.core.names import STAGES
 from amlops.core.settings import ProjectSettings
-from tests.support.checkout import REPO
+from tests.support.checkout import REPO, copy_project
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
@@ -25,6 +26,8 @@ pytestmark = [
 ]
 
 LOCATION = "westeurope"
+#: A hyperparameter's type in contract.yml, and the type of its component input.
+INPUT_TYPES = {"float": "number", "int": "integer", "str": "string", "bool": "boolean"}
 
 
 def wire(entity: Any) -> dict:
@@ -33,6 +36,15 @@ def wire(entity: Any) -> dict:
     rest = to_rest(location=LOCATION) if "Online" in type(entity).__name__ else to_rest()
     body = rest.serialize() if hasattr(rest, "serialize") else rest.as_dict()
     return json.loads(json.dumps(body, default=str))
+
+
+def _hyperparameters(project: translate.Project) -> dict[str, tuple[str, str]]:
+    """The root's contract.yml params (the example's, or yours): input type and value, the runconfig's overriding."""
+    given = dict(zip(project.runconfig.arguments[::2], project.runconfig.arguments[1::2], strict=True))
+    return {
+        name: (INPUT_TYPES[param.type], str(given.get(f"--{name}", param.default)))
+        for name, param in project.settings.contract.params.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +104,17 @@ def test_the_kubernetes_deployment_sends_its_instance_type_resources_and_scaling
     assert "mirrorTraffic" not in sent
 
 
-def test_every_step_component_sends_its_version_command_and_interface(assets: render.TrainingAssets):
+def test_every_step_component_sends_its_version_command_and_interface(
+    project: translate.Project, assets: render.TrainingAssets
+):
     for step, component in assets.components.items():
         spec = wire(component)["properties"]["componentSpec"]
         assert (spec["name"], spec["version"]) == (component.name, component.version), step
         assert spec["command"].startswith("python "), step
         assert set(spec["inputs"]) | set(spec["outputs"]) == set(component.inputs) | set(component.outputs), step
     train = wire(assets.components["train"])["properties"]["componentSpec"]
-    assert train["inputs"]["alpha"] == {"type": "number", "default": "1.0", "description": "--alpha"}
+    for name, (kind, value) in _hyperparameters(project).items():
+        assert train["inputs"][name] == {"type": kind, "default": value, "description": f"--{name}"}
     assert wire(assets.components["evaluate"])["properties"]["componentSpec"]["is_deterministic"] is False
 
 
@@ -117,7 +132,8 @@ def test_the_pipeline_job_sends_the_settings_to_every_step(project: translate.Pr
 def test_the_command_job_sends_its_limits_and_inputs(project: translate.Project, assets: render.TrainingAssets):
     sent = wire(assets.train_job)["properties"]
     assert (sent["jobType"], sent["computeId"]) == ("Command", project.runconfig.target)
-    assert sent["inputs"]["alpha"] == {"value": "1.0", "jobInputType": "literal"}
+    for name, (_, value) in _hyperparameters(project).items():
+        assert sent["inputs"][name] == {"value": value, "jobInputType": "literal"}
     assert isodate.parse_duration(sent["limits"]["timeout"]).total_seconds() == project.runconfig.maxRunDurationSeconds
     assert sent["resources"]["instanceCount"] == project.runconfig.nodeCount
     assert sent["environmentVariables"]["AMLOPS_MODEL_NAME"] == project.settings.model_name
@@ -151,3 +167,18 @@ def test_a_model_and_a_data_asset_send_their_type_and_tags(tmp_path: Path):
     )
     data = Data(name="sales", version="2", path="azureml://datastores/d/paths/x.csv", type=AssetTypes.URI_FILE)
     assert wire(data)["properties"]["dataType"] == "uri_file"
+
+
+def test_integer_and_boolean_hyperparameters_keep_their_type_on_the_wire(tmp_path: Path):
+    """An ``int`` param is an ``integer`` input: as a ``number`` it reached train.py as ``200.0``, which it refuses."""
+    root = copy_project(tmp_path / "project")
+    declared = yaml.safe_load((root / "contract.yml").read_text())
+    declared["params"] |= {"trees": {"type": "int", "default": 200}, "robust": {"type": "bool", "default": False}}
+    (root / "contract.yml").write_text(yaml.safe_dump(declared))
+    project = translate.Project.load(ProjectSettings(root=root))
+    assets = render.training_assets(project, tmp_path / "assets")
+    train = wire(assets.components["train"])["properties"]["componentSpec"]
+    assert train["inputs"]["trees"] == {"type": "integer", "default": "200", "description": "--trees"}
+    assert train["inputs"]["robust"]["type"] == "boolean"
+    assert wire(assets.train_job)["properties"]["inputs"]["trees"] == {"value": "200", "jobInputType": "literal"}
+    assert project.settings.contract.params["trees"].parse("200") == 200

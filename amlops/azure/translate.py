@@ -124,12 +124,8 @@ class Hyperparameter:
 
     @property
     def input_type(self) -> str:
-        """The component input type of the value."""
-        if isinstance(self.value, bool):
-            return "boolean"
-        if isinstance(self.value, int | float):
-            return "number"
-        return "string"
+        """The component input type of the value: an ``int`` is an ``integer`` (a ``number`` sends ``200.0``)."""
+        return {bool: "boolean", int: "integer", float: "number"}.get(type(self.value), "string")
 
     @property
     def binding(self) -> str:
@@ -142,12 +138,12 @@ def hyperparameters(
 ) -> list[Hyperparameter]:
     """The train component's and the pipeline's inputs: ``contract.yml``'s ``params``, valued by ``arguments``.
 
-    ``arguments`` are ``--flag value`` pairs; with a contract, each must name one of its ``params``, and every
-    parameter they leave out is an input too, with the contract's default.
+    ``arguments`` are ``--flag value`` pairs; with a contract, each must name one of its ``params`` and is read as
+    its type, and every parameter they leave out is an input too, with the contract's default.
 
     Raises:
         ConfigError: for an argument the pipeline sets itself, a flag without a value, a stray value, or (with a
-            contract) a flag the contract does not declare.
+            contract) a flag the contract does not declare or a value not of its type.
     """
     found = [Hyperparameter(name, flag, value) for name, flag, value in config.argument_pairs(runconfig, source)]
     if contract is None:
@@ -160,7 +156,14 @@ def hyperparameters(
             f"(its params: {declared})"
         )
     given = {p.name: p for p in found}
-    return [given.get(name) or Hyperparameter(name, f"--{name}", p.default) for name, p in contract.params.items()]
+    typed = []
+    for name, param in contract.params.items():
+        flag, value = (given[name].flag, given[name].value) if name in given else (f"--{name}", param.default)
+        try:
+            typed.append(Hyperparameter(name, flag, param.typed(value)))
+        except ValueError as error:
+            raise ConfigError(f"{source}: field 'arguments': {flag}: {error}") from None
+    return typed
 
 
 def training_environment(project: Project, *, named: bool = False) -> Any:
