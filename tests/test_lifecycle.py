@@ -83,7 +83,7 @@ def test_make_run_twice(clone: Path):
     out = first.stdout
     assert "production version 1  (new: v1, promoted after its smoke test)" in out
     assert "gate         REGISTER" in out
-    assert re.search(rf"candidate    .*\b{ROOT.metric.name} -?\d+\.\d+", out)
+    assert re.search(rf"candidate    .*\b{ROOT.metric.name} -?\d+(\.\d+)?(e[-+]\d+)?\s", out)  # 4 digits: 1 is 1.0
     assert "smoke test   passed" in out
     endpoint = re.search(r"endpoint     (http://127\.0\.0\.1:\d+/score)", out)
     assert endpoint, out
