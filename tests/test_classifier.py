@@ -189,3 +189,26 @@ def test_the_endpoint_refuses_a_model_file_holding_other_types(tmp_path: Path, f
     sio.dump(fitted, changed / "model.skops")
     with pytest.raises(UntrustedModelError, match=r"model\.skops: .*test_classifier\.double"):
         load_model(changed)
+
+
+FOREST = Contract.model_validate(
+    CONTRACT.model_dump(mode="json")
+    | {"params": {"trees": {"type": "int", "default": 8, "search": [2, 8]}, "depth": {"type": "int", "default": 3}}}
+)
+
+
+def forest(trees: int, depth: int) -> RandomForestClassifier:
+    return RandomForestClassifier(n_estimators=trees, max_depth=depth, random_state=0)
+
+
+def test_comparing_candidates_chooses_the_best_cross_validated_one_with_its_types(table: pd.DataFrame):
+    """Only numbers in the table: a row of it is a float Series, where trees=8 reads as 8.0."""
+    train, test = table.iloc[:150], table.iloc[150:]
+    comparison = model.compare(forest, FOREST.candidates(), train, test, FOREST, folds=3)
+    assert comparison[["trees", "depth"]].to_dict("records") == [{"trees": 2, "depth": 3}, {"trees": 8, "depth": 3}]
+    chosen = model.best(comparison, FOREST, FOREST.params)
+    assert (
+        comparison.loc[comparison["trees"] == chosen["trees"], "cv_accuracy"].item() == comparison["cv_accuracy"].max()
+    )
+    assert [type(chosen[name]) for name in ("trees", "depth")] == [int, int]
+    model.fit_and_measure(forest, chosen, train, test, FOREST)  # scikit-learn refuses n_estimators=8.0

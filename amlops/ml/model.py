@@ -93,10 +93,18 @@ def compare(
 
 
 def best(comparison: pd.DataFrame, contract: Contract, params: Iterable[str]) -> dict[str, Any]:
-    """The hyperparameters of :func:`compare`'s best row by the cross-validated primary metric."""
+    """The hyperparameters of :func:`compare`'s best row by the cross-validated primary metric.
+
+    Each value is read from its own column, so it keeps its type: a row of the table is a float Series, in which an
+    ``int`` such as ``max_depth=5`` reads as ``5.0``, which scikit-learn refuses.
+    """
     column = comparison[f"cv_{contract.metric.name}"]
-    row = comparison.loc[column.idxmin() if contract.metric.direction == "minimize" else column.idxmax()]
-    return {name: row[name].item() if hasattr(row[name], "item") else row[name] for name in params}
+    label = column.idxmin() if contract.metric.direction == "minimize" else column.idxmax()
+    return {name: _plain(comparison.at[label, name]) for name in params}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def figures(model, frame: pd.DataFrame, title: str, contract: Contract) -> dict[str, Any]:
