@@ -95,8 +95,8 @@ def compare(
 def best(comparison: pd.DataFrame, contract: Contract, params: Iterable[str]) -> dict[str, Any]:
     """The hyperparameters of :func:`compare`'s best row by the cross-validated primary metric.
 
-    Each value is read from its own column, so it keeps its type: a row of the table is a float Series, in which an
-    ``int`` such as ``max_depth=5`` reads as ``5.0``, which scikit-learn refuses.
+    Each value is read from its own column, so it keeps its type: a row of a table of numbers only is a float
+    Series, in which an ``int`` such as ``max_depth=5`` reads as ``5.0``, which scikit-learn refuses.
     """
     column = comparison[f"cv_{contract.metric.name}"]
     label = column.idxmin() if contract.metric.direction == "minimize" else column.idxmax()
