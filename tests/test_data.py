@@ -107,6 +107,14 @@ def test_bad_data_is_rejected_naming_column_and_rule(case: str, table: pd.DataFr
     assert rule in message
 
 
+def test_a_missing_or_undeclared_column_says_what_to_do(table: pd.DataFrame):
+    with pytest.raises(data.DataValidationError) as raised:
+        data.validate(_extra_column(_missing_column(table)), CONTRACT, min_rows=100, source="bad.csv")
+    message = str(raised.value)
+    assert "column 'width': column_in_dataframe (required column is missing: contract.yml declares it)" in message
+    assert "column 'row_id': column_in_schema (contract.yml declares no such column: remove it from the file" in message
+
+
 def test_all_failures_are_reported_at_once(table: pd.DataFrame):
     with pytest.raises(data.DataValidationError) as raised:
         data.validate(_nan(_out_of_range(table)), CONTRACT, min_rows=100)

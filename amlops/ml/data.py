@@ -79,8 +79,8 @@ def schema(contract: Contract, min_rows: int) -> pa.DataFrameSchema:
 
 #: Plain words for pandera's structural checks, whose failure case is the column name itself.
 _STRUCTURAL = {
-    "column_in_dataframe": "required column is missing",
-    "column_in_schema": "column is not part of the schema",
+    "column_in_dataframe": "required column is missing: contract.yml declares it",
+    "column_in_schema": "contract.yml declares no such column: remove it from the file",
 }
 
 
