@@ -115,6 +115,22 @@ def test_a_missing_or_undeclared_column_says_what_to_do(table: pd.DataFrame):
     assert "column 'row_id': column_in_schema (contract.yml declares no such column: remove it from the file" in message
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_file_not_separated_by_commas_is_named_so(separator: str, table: pd.DataFrame, tmp_path: Path):
+    """Excel's CSV in many locales: read as one column, it would be every column missing and one unknown."""
+    path = tmp_path / "excel.csv"
+    table.to_csv(path, sep=separator, index=False)
+    with pytest.raises(data.DataValidationError) as raised:
+        data.validate(data.load_csv(path), CONTRACT, min_rows=100, source=str(path))
+    assert raised.value.failures == [
+        {
+            "column": "<table>",
+            "rule": "comma_separated",
+            "detail": f"the file is separated by {separator!r}, not ',': save it as a comma-separated CSV",
+        }
+    ]
+
+
 def test_all_failures_are_reported_at_once(table: pd.DataFrame):
     with pytest.raises(data.DataValidationError) as raised:
         data.validate(_nan(_out_of_range(table)), CONTRACT, min_rows=100)

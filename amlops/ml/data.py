@@ -128,6 +128,10 @@ def validate(frame: pd.DataFrame, contract: Contract, *, min_rows: int, source: 
     """
     from pandera.errors import SchemaErrors
 
+    separator = _other_separator(frame, contract)
+    if separator:
+        detail = f"the file is separated by {separator!r}, not ',': save it as a comma-separated CSV"
+        raise DataValidationError(source, [{"column": "<table>", "rule": "comma_separated", "detail": detail}])
     try:
         with warnings.catch_warnings():
             # pandera's own failure-report assembly trips a pandas FutureWarning; not the user's concern.
@@ -135,6 +139,13 @@ def validate(frame: pd.DataFrame, contract: Contract, *, min_rows: int, source: 
             return schema(contract, min_rows).validate(frame, lazy=True)
     except SchemaErrors as errors:
         raise DataValidationError(source, _failures(errors, len(frame))) from None
+
+
+def _other_separator(frame: pd.DataFrame, contract: Contract) -> str | None:
+    """The separator of a file read as one column because it is not comma-separated (Excel's ``;``, a tab)."""
+    if len(frame.columns) != 1 or frame.columns[0] in contract.columns:
+        return None
+    return next((separator for separator in (";", "\t", "|") if separator in str(frame.columns[0])), None)
 
 
 def load_csv(path: Path) -> pd.DataFrame:
