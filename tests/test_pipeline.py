@@ -11,12 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from amlops.cli.main import main as cli_main
+from amlops.core.errors import EXIT_BAD_INPUT
 from amlops.core.files import read_json
 from amlops.lifecycle import pipeline
-from amlops.ml.data import DataValidationError
+from amlops.lifecycle.efficacy import check_efficacy
+from amlops.ml.data import DataValidationError, write_csv_with_sha256
 from amlops.registry.mlflow import Registry
 from amlops.steps import train as train_step
-from tests.support.project import edit_contract
+from tests.support.project import CONTRACT, edit_contract
 
 pytestmark = pytest.mark.integration
 
@@ -211,3 +214,48 @@ def test_a_train_py_without_build_is_named_before_any_work(project: Path):
     with pytest.raises(TrainingScriptError, match=r"train\.py: defines no build\(\*\*params\) function"):
         pipeline.run()
     assert not (project / "build" / "pipeline").exists()
+
+
+def _declare(project: Path, table: pd.DataFrame, features: list[dict]) -> Path:
+    """contract.yml's features replaced, and the snapshot rewritten with exactly those columns and the target."""
+    edit_contract(project, features=features)
+    names = [feature["name"] for feature in features]
+    path = project / CONTRACT.data
+    write_csv_with_sha256(table[[*names, CONTRACT.target.name]], path)
+    return path
+
+
+def test_a_feature_added_to_the_contract_is_judged_against_production_on_its_own_columns(
+    project: Path, table: pd.DataFrame
+):
+    first = pipeline.run()
+    features = [column.model_dump(exclude_none=True) for column in CONTRACT.features]
+    table = table.assign(noise=np.random.default_rng(3).uniform(0, 1, len(table)))
+    _declare(project, table, [*features, {"name": "noise", "range": [0, 1]}])
+    decision = pipeline.run().decision
+    # The same rows (same seed, same row count), and v1 scored on the five columns it takes: its own numbers.
+    assert decision.production == pytest.approx(first.decision.candidate)
+    assert decision.production_version == "1"
+    assert any(
+        reason.startswith("the endpoint's requests change: production v1 takes 5 columns")
+        and "the candidate 6" in reason
+        for reason in decision.reasons
+    ), decision.reasons
+
+
+def test_a_feature_dropped_from_the_contract_leaves_the_candidate_to_the_limits(project: Path, table: pd.DataFrame):
+    pipeline.run()
+    features = [column.model_dump(exclude_none=True) for column in CONTRACT.features if column.name != "weight"]
+    snapshot = _declare(project, table, features)
+
+    # v1 takes weight: its efficacy cannot be measured on data without it, and says so.
+    assert cli_main(["models", "check", "--data", str(snapshot)]) == EXIT_BAD_INPUT
+    with pytest.raises(DataValidationError, match=r"column 'weight': column_in_dataframe \(v1 takes it\)"):
+        check_efficacy(Registry(), snapshot)
+
+    result = pipeline.run()
+    decision = result.decision
+    assert (decision.outcome, decision.production, decision.production_version) == ("register", None, "1")
+    assert decision.reasons[0].startswith("judged on the limits alone; limits met")
+    assert "production v1 takes columns the data no longer has: weight" in decision.reasons
+    assert result.registration["production_version"] == "2"

@@ -52,7 +52,8 @@ def check_efficacy(
 ) -> EfficacyReport:
     """Score the production model on a newer labelled CSV with the gate's metrics and apply the thresholds.
 
-    The CSV is validated against the contract first. ``degraded`` when a metric breaks the contract's gate
+    The CSV is validated against the contract first, and must hold the columns the production version takes
+    (``contract.yml`` may have changed since it was trained). ``degraded`` when a metric breaks the contract's gate
     limits, or the primary metric is worse than recorded at registration by more than
     ``max_relative_degradation`` of the recorded value. Only the primary metric is compared with the record: the
     others move with noise, and the gate chose the model on the primary one. The result is recorded on the
@@ -67,8 +68,16 @@ def check_efficacy(
     path = Path(data_path)
     frame = data.validate(data.load_csv(path), contract, min_rows=rules.min_rows, source=str(path))
     with tempfile.TemporaryDirectory(prefix="amlops-check-") as scratch:
-        estimator = model_lib.load_mlflow_model(registry.download(current.version, Path(scratch) / "model"))
-    measured = model_lib.metrics(estimator, frame, contract)
+        estimator, columns = model_lib.load_model_and_columns(
+            registry.download(current.version, Path(scratch) / "model")
+        )
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:  # contract.yml changed since this version was trained
+        raise data.DataValidationError(
+            str(path),
+            [{"column": c, "rule": "column_in_dataframe", "detail": f"v{current.version} takes it"} for c in missing],
+        )
+    measured = model_lib.metrics(estimator, frame, contract, columns)
     recorded = current.metrics
     reasons = contract.gate.breaches(measured)
     change = {

@@ -7,7 +7,7 @@ hyperparameters ``contract.yml`` declares. These functions work for any scikit-l
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ from amlops.scoring.rules import MODEL_CONTRACT_FILE
 Build = Callable[..., Any]
 
 
-def matrix(frame: pd.DataFrame, contract: Contract) -> np.ndarray:
-    """The contract's feature columns of a table as a float matrix in model order."""
-    return frame.loc[:, list(contract.feature_names)].to_numpy(dtype=np.float64)
+def matrix(frame: pd.DataFrame, contract: Contract, columns: Sequence[str] | None = None) -> np.ndarray:
+    """The contract's feature columns (or ``columns``, a model's own) of a table as a float matrix in model order."""
+    return frame.loc[:, list(columns or contract.feature_names)].to_numpy(dtype=np.float64)
 
 
 def fit(build: Build, params: dict[str, Any], train: pd.DataFrame, contract: Contract):
@@ -37,10 +37,18 @@ def fit(build: Build, params: dict[str, Any], train: pd.DataFrame, contract: Con
     return build(**params).fit(matrix(train, contract), target.to_numpy())
 
 
-def metrics(model, frame: pd.DataFrame, contract: Contract) -> dict[str, float]:
-    """The contract task's metrics of a fitted model on a labelled table, the primary one first."""
+def metrics(model, frame: pd.DataFrame, contract: Contract, columns: Sequence[str] | None = None) -> dict[str, float]:
+    """The contract task's metrics of a fitted model on a labelled table, the primary one first.
+
+    Args:
+        model: The fitted estimator.
+        frame: The labelled table.
+        contract: The data and model contract (the task, the target, the features).
+        columns: The columns the model takes, if not the contract's features: a registered version's own, which
+            an edited contract may have changed since (:func:`load_model_and_columns`).
+    """
     _, target = features_and_target(frame, contract)
-    return metrics_lib.measure(model, matrix(frame, contract), target.to_numpy(), contract)
+    return metrics_lib.measure(model, matrix(frame, contract, columns), target.to_numpy(), contract)
 
 
 def fit_and_measure(
@@ -169,3 +177,9 @@ def save_mlflow_model(model, example: pd.DataFrame, path: Path, contract: Contra
 def load_mlflow_model(path: Path):
     """Load a model folder saved by :func:`save_mlflow_model` (the same loader the endpoint uses)."""
     return load_model(Path(path)).estimator
+
+
+def load_model_and_columns(path: Path) -> tuple[Any, tuple[str, ...]]:
+    """A model folder's estimator and the columns it takes, in order (its MLflow signature)."""
+    loaded = load_model(Path(path))
+    return loaded.estimator, loaded.features

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +54,7 @@ def decide(
     production: dict[str, float] | None,
     contract: Contract,
     production_version: str | None = None,
+    notes: Sequence[str] = (),
 ) -> Decision:
     """Apply the gate: the contract's absolute limits always; with a model in production, a margin over it.
 
@@ -61,9 +63,11 @@ def decide(
 
     Args:
         candidate: Holdout metrics of the candidate.
-        production: Holdout metrics of the production model on the same rows, or ``None``.
+        production: Holdout metrics of the production model on the same rows, or ``None`` (none in production, or
+            one that takes columns the data no longer has).
         contract: The data and model contract (its ``metric`` and ``gate``).
         production_version: Registry version of the production model, for the reasons.
+        notes: More reasons, after the verdict's (a change of the columns the model takes).
     """
     metric, gate = contract.metric, contract.gate
     breaches = gate.breaches(candidate)
@@ -74,22 +78,26 @@ def decide(
         "gate": {"metric": metric.model_dump(), **gate.model_dump()},
     }
     if breaches:
-        return Decision("reject", breaches, **common)
+        return Decision("reject", [*breaches, *notes], **common)
     passed = "limits met (" + ", ".join(f"{name} {candidate[name]:.4g}" for name in gate.limits) + ")"
     if production is None:
-        return Decision("register", [f"no model in production yet; {passed}"], **common)
+        alone = "no model in production yet" if production_version is None else "judged on the limits alone"
+        return Decision("register", [f"{alone}; {passed}", *notes], **common)
     name, ours, theirs = metric.name, candidate[metric.name], production[metric.name]
     margin = gate.min_improvement * abs(theirs)
     needed = theirs - margin if metric.direction == "minimize" else theirs + margin
     versus = f"candidate {name} {ours:.4f} vs production v{production_version} {name} {theirs:.4f} on the same holdout"
     if metric.better(ours, than=theirs) and not metric.better(needed, than=ours):
-        return Decision("register", [f"{versus}: better by at least {gate.min_improvement:.1%}", passed], **common)
+        return Decision(
+            "register", [f"{versus}: better by at least {gate.min_improvement:.1%}", passed, *notes], **common
+        )
     bound = "<=" if metric.direction == "minimize" else ">="
     return Decision(
         "keep",
         [
             f"{versus}: not better by the required {gate.min_improvement:.1%} (needs {bound} {needed:.4f}); "
-            f"production v{production_version} stays"
+            f"production v{production_version} stays",
+            *notes,
         ],
         **common,
     )
@@ -114,16 +122,31 @@ def run(trained: Path, prepared: Path, out: Path, contract: Contract | None = No
 
 
 def judge(trained: Path, prepared: Path, contract: Contract, registry) -> Decision:
-    """Score the candidate and the registry's current production model on the holdout, and apply the gate."""
+    """Score the candidate and the registry's current production model on the holdout, and apply the gate.
+
+    Production is scored with the columns it takes, which an edited ``contract.yml`` may have changed: the reasons
+    then say that the endpoint's requests change. If the data no longer has one of them, production cannot be
+    scored on these rows, and the candidate is judged on the contract's limits alone.
+    """
     _, holdout = prep.load_splits(prepared)
     candidate = model_lib.metrics(model_lib.load_mlflow_model(Path(trained) / train_step.MODEL_DIR), holdout, contract)
     current = registry.production()
-    production_metrics = None
-    if current is not None:
-        with tempfile.TemporaryDirectory() as scratch:
-            production_model = model_lib.load_mlflow_model(registry.download(current.version, Path(scratch) / "m"))
-        production_metrics = model_lib.metrics(production_model, holdout, contract)
-    return decide(candidate, production_metrics, contract, current.version if current else None)
+    if current is None:
+        return decide(candidate, None, contract)
+    with tempfile.TemporaryDirectory() as scratch:
+        production, columns = model_lib.load_model_and_columns(registry.download(current.version, Path(scratch) / "m"))
+    notes = []
+    if columns != contract.feature_names:
+        notes.append(
+            f"the endpoint's requests change: production v{current.version} takes {len(columns)} columns "
+            f"({', '.join(columns)}), the candidate {len(contract.feature_names)} ({', '.join(contract.feature_names)})"
+        )
+    missing = [column for column in columns if column not in holdout.columns]
+    if missing:
+        notes.insert(0, f"production v{current.version} takes columns the data no longer has: {', '.join(missing)}")
+        return decide(candidate, None, contract, current.version, notes)
+    production_metrics = model_lib.metrics(production, holdout, contract, columns)
+    return decide(candidate, production_metrics, contract, current.version, notes)
 
 
 def load_decision(folder: Path) -> Decision:
