@@ -135,18 +135,23 @@ def judge(trained: Path, prepared: Path, contract: Contract, registry) -> Decisi
         return decide(candidate, None, contract)
     with tempfile.TemporaryDirectory() as scratch:
         production, columns = model_lib.load_model_and_columns(registry.download(current.version, Path(scratch) / "m"))
-    notes = []
-    if columns != contract.feature_names:
-        notes.append(
-            f"the endpoint's requests change: production v{current.version} takes {len(columns)} columns "
-            f"({', '.join(columns)}), the candidate {len(contract.feature_names)} ({', '.join(contract.feature_names)})"
-        )
+    notes = [] if columns == contract.feature_names else [_requests_change(current.version, columns, contract)]
     missing = [column for column in columns if column not in holdout.columns]
     if missing:
         notes.insert(0, f"production v{current.version} takes columns the data no longer has: {', '.join(missing)}")
         return decide(candidate, None, contract, current.version, notes)
     production_metrics = model_lib.metrics(production, holdout, contract, columns)
     return decide(candidate, production_metrics, contract, current.version, notes)
+
+
+def _requests_change(version: str, columns: tuple[str, ...], contract: Contract) -> str:
+    ours = contract.feature_names
+    change = [f"without {', '.join(c for c in columns if c not in ours)}"] if set(columns) - set(ours) else []
+    change += [f"with {', '.join(c for c in ours if c not in columns)}"] if set(ours) - set(columns) else []
+    return (
+        f"the endpoint's requests change: production v{version} takes {len(columns)} columns, the candidate "
+        f"{len(ours)} ({'; '.join(change) or 'in another order'})"
+    )
 
 
 def load_decision(folder: Path) -> Decision:
