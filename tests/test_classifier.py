@@ -212,3 +212,18 @@ def test_comparing_candidates_chooses_the_best_cross_validated_one_with_its_type
     )
     assert [type(chosen[name]) for name in ("trees", "depth")] == [int, int]
     model.fit_and_measure(forest, chosen, train, test, FOREST)  # scikit-learn refuses n_estimators=8.0
+
+
+def test_a_class_the_model_never_saw_counts_as_probability_zero_in_the_log_loss(table: pd.DataFrame):
+    """A class added to contract.yml since production was trained: production is still measured on the new rows."""
+    fitted = model.fit(logistic, {"c": 1.0}, table, CONTRACT)
+    three = Contract.model_validate(
+        CONTRACT.model_dump(mode="json")
+        | {"target": {"name": "diagnosis", "type": "str", "categories": ["benign", "malignant", "unclear"]}}
+    )
+    rows = table.head(20).assign(diagnosis=["unclear"] * 2 + list(table["diagnosis"].head(18)))
+    measured = model.metrics(fitted, rows, three)
+    known = model.metrics(fitted, rows.iloc[2:], three)
+    eps = np.finfo(np.float64).eps
+    assert measured["log_loss"] == pytest.approx((18 * known["log_loss"] - 2 * np.log(eps)) / 20)
+    assert measured["accuracy"] == pytest.approx(known["accuracy"] * 18 / 20)

@@ -40,11 +40,22 @@ def measure(estimator, features, target, contract: Contract) -> dict[str, float]
             "f1_macro": float(sk.f1_score(target, predicted, average="macro", zero_division=0)),
         }
         if hasattr(estimator, "predict_proba"):
-            probabilities = estimator.predict_proba(features)
-            measured["log_loss"] = float(sk.log_loss(target, probabilities, labels=estimator.classes_))
+            measured["log_loss"] = _log_loss(estimator.classes_, estimator.predict_proba(features), target)
     if contract.metric.name not in measured:
         raise ValueError(f"metric {contract.metric.name!r} needs an estimator with predict_proba")
     return {name: measured[name] for name in contract.metric_names if name in measured}
+
+
+def _log_loss(classes: np.ndarray, probabilities: np.ndarray, target: np.ndarray) -> float:
+    """Log loss, counting a label the model never saw (a class added to the contract since) as probability 0."""
+    from sklearn.metrics import log_loss
+
+    labels = np.union1d(classes, target)  # sorted, as log_loss takes the columns to be
+    if len(labels) > len(classes):
+        full = np.zeros((len(probabilities), len(labels)))
+        full[:, np.searchsorted(labels, classes)] = probabilities
+        probabilities = full
+    return float(log_loss(target, probabilities, labels=labels))
 
 
 def line(values: Mapping[str, float], names: tuple[str, ...] | None = None) -> str:
