@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from amlops.cli.commands import versions_table
 from amlops.cli.main import main
 from amlops.core.errors import EXIT_BAD_INPUT
+from amlops.registry.base import Version
 from tests.support.project import CONTRACT
 
 
@@ -167,3 +169,17 @@ def test_a_failing_published_run_exits_with_its_own_code(no_workspace: Path, cap
         main(["pipeline", "run", "--published", f"{CONTRACT.name}-training", "--data", str(missing)]) == EXIT_BAD_INPUT
     )
     assert "failed (exit code 2)" in caplog.text
+
+
+def test_models_list_gives_each_metric_a_column_as_wide_as_its_name():
+    """A classifier's balanced_accuracy ran into the column before it (``accuracybalanced_accuracy``)."""
+    names = ("f1_macro", "accuracy", "balanced_accuracy", "log_loss")
+    tags = {"metric.accuracy": "0.9722", "metric.balanced_accuracy": "0.9762", "production": "true"}
+    table = versions_table([Version("wine", "12", None, "s", tags=tags)], names).splitlines()
+    header, row = table[0].split(), table[1].split()
+    assert header[2:6] == list(names)
+    assert row[:2] == ["12", "*"]
+    assert row[2:6] == ["nan", "0.9722", "0.9762", "nan"]
+    for name in ("accuracy", "balanced_accuracy"):  # each value ends where its name does
+        end = table[0].index(f" {name} ") + len(name) + 1
+        assert table[1][:end].rstrip().endswith(tags[f"metric.{name}"])

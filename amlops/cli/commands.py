@@ -97,17 +97,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not versions:
         sys.stdout.write(f"no versions of {registry.name} registered yet\n")
         return 0
-    names = ProjectSettings().contract.metric_names
-    header = "".join(f"{name:>10}" for name in names)
-    sys.stdout.write(f"{'version':>7}  {'prod':4}{header}  {'data sha256':12}  {'git':11}  decision\n")
+    sys.stdout.write(versions_table(versions, ProjectSettings().contract.metric_names))
+    return 0
+
+
+def versions_table(versions: list, names: tuple[str, ...]) -> str:
+    """``models list``'s table: a line per version, a column per metric as wide as its name (at least 8)."""
+    widths = [max(8, len(name)) for name in names]
+    header = "".join(f"  {name:>{width}}" for name, width in zip(names, widths, strict=True))
+    lines = [f"{'version':>7}  {'prod':4}{header}  {'data sha256':12}  {'git':11}  decision"]
     for v in versions:
-        values = "".join(f"{v.metrics.get(name, float('nan')):10.4g}" for name in names)
-        sys.stdout.write(
+        values = "".join(
+            f"  {v.metrics.get(name, float('nan')):>{width}.4g}" for name, width in zip(names, widths, strict=True)
+        )
+        lines.append(
             f"{v.version:>7}  {'*' if v.in_production else '':4}{values}  "
             f"{v.tags.get('data_sha256', '')[:12]:12}  {v.tags.get('git_commit', '')[:11]:11}  "
-            f"{v.tags.get('decision', '')}{'  RETIRED' if v.retired else ''}\n"
+            f"{v.tags.get('decision', '')}{'  RETIRED' if v.retired else ''}"
         )
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 def _model_ref(text: str | None) -> tuple[str | None, str | None]:
