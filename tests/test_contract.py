@@ -67,6 +67,14 @@ BAD = {
         {"params": {"alpha": {"default": 1.0, "search": []}}},
         "field 'params.alpha.search': Tuple should have at least 1 item",
     ),
+    "null default": (
+        {"params": {"depth": {"type": "int", "default": None}}},
+        "field 'params.depth.default': null is not a value train.py can be given on every target",
+    ),
+    "null among the search values": (
+        {"params": {"depth": {"type": "int", "default": 3, "search": [3, None]}}},
+        "field 'params.depth.search': null is not a value",
+    ),
     "parameter that is not an identifier": (
         {"params": {"n-estimators": {"default": 100}}},
         "field 'params': 'n-estimators' is not a Python identifier",
@@ -82,6 +90,8 @@ def test_a_wrong_field_is_refused_naming_the_file_and_field(tmp_path: Path, case
         contract.load(path)
     assert str(raised.value).startswith(f"{path}: field '"), raised.value
     assert expected in str(raised.value)
+    if case.startswith("null"):  # one message, not one per type a value could have
+        assert len(str(raised.value).splitlines()) == 1, raised.value
 
 
 def test_candidates_are_every_combination_of_the_search_values_each_of_its_type(tmp_path: Path):

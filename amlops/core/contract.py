@@ -136,6 +136,16 @@ class Param(_Strict):
     )
     help: str = ""
 
+    @field_validator("default", "search", mode="before")
+    @classmethod
+    def _no_null(cls, value: object, info: ValidationInfo) -> object:
+        if (value is None and info.field_name == "default") or (isinstance(value, list | tuple) and None in value):
+            raise ValueError(
+                "null is not a value train.py can be given on every target (Azure ML inputs have none): declare a "
+                "value that stands for it and map it in build(), e.g. 0 for max_depth and `max_depth or None`"
+            )
+        return value
+
     @field_validator("default", "search")
     @classmethod
     def _values_have_the_type(cls, value: object, info: ValidationInfo) -> object:
