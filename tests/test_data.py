@@ -131,6 +131,27 @@ def test_a_file_not_separated_by_commas_is_named_so(separator: str, table: pd.Da
     ]
 
 
+def test_an_int_column_refuses_a_fraction_instead_of_truncating_it(table: pd.DataFrame):
+    """pandas casts 2.5 to 2: read as numbers, checked whole, then made ints."""
+    declared = CONTRACT.model_copy(
+        update={
+            "features": tuple(
+                f.model_copy(update={"type": "int"}) if f.name == "grade" else f for f in CONTRACT.features
+            )
+        }
+    )
+    whole = data.validate(table.assign(grade=table["grade"].astype(float)), declared, min_rows=100)
+    assert whole["grade"].dtype == np.int64
+    assert whole["grade"].tolist() == table["grade"].astype(int).tolist()
+    fraction = table.assign(grade=table["grade"].astype(float))
+    fraction.loc[7, "grade"] = 2.5
+    with pytest.raises(data.DataValidationError) as raised:
+        data.validate(fraction, declared, min_rows=100)
+    assert {"column": "grade", "rule": "whole_number", "detail": "1 failing value(s), e.g. row 7 2.5"} in (
+        raised.value.failures
+    )
+
+
 def test_all_failures_are_reported_at_once(table: pd.DataFrame):
     with pytest.raises(data.DataValidationError) as raised:
         data.validate(_nan(_out_of_range(table)), CONTRACT, min_rows=100)

@@ -58,6 +58,9 @@ def _column(column: Column) -> pa.Column:
         checks.append(pa.Check.in_range(*column.range))
     if column.categories is not None:
         checks.append(pa.Check.isin(list(column.categories)))
+    if column.type == "int":  # read as numbers and checked: coercing 127.5 to int would make it 127, silently
+        checks.append(pa.Check(lambda values: values % 1 == 0, name="whole_number"))
+        return pa.Column(float, checks=checks, nullable=False, coerce=True)
     return pa.Column(_DTYPES[column.type], checks=checks, nullable=False, coerce=True)
 
 
@@ -136,9 +139,10 @@ def validate(frame: pd.DataFrame, contract: Contract, *, min_rows: int, source: 
         with warnings.catch_warnings():
             # pandera's own failure-report assembly trips a pandas FutureWarning; not the user's concern.
             warnings.filterwarnings("ignore", category=FutureWarning, module="pandera")
-            return schema(contract, min_rows).validate(frame, lazy=True)
+            valid = schema(contract, min_rows).validate(frame, lazy=True)
     except SchemaErrors as errors:
         raise DataValidationError(source, _failures(errors, len(frame))) from None
+    return valid.astype({name: "int64" for name, column in contract.columns.items() if column.type == "int"})
 
 
 def _other_separator(frame: pd.DataFrame, contract: Contract) -> str | None:
