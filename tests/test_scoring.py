@@ -18,6 +18,7 @@ from amlops.core.settings import ScoringSettings
 from amlops.scoring.model import LoadedModel, load_model, model_identity
 from amlops.scoring.openapi import openapi_spec, swagger2_spec
 from amlops.scoring.requests import RequestError, parse_rows
+from amlops.scoring.rules import Rules
 from amlops.scoring.service import ScoringService
 from tests.support.project import CONTRACT, FEATURES
 from tests.support.scoring import BAD_REQUESTS, RECORD, ROW, BadRequest, body, raw_row, with_value
@@ -415,6 +416,32 @@ def test_a_batch_matrix_is_checked_value_by_value_like_a_few_rows(loaded: Loaded
                 matrix = np.tile(inside[0], (rows, 1))
                 matrix[rows // 2, column] = value
                 assert rules.check_matrix(matrix) == rules.check_rows(matrix.tolist()), (rows, column, value)
+
+
+def test_an_int_column_refuses_a_fraction_in_a_few_rows_and_in_a_batch():
+    """As training refuses it (``whole_number``): 3.5 in an int column is not the value the model was trained on."""
+    rules = Rules(
+        [
+            {"name": "size", "range": [0, 10]},
+            {"name": "count", "type": "int", "range": [0, 100]},
+            {"name": "n", "type": "int"},
+        ]
+    )
+    assert rules.check_rows([[1.5, 3, 4], [2.0, 3.0, -7]]) == []
+    assert [v.message for v in rules.check_rows([[1.5, 3.5, 4]])] == [
+        "row 0, column 'count': 3.5 is not a whole number (an int column of the training data's contract)"
+    ]
+    matrix = np.tile(np.array([1.5, 3.0, 4.0]), (50, 1))
+    matrix[30, 2], matrix[10, 1] = 2.25, np.inf  # inf is not a value at all: the request checks name it
+    assert [(v.row, v.column) for v in rules.check_matrix(matrix)] == [(30, "n")]
+    assert rules.check_matrix(matrix) == rules.check_rows(matrix.tolist())
+    # The OpenAPI document says so, and its example row keeps the rule.
+    request = openapi_spec(rules.names, "m", "1", ScoringSettings(), rules=rules)["components"]["schemas"][
+        "ServiceInput"
+    ]
+    records = request["properties"]["data"]["items"]["oneOf"][1]["properties"]
+    assert [records[name]["type"] for name in rules.names] == ["number", "integer", "integer"]
+    assert rules.check_rows(request["example"]["data"]) == []
 
 
 def test_the_flag_policy_answers_and_lists_what_is_outside(loaded: LoadedModel):

@@ -9,10 +9,10 @@ from amlops.scoring.rules import Rules
 
 
 def _column(rules: Rules | None, index: int) -> dict:
-    """A column's schema: a number, with its contract range or categories when the model recorded them."""
-    schema: dict = {"type": "number"}
+    """A column's schema: a number (an integer for an int column), with its contract range or categories."""
     if rules is None:
-        return schema
+        return {"type": "number"}
+    schema: dict = {"type": "integer" if index in rules.whole else "number"}
     if index in rules.categories:
         schema["enum"] = rules.categories[index].tolist()
     for bound, value in (("minimum", rules.low[index]), ("maximum", rules.high[index])):
@@ -31,7 +31,7 @@ def _example(rules: Rules | None, width: int) -> list[float]:
         if index in rules.categories:
             row.append(float(rules.categories[index][0]))
         elif abs(low) != float("inf") and abs(high) != float("inf"):
-            row.append((low + high) / 2)
+            row.append(float((low + high) // 2) if index in rules.whole else (low + high) / 2)
         else:
             row.append(low if abs(low) != float("inf") else (high if abs(high) != float("inf") else 0.0))
     return row

@@ -53,11 +53,20 @@ class Rules:
             for index, column in enumerate(features)
             if column.get("categories")
         }
-        # Per constrained column, in plain Python for the few-row path: (index, low, high, allowed values or None).
+        #: The ``int`` columns: a fraction there is refused, as training refuses it.
+        self.whole = [index for index, column in enumerate(features) if column.get("type") == "int"]
+        # Per constrained column, in plain Python for the few-row path: (index, low, high, allowed values or None,
+        # whole numbers only).
         self._plain = [
-            (index, float(self.low[index]), float(self.high[index]), set(column.get("categories") or ()) or None)
+            (
+                index,
+                float(self.low[index]),
+                float(self.high[index]),
+                set(column.get("categories") or ()) or None,
+                index in self.whole,
+            )
             for index, column in enumerate(features)
-            if column.get("range") or column.get("categories")
+            if column.get("range") or column.get("categories") or index in self.whole
         ]
         # The bounds repeated row after row, for one contiguous comparison of a whole batch (grown on demand).
         self._tiled_bounds: tuple[np.ndarray, np.ndarray] = (self.low[:0], self.high[:0])
@@ -77,6 +86,8 @@ class Rules:
                 return None
         except OverflowError:  # an integer beyond any float: the request checks name it as such
             return None
+        if index in self.whole and value % 1:
+            return "is not a whole number (an int column of the training data's contract)"
         if index in self.categories and value not in self.categories[index]:
             shown = ", ".join(f"{c:g}" for c in self.categories[index])
             return f"is not one of the categories [{shown}]"
@@ -95,6 +106,9 @@ class Rules:
         bad = ((flat < low) | (flat > high)).reshape(matrix.shape)
         for index, allowed in self.categories.items():
             bad[:, index] |= ~np.isin(matrix[:, index], allowed)
+        with np.errstate(invalid="ignore"):  # inf has no remainder: not a value, named by the request checks
+            for index in self.whole:
+                bad[:, index] |= np.mod(matrix[:, index], 1) != 0
         if not bad.any():  # the common case
             return []
         bad &= np.isfinite(matrix)  # not a value at all: the request checks name it as such
@@ -117,9 +131,9 @@ class Rules:
         """:meth:`check_matrix` for a few rows of Python numbers (cheaper than building a matrix)."""
         found = []
         for row_index, row in enumerate(rows):
-            for index, low, high, allowed in self._plain:
+            for index, low, high, allowed, whole in self._plain:
                 value = row[index]
-                if (allowed is None or value in allowed) and low <= value <= high:
+                if (allowed is None or value in allowed) and low <= value <= high and not (whole and value % 1):
                     continue
                 rule = self._rule(index, value)
                 if rule is not None:
