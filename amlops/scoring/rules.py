@@ -1,4 +1,4 @@
-"""The contract's column rules as the endpoint applies them: allowed categories and ranges, per column.
+"""The contract's column rules as the endpoint applies them: allowed categories, ranges and whole numbers, per column.
 
 Training writes them into the MLflow model folder (``contract.json``, from ``contract.yml``), so a model is
 served under the rules it was trained under. A value outside them gets HTTP 400 naming the row and the
@@ -39,7 +39,7 @@ class Violation:
 
 
 class Rules:
-    """The ranges and categories of the feature columns, in model order."""
+    """The ranges and categories of the feature columns, and which take whole numbers only, in model order."""
 
     def __init__(self, features: list[dict], classes: list | None = None):
         #: A classifier's class labels as training recorded them (``None`` for a regression).
