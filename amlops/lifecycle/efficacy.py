@@ -16,6 +16,7 @@ from amlops.ml import data
 from amlops.ml import model as model_lib
 from amlops.registry.base import ModelRegistry
 from amlops.registry.events import emit
+from amlops.scoring.model import load_model
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,8 @@ def check_efficacy(
     path = Path(data_path)
     frame = data.validate(data.load_csv(path), contract, min_rows=rules.min_rows, source=str(path))
     with tempfile.TemporaryDirectory(prefix="amlops-check-") as scratch:
-        estimator, columns = model_lib.load_model_and_columns(
-            registry.download(current.version, Path(scratch) / "model")
-        )
+        loaded = load_model(registry.download(current.version, Path(scratch) / "model"))
+        estimator, columns = loaded.estimator, loaded.features  # the estimator is read here, while the files exist
     missing = [column for column in columns if column not in frame.columns]
     if missing:  # contract.yml changed since this version was trained
         raise data.DataValidationError(

@@ -142,7 +142,8 @@ def validate(frame: pd.DataFrame, contract: Contract, *, min_rows: int, source: 
             valid = schema(contract, min_rows).validate(frame, lazy=True)
     except SchemaErrors as errors:
         raise DataValidationError(source, _failures(errors, len(frame))) from None
-    return valid.astype({name: "int64" for name, column in contract.columns.items() if column.type == "int"})
+    whole = {name: "int64" for name, column in contract.columns.items() if column.type == "int"}
+    return valid.astype(whole) if whole else valid
 
 
 def _other_separator(frame: pd.DataFrame, contract: Contract) -> str | None:

@@ -45,7 +45,7 @@ def metrics(model, frame: pd.DataFrame, contract: Contract, columns: Sequence[st
         frame: The labelled table.
         contract: The data and model contract (the task, the target, the features).
         columns: The columns the model takes, if not the contract's features: a registered version's own, which
-            an edited contract may have changed since (:func:`load_model_and_columns`).
+            an edited contract may have changed since (``LoadedModel.features``).
     """
     _, target = features_and_target(frame, contract)
     return metrics_lib.measure(model, matrix(frame, contract, columns), target.to_numpy(), contract)
@@ -177,9 +177,3 @@ def save_mlflow_model(model, example: pd.DataFrame, path: Path, contract: Contra
 def load_mlflow_model(path: Path):
     """Load a model folder saved by :func:`save_mlflow_model` (the same loader the endpoint uses)."""
     return load_model(Path(path)).estimator
-
-
-def load_model_and_columns(path: Path) -> tuple[Any, tuple[str, ...]]:
-    """A model folder's estimator and the columns it takes, in order (its MLflow signature)."""
-    loaded = load_model(Path(path))
-    return loaded.estimator, loaded.features

@@ -20,6 +20,7 @@ from amlops.core.logs import run_step
 from amlops.core.settings import ProjectSettings
 from amlops.ml import model as model_lib
 from amlops.registry.mlflow import Registry
+from amlops.scoring.model import load_model
 from amlops.steps import prep
 from amlops.steps import train as train_step
 
@@ -134,7 +135,8 @@ def judge(trained: Path, prepared: Path, contract: Contract, registry) -> Decisi
     if current is None:
         return decide(candidate, None, contract)
     with tempfile.TemporaryDirectory() as scratch:
-        production, columns = model_lib.load_model_and_columns(registry.download(current.version, Path(scratch) / "m"))
+        loaded = load_model(registry.download(current.version, Path(scratch) / "m"))
+        production, columns = loaded.estimator, loaded.features  # the estimator is read here, while the files exist
     notes = [] if columns == contract.feature_names else [_requests_change(current.version, columns, contract)]
     missing = [column for column in columns if column not in holdout.columns]
     if missing:
